@@ -1,0 +1,3 @@
+from migrationpilot_cli.app import main
+
+main()

@@ -1,0 +1,142 @@
+"""The root command: global options, the sub-apps, and the one error boundary.
+
+Every failure leaves through ``MigrationPilotGroup.main``: one line on stderr and the exit
+code of DESIGN.md (0 ok, 1 failed, 2 bad usage or input, 3 database unreachable, 4 not
+found). Tracebacks only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from migrationpilot_cli import __version__
+from migrationpilot_cli.commands import db
+from migrationpilot_cli.errors import MigrationPilotError
+from migrationpilot_cli.settings import build_settings
+
+
+class MigrationPilotGroup(TyperGroup):
+    """Typer's group with our error boundary around the whole invocation."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        arguments = list(sys.argv[1:] if args is None else args)
+        try:
+            result = super().main(
+                arguments, prog_name, complete_var, standalone_mode=False, **extra
+            )
+            code = result if isinstance(result, int) else 0
+        except BaseException as error:
+            if isinstance(error, SystemExit | GeneratorExit) or "--debug" in arguments:
+                raise
+            message, code = describe(error)
+            print(f"error: {message}", file=sys.stderr)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def describe(error: BaseException) -> tuple[str, int]:
+    """The one line and the exit code for anything that escaped a command."""
+    if isinstance(error, MigrationPilotError):
+        return error.message, error.exit_code
+    if isinstance(error, typer.Abort | KeyboardInterrupt):
+        return "interrupted", 130
+    if hasattr(error, "format_message") and hasattr(error, "exit_code"):
+        # A usage error from (Typer's vendored) Click: it knows its message and exit code.
+        context = getattr(error, "ctx", None)
+        command = context.command_path if context is not None else "migrationpilot"
+        return f"{error.format_message()} (see `{command} --help`)", int(error.exit_code)
+    if type(error).__module__.startswith("psycopg"):
+        return _describe_database_error(error)
+    return f"internal error: {type(error).__name__}: {error} (rerun with --debug)", 1
+
+
+def _describe_database_error(error: BaseException) -> tuple[str, int]:
+    import psycopg
+
+    from migrationpilot_cli.db.connect import mask_password
+
+    diag = getattr(error, "diag", None)
+    message = (diag.message_primary if diag else None) or str(error).strip().splitlines()[0]
+    detail = diag.message_detail if diag else None
+    text = mask_password(f"{message} ({detail})" if detail else message)
+    if isinstance(error, psycopg.errors.InsufficientPrivilege):
+        return f"permission denied: {text}", 1
+    if isinstance(error, psycopg.DataError):
+        return text, 2
+    return text, 1
+
+
+app = typer.Typer(
+    name="migrationpilot",
+    cls=MigrationPilotGroup,
+    help="MigrationPilot: move legacy code (COBOL, Fortran, VB6, VBA, legacy Java) to modern"
+    " languages, with PostgreSQL as the system of record.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(db.app, name="db")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"migrationpilot {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="PostgreSQL URL or key=value string. Default: MIGRATIONPILOT_DATABASE_URL,"
+            " then DATABASE_URL, then libpq's PG* variables, then the embedded server.",
+            show_default=False,
+            rich_help_panel="Connection",
+        ),
+    ] = None,
+    acting_user: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            metavar="EMAIL",
+            help="Act as this user: row-level security applies (env MIGRATIONPILOT_USER).",
+            show_default=False,
+            rich_help_panel="Connection",
+        ),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks.", rich_help_panel="Diagnostics")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    ctx.obj = build_settings(database_url, acting_user, debug)
+
+
+def main() -> None:
+    app()

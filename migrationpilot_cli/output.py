@@ -1,0 +1,202 @@
+"""The one renderer: every command hands its rows here and never prints rows itself.
+
+On a terminal the default is a Rich table; when stdout is not a terminal it is tab-separated
+values with no header, no colour, no truncation and exact ISO-8601 timestamps (the GitHub
+CLI's convention), so that ``cut``, ``awk`` and ``while read`` just work. Notices and progress
+go to stderr, and only when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import functools
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from enum import Enum, StrEnum
+from typing import Annotated, Any
+
+import typer
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+    tsv = "tsv"
+
+
+FormatOption = Annotated[
+    OutputFormat | None,
+    typer.Option(
+        "--format",
+        help="Output format. Default: table on a terminal, tsv (no header) when piped.",
+        rich_help_panel="Output",
+        show_default=False,
+    ),
+]
+QuietOption = Annotated[
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        help="Print only ids, one per line (for pipes: `... -q | migrationpilot ... -`).",
+        rich_help_panel="Output",
+    ),
+]
+
+Row = Mapping[str, Any]
+
+
+def render(
+    rows: Sequence[Row],
+    columns: Sequence[str],
+    *,
+    fmt: OutputFormat | None,
+    quiet: bool = False,
+    id_column: str = "id",
+    table_columns: Sequence[str] | None = None,
+    title: str | None = None,
+) -> None:
+    """Write ``rows`` (only ``columns``, in that order) to stdout in the chosen format.
+
+    ``table_columns`` narrows what a person sees in a table (a checksum is noise there); the
+    machine formats always carry every column."""
+    if quiet:
+        _write_lines(str(row[id_column]) for row in rows)
+        sys.stdout.flush()
+        return
+    chosen = fmt or (OutputFormat.table if sys.stdout.isatty() else OutputFormat.tsv)
+    if chosen is OutputFormat.table:
+        _render_table(rows, table_columns or columns, title)
+    else:
+        _RENDERERS[chosen](rows, columns)
+    # Flush here, inside the command, so a closed pipe surfaces as an error the CLI handles
+    # quietly rather than as a traceback at interpreter exit.
+    sys.stdout.flush()
+
+
+def render_record(record: Row, *, fmt: OutputFormat | None) -> None:
+    """One object (``db info``, a dashboard): a field/value table for people, one JSON
+    object, or ``field<TAB>value`` lines that ``awk`` can pick from."""
+    chosen = fmt or (OutputFormat.table if sys.stdout.isatty() else OutputFormat.tsv)
+    if chosen is OutputFormat.json:
+        sys.stdout.write(json.dumps(_machine_object(record, list(record)), indent=2) + "\n")
+    elif chosen in (OutputFormat.jsonl, OutputFormat.csv):
+        _RENDERERS[chosen]([record], list(record))
+    else:
+        fields = [{"field": key, "value": value} for key, value in record.items()]
+        if chosen is OutputFormat.table:
+            _render_table(fields, ("field", "value"), None)
+        else:
+            _render_tsv(fields, ("field", "value"))
+    sys.stdout.flush()
+
+
+def notice(message: str) -> None:
+    """A human-facing line on stderr: shown on a terminal, silent in scripts."""
+    if sys.stderr.isatty():
+        _stderr_console().print(message, highlight=False)
+
+
+def _write_lines(lines: Any) -> None:
+    for line in lines:
+        sys.stdout.write(line + "\n")
+
+
+def _machine_value(value: Any) -> Any:
+    """A JSON-ready value: exact timestamps in ISO-8601, numbers as numbers."""
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)  # numeric(4,3) and friends: exact enough as a JSON number
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def _text_value(value: Any) -> str:
+    """A single text cell for csv/tsv: nested JSON stays JSON, NULL is empty."""
+    if isinstance(value, Decimal):
+        return str(value)  # keep the stored scale: 0.950, not 0.95
+    value = _machine_value(value)
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _tsv_escape(text: str) -> str:
+    # PostgreSQL COPY text conventions, so one row is always one line.
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _render_tsv(rows: Sequence[Row], columns: Sequence[str]) -> None:
+    _write_lines("\t".join(_tsv_escape(_text_value(row[c])) for c in columns) for row in rows)
+
+
+def _render_csv(rows: Sequence[Row], columns: Sequence[str]) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")  # QUOTE_MINIMAL quotes newlines
+    writer.writerow(columns)
+    writer.writerows([_text_value(row[c]) for c in columns] for row in rows)
+
+
+def _machine_object(row: Row, columns: Sequence[str]) -> dict[str, Any]:
+    return {column: _machine_value(row[column]) for column in columns}
+
+
+def _render_json(rows: Sequence[Row], columns: Sequence[str]) -> None:
+    objects = [_machine_object(row, columns) for row in rows]
+    sys.stdout.write(json.dumps(objects, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def _render_jsonl(rows: Sequence[Row], columns: Sequence[str]) -> None:
+    _write_lines(
+        json.dumps(_machine_object(row, columns), ensure_ascii=False, default=str) for row in rows
+    )
+
+
+def _table_value(value: Any) -> str:
+    if value is None:
+        return "[dim]-[/dim]"
+    if isinstance(value, dt.datetime):
+        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    from rich.markup import escape
+
+    return escape(_text_value(value))
+
+
+def _render_table(rows: Sequence[Row], columns: Sequence[str], title: str | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if not rows:
+        notice("no rows")
+        return
+    table = Table(title=title, header_style="bold", title_justify="left")
+    for column in columns:
+        table.add_column(column.replace("_", " "), overflow="fold")
+    for row in rows:
+        table.add_row(*(_table_value(row[c]) for c in columns))
+    Console().print(table)
+
+
+_RENDERERS = {
+    OutputFormat.json: _render_json,
+    OutputFormat.jsonl: _render_jsonl,
+    OutputFormat.csv: _render_csv,
+    OutputFormat.tsv: _render_tsv,
+}
+
+
+@functools.cache
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
