@@ -72,6 +72,8 @@ def _describe_database_error(error: BaseException) -> tuple[str, int]:
     message = (diag.message_primary if diag else None) or str(error).strip().splitlines()[0]
     detail = diag.message_detail if diag else None
     text = mask_password(f"{message} ({detail})" if detail else message)
+    if isinstance(error, psycopg.OperationalError) and not (diag and diag.sqlstate):
+        return f"lost the database connection: {text}", 3  # no SQLSTATE: nothing answered
     if isinstance(error, psycopg.errors.InsufficientPrivilege):
         return f"permission denied: {text}", 1
     if isinstance(error, psycopg.DataError):

@@ -72,19 +72,22 @@ def info(home: Path) -> ServerInfo:
 
 def ensure_running(home: Path) -> str:
     """Start the server if it is not running (initialising it on first use); return its URL."""
+    import psycopg
+
     library = _library()
-    pgdata = data_directory(home)
+    pgdata = data_directory(home).resolve()
     try:
-        home.mkdir(parents=True, exist_ok=True)
-        server = library.get_server(pgdata, cleanup_mode=None)
-        postmaster = server.get_postmaster_info()
-    except (OSError, subprocess.SubprocessError, AssertionError) as error:
+        pgdata.mkdir(parents=True, exist_ok=True)
+        # The constructor, not get_server(): get_server() caches a handle per directory and
+        # would hand back a stopped server after `db stop` in the same process.
+        postmaster = library.PostgresServer(pgdata, cleanup_mode=None).get_postmaster_info()
+        url = _url(postmaster.socket_dir, postmaster.port)
+        _ensure_database(url)
+    except (OSError, subprocess.SubprocessError, AssertionError, psycopg.Error) as error:
         raise DatabaseUnreachable(
             f"could not start the embedded PostgreSQL in {pgdata}: {error}"
             f" (its log: {pgdata / 'log'})"
         ) from error
-    url = _url(postmaster.socket_dir, postmaster.port)
-    _ensure_database(url)
     return url
 
 
