@@ -9,7 +9,9 @@ clone of it, which takes milliseconds.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,8 +27,16 @@ from migrationpilot_cli.app import app
 from migrationpilot_cli.db import embedded, migrations
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "migrationpilot"
-_OUR_VARIABLES = ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER",
-                  "PGSERVICE", "PGPASSWORD")  # fmt: skip
+_OUR_VARIABLES = (
+    "DATABASE_URL",
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGDATABASE",
+    "PGUSER",
+    "PGSERVICE",
+    "PGPASSWORD",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +63,7 @@ def _docker_answers() -> bool:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url() -> Iterator[str]:
     """A connection string to the server's maintenance database."""
     configured = os.environ.get("MIGRATIONPILOT_TEST_DATABASE_URL")
     if configured:
@@ -64,12 +74,21 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with PostgresContainer("postgres:18", driver=None) as container:
             yield container.get_connection_url()
     else:
-        home = tmp_path_factory.mktemp("embedded")
-        url = embedded.ensure_running(home)
+        # Not under pytest's basetemp: a second pytest run prunes old basetemps, and would
+        # delete the data directory of a server still in use.
+        home = Path(tempfile.mkdtemp(prefix="migrationpilot-test-"))
+        url = embedded.ensure_running(home).replace(f"/{embedded.DATABASE_NAME}?", "/postgres?")
+        with psycopg.connect(url, autocommit=True) as conn:
+            # A throwaway server: durability buys nothing here, and every test creates and
+            # drops a database.
+            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = off").format(sql.Identifier(setting)))
+            conn.execute("SELECT pg_reload_conf()")
         try:
-            yield url.replace(f"/{embedded.DATABASE_NAME}?", "/postgres?")
+            yield url
         finally:
             embedded.stop(home)
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def with_database(url: str, name: str) -> str:
@@ -149,3 +168,47 @@ def run_cli(*args: str, input: str | None = None) -> Outcome:
 @pytest.fixture
 def cli() -> Any:
     return run_cli
+
+
+@pytest.fixture
+def mp(database_url: str) -> Any:
+    """The CLI bound to this test's database: ``mp("projects", "list")``."""
+
+    def invoke(*args: str, input: str | None = None) -> Outcome:
+        return run_cli("--database-url", database_url, *args, input=input)
+
+    return invoke
+
+
+def rows(conn: psycopg.Connection[Any], query: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Rows from a plain SQL check (tuples, as psql would show them)."""
+    return conn.execute(query, params).fetchall()
+
+
+@pytest.fixture
+def acme(mp: Any) -> Any:
+    """Two tenants: acme (org acme-pay: ana, a reviewer; org acme-cards: carl) and globex
+    (org globex-ops: bob). Created through the CLI, as an operator would."""
+    for command in (
+        ("tenants", "create", "Acme Corp", "--slug", "acme", "--max-projects", "3"),
+        ("tenants", "create", "Globex", "--slug", "globex"),
+        ("orgs", "create", "Acme Payments", "--slug", "acme-pay", "--tenant", "acme"),
+        ("orgs", "create", "Acme Cards", "--slug", "acme-cards", "--tenant", "acme"),
+        ("orgs", "create", "Globex Ops", "--slug", "globex-ops", "--tenant", "globex"),
+        (
+            "users",
+            "add",
+            "ana@acme.test",
+            "--name",
+            "Ana Lima",
+            "--org",
+            "acme-pay",
+            "--role",
+            "reviewer",
+        ),
+        ("users", "add", "carl@acme.test", "--name", "Carl", "--org", "acme-cards"),
+        ("users", "add", "bob@globex.test", "--name", "Bob", "--org", "globex-ops"),
+    ):
+        result = mp(*command)
+        assert result.exit_code == 0, (command, result.stderr)
+    return mp

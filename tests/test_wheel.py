@@ -22,8 +22,18 @@ def run(*command: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_installed_wheel_finds_and_applies_its_migrations(
     tmp_path: Path, empty_database_url: str
 ) -> None:
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path / "dist",
-        REPOSITORY, cwd=tmp_path)  # fmt: skip
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "-q",
+        "-w",
+        tmp_path / "dist",
+        REPOSITORY,
+        cwd=tmp_path,
+    )
     (wheel,) = (tmp_path / "dist").glob("migrationpilot-*.whl")
     packaged = {f.name for f in migrations.discover(REPOSITORY / "sql" / "migrations")}
     with zipfile.ZipFile(wheel) as archive:
@@ -32,14 +42,30 @@ def test_installed_wheel_finds_and_applies_its_migrations(
 
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
-    run(venv / "bin" / "python", "-m", "pip", "install", "-q", "--disable-pip-version-check",
-        wheel, cwd=tmp_path)  # fmt: skip
+    run(
+        venv / "bin" / "python",
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        wheel,
+        cwd=tmp_path,
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     tool = venv / "bin" / "migrationpilot"
     run(tool, "--database-url", empty_database_url, "db", "migrate", cwd=elsewhere)
-    status = run(tool, "--database-url", empty_database_url, "db", "status", "--format", "json",
-                 cwd=elsewhere)  # fmt: skip
+    status = run(
+        tool,
+        "--database-url",
+        empty_database_url,
+        "db",
+        "status",
+        "--format",
+        "json",
+        cwd=elsewhere,
+    )
     rows = json.loads(status.stdout)
     assert {row["script"] for row in rows} == packaged
     assert {row["state"] for row in rows} == {"applied"}

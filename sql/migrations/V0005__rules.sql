@@ -156,10 +156,24 @@ $$;
 -- RLS checks the row lands in the caller's own organization.
 -- change_reason comes from the optional session/transaction setting
 -- app.change_reason (empty = none); changed_by from app.current_user_id.
+--
+-- Rows updated by a cascade fire their AFTER triggers only at the end of the
+-- whole statement. Deleting an organization or tenant first clears
+-- business_rules.reviewed_by (the reviewer's deletion: SET NULL, a new version)
+-- and then deletes the rule itself, so by the time this trigger runs the rule
+-- is gone and the snapshot would violate rule_versions_rule_fkey. Nothing is
+-- left to version then: skip. "Gone" must not be confused with "hidden by
+-- RLS": under RLS the rule is visible exactly when it belongs to the acting
+-- user's organization; otherwise fall through and let the insert fail loudly.
 CREATE FUNCTION business_rules_record_version() RETURNS trigger
     LANGUAGE plpgsql
 AS $$
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM public.business_rules AS r WHERE r.id = NEW.id)
+       AND (NOT pg_catalog.row_security_active('public.business_rules')
+            OR NEW.organization_id = public.current_organization_id()) THEN
+        RETURN NULL;  -- deleted later in the same statement
+    END IF;
     INSERT INTO public.rule_versions
         (organization_id, rule_id, version, snapshot, changed_by, change_reason)
     VALUES

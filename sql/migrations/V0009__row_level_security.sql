@@ -89,10 +89,12 @@ CREATE POLICY test_cases_isolation ON test_cases
     USING (organization_id = (SELECT current_organization_id()))
     WITH CHECK (organization_id = (SELECT current_organization_id()));
 
+-- An audit row written by a user must also name the user's own tenant.
 CREATE POLICY audit_logs_isolation ON audit_logs
     AS PERMISSIVE FOR ALL TO migrationpilot_app
     USING (organization_id = (SELECT current_organization_id()))
-    WITH CHECK (organization_id = (SELECT current_organization_id()));
+    WITH CHECK (organization_id = (SELECT current_organization_id())
+                AND tenant_id = (SELECT current_tenant_id()));
 
 CREATE POLICY routing_rules_isolation ON routing_rules
     AS PERMISSIVE FOR ALL TO migrationpilot_app

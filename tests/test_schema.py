@@ -1,0 +1,980 @@
+"""The schema itself, proved against a real PostgreSQL.
+
+Every seed table, column, enum value and index exists; every foreign key is indexed; row level
+security is enabled on every tenant table and a user of one organization sees and changes no row
+of another through the app role; rule_versions gets a row when a rule changes; the CHECK, UNIQUE
+and FOREIGN KEY constraints refuse what they promise to refuse.
+
+Tests that leave no trace (catalog reads, reads through the app role, writes that must fail or
+affect no row) share one seeded database; tests that change data get the fresh database of the
+``conn`` fixture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import errors, sql
+
+from migrationpilot_cli.db.connect import APP_ROLE, act_as
+from tests.conftest import Server, with_database
+
+Conn = psycopg.Connection[Any]
+SHA = "0" * 64
+
+# Column types as information_schema spells them; a trailing "?" marks a nullable column.
+TS = "timestamp with time zone"
+EXPECTED_COLUMNS: dict[str, dict[str, str]] = {
+    "tenants": {
+        "id": "bigint",
+        "name": "text",
+        "slug": "text",
+        "subscription": "text",
+        "max_projects": "integer",
+        "max_users_per_project": "integer",
+        "max_lines_of_code": "bigint",
+        "data_retention_days": "integer",
+        "settings": "jsonb",
+        "created_at": TS,
+        "updated_at": TS,
+    },
+    "organizations": {
+        "id": "bigint",
+        "tenant_id": "bigint",
+        "name": "text",
+        "slug": "text",
+        "settings": "jsonb",
+        "created_at": TS,
+        "updated_at": TS,
+    },
+    "users": {
+        "id": "bigint",
+        "email": "text",
+        "name": "text",
+        "organization_id": "bigint",
+        "role": "user_role",
+        "created_at": TS,
+        "updated_at": TS,
+    },
+    "projects": {
+        "id": "bigint",
+        "name": "text",
+        "description": "text?",
+        "organization_id": "bigint",
+        "source_language": "source_language",
+        "target_language": "target_language",
+        "target_framework": "text?",
+        "status": "project_status",
+        "settings": "jsonb",
+        "statistics": "jsonb",
+        "created_by": "bigint?",
+        "created_at": TS,
+        "updated_at": TS,
+    },
+    "source_files": {
+        "id": "bigint",
+        "organization_id": "bigint",
+        "project_id": "bigint",
+        "path": "text",
+        "content": "text",
+        "language": "source_file_kind",
+        "encoding": "text",
+        "size_bytes": "bigint",
+        "sha256": "text",
+        "line_count": "integer",
+        "code_lines": "integer",
+        "comment_lines": "integer",
+        "blank_lines": "integer",
+        "created_at": TS,
+        "updated_at": TS,
+    },
+    "business_rules": {
+        "id": "bigint",
+        "organization_id": "bigint",
+        "project_id": "bigint",
+        "name": "text",
+        "description": "text?",
+        "category": "rule_category",
+        "source_file": "text?",
+        "source_start_line": "integer?",
+        "source_end_line": "integer?",
+        "source_code": "text?",
+        "inputs": "jsonb",
+        "outputs": "jsonb",
+        "logic": "text?",
+        "formula": "text?",
+        "confidence": "numeric(4,3)",
+        "review_status": "review_status",
+        "reviewed_by": "bigint?",
+        "reviewed_at": TS + "?",
+        "review_comments": "text?",
+        "extracted_at": TS,
+        "version": "integer",
+        "created_at": TS,
+        "updated_at": TS,
+    },
+    "rule_versions": {
+        "id": "bigint",
+        "organization_id": "bigint",
+        "rule_id": "bigint",
+        "version": "integer",
+        "snapshot": "jsonb",
+        "changed_by": "bigint?",
+        "change_reason": "text?",
+        "created_at": TS,
+    },
+    "generated_files": {
+        "id": "bigint",
+        "organization_id": "bigint",
+        "project_id": "bigint",
+        "path": "text",
+        "content": "text",
+        "type": "generated_file_type",
+        "language": "target_language?",
+        "rule_id": "bigint?",
+        "size_bytes": "bigint",
+        "line_count": "integer",
+        "sha256": "text",
+        "created_at": TS,
+        "updated_at": TS,
+    },
+    "test_cases": {
+        "id": "bigint",
+        "organization_id": "bigint",
+        "project_id": "bigint",
+        "rule_id": "bigint",
+        "name": "text",
+        "description": "text?",
+        "inputs": "jsonb",
+        "expected": "jsonb",
+        "created_at": TS,
+        "updated_at": TS,
+    },
+    "audit_logs": {
+        "id": "bigint",
+        "tenant_id": "bigint",
+        "organization_id": "bigint?",
+        "user_id": "bigint?",
+        "actor_email": "text?",
+        "db_role": "text",
+        "action": "text",
+        "resource_type": "text?",
+        "resource_id": "text?",
+        "metadata": "jsonb",
+        "ip_address": "inet?",
+        "created_at": TS,
+    },
+    "routing_rules": {
+        "id": "bigint",
+        "organization_id": "bigint",
+        "project_id": "bigint",
+        "name": "text",
+        "path_pattern": "text",
+        "target_service": "text",
+        "traffic_percentage": "integer",
+        "shadow_mode": "boolean",
+        "enabled": "boolean",
+        "created_at": TS,
+        "updated_at": TS,
+    },
+}
+
+EXPECTED_ENUMS: dict[str, list[str]] = {
+    "project_status": [
+        "draft",
+        "analyzing",
+        "analysis_complete",
+        "designing",
+        "design_complete",
+        "generating",
+        "generation_complete",
+        "validating",
+        "validation_complete",
+        "completed",
+        "failed",
+    ],
+    "source_language": ["cobol", "fortran", "vb6", "vba", "java-legacy"],
+    "target_language": ["java", "python", "typescript", "go", "csharp"],
+    "rule_category": [
+        "calculation",
+        "validation",
+        "decision",
+        "transformation",
+        "workflow",
+        "constraint",
+    ],
+    "review_status": ["pending", "approved", "rejected", "needs_clarification"],
+    "user_role": ["admin", "architect", "reviewer", "developer", "viewer"],
+    "generated_file_type": ["source", "test", "config", "doc"],
+    "source_file_kind": ["cobol", "cobol-copybook", "fortran", "vb6", "vba", "java", "jcl"],
+}
+
+TENANCY_TABLES = ["tenants", "organizations"]
+TENANT_OWNED_TABLES = [
+    "users",
+    "projects",
+    "source_files",
+    "business_rules",
+    "rule_versions",
+    "generated_files",
+    "test_cases",
+    "audit_logs",
+    "routing_rules",
+]
+ALL_TABLES = TENANCY_TABLES + TENANT_OWNED_TABLES
+APPEND_ONLY_TABLES = ["rule_versions", "audit_logs"]
+# Tables the app role may UPDATE and DELETE (its own organization's rows).
+APP_WRITABLE_TABLES = [t for t in TENANT_OWNED_TABLES if t not in APPEND_ONLY_TABLES]
+MUTABLE_TABLES = [t for t in ALL_TABLES if "updated_at" in EXPECTED_COLUMNS[t]]
+HISTORY_TABLE = "migrationpilot_schema_history"
+RLS_REFUSED = "new row violates row-level security policy"
+NO_GRANT = "permission denied"
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def scalar(conn: Conn, query: str | sql.Composable, params: Any = None) -> Any:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def table_sql(template: str, table: str) -> sql.Composed:
+    return sql.SQL(template).format(sql.Identifier(table))
+
+
+@dataclass(frozen=True)
+class Org:
+    tenant: int
+    org: int
+    user: int
+    email: str
+    project: int
+    source_file: int
+    rule: int
+    routing_rule: int
+    audit: int
+
+
+@dataclass(frozen=True)
+class World:
+    a: Org
+    b: Org
+
+
+def seed(conn: Conn) -> World:
+    """Two tenants with one organization each, and a row in every table for both."""
+    with conn.transaction():
+        return World(_seed_org(conn, "a"), _seed_org(conn, "b"))
+
+
+def _seed_org(conn: Conn, key: str) -> Org:
+    def insert(query: str, params: tuple[Any, ...]) -> int:
+        return int(scalar(conn, query + " RETURNING id", params))
+
+    tenant = insert("INSERT INTO tenants (name, slug) VALUES (%s, %s)", (f"T {key}", f"t-{key}"))
+    org = insert(
+        "INSERT INTO organizations (tenant_id, name, slug) VALUES (%s, %s, %s)",
+        (tenant, f"Org {key}", f"org-{key}"),
+    )
+    email = f"{key}@{key}.example"
+    user = insert(
+        "INSERT INTO users (email, name, organization_id, role) VALUES (%s, %s, %s, 'admin')",
+        (email, f"User {key}", org),
+    )
+    project = insert(
+        "INSERT INTO projects (name, organization_id, source_language, target_language,"
+        " created_by) VALUES (%s, %s, 'cobol', 'java', %s)",
+        (f"project-{key}", org, user),
+    )
+    source_file = insert(
+        "INSERT INTO source_files (organization_id, project_id, path, content, language,"
+        " size_bytes, sha256) VALUES (%s, %s, %s, %s, 'cobol', 0, %s)",
+        (org, project, "src/MAIN.cbl", "", SHA),
+    )
+    rule = insert(
+        "INSERT INTO business_rules (organization_id, project_id, name, category, confidence)"
+        " VALUES (%s, %s, %s, 'calculation', %s)",
+        (org, project, f"rule-{key}", Decimal("0.5")),
+    )
+    insert(
+        "INSERT INTO generated_files (organization_id, project_id, path, content, rule_id,"
+        " size_bytes, sha256) VALUES (%s, %s, %s, %s, %s, 0, %s)",
+        (org, project, "src/Main.java", "", rule, SHA),
+    )
+    insert(
+        "INSERT INTO test_cases (organization_id, project_id, rule_id, name)"
+        " VALUES (%s, %s, %s, %s)",
+        (org, project, rule, "happy path"),
+    )
+    routing_rule = insert(
+        "INSERT INTO routing_rules (organization_id, project_id, name, path_pattern,"
+        " target_service) VALUES (%s, %s, %s, %s, %s)",
+        (org, project, "orders", "/orders", "orders-service"),
+    )
+    audit = insert(
+        "INSERT INTO audit_logs (tenant_id, organization_id, user_id, actor_email, action)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (tenant, org, user, email, "project.create"),
+    )
+    # A tenant-level action (no organization): for operators only, no app user sees it.
+    insert("INSERT INTO audit_logs (tenant_id, action) VALUES (%s, %s)", (tenant, "tenant.update"))
+    return Org(tenant, org, user, email, project, source_file, rule, routing_rule, audit)
+
+
+def owner_key(table: str, org: Org) -> tuple[str, int]:
+    """The column that says which organization a row belongs to, and its value for ``org``."""
+    if table == "tenants":
+        return "id", org.tenant
+    if table == "organizations":
+        return "id", org.org
+    return "organization_id", org.org
+
+
+def rows_of(conn: Conn, table: str, org: Org) -> list[Any]:
+    """Every row of ``org`` in ``table`` as jsonb, read as the owner (RLS does not apply)."""
+    column, value = owner_key(table, org)
+    query = sql.SQL("SELECT to_jsonb(t) FROM {} AS t WHERE {} = %s ORDER BY t.id").format(
+        sql.Identifier(table), sql.Identifier(column)
+    )
+    return [row[0] for row in conn.execute(query, (value,))]
+
+
+def become_app_without_user(conn: Conn) -> None:
+    conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(APP_ROLE)))
+
+
+@pytest.fixture
+def world(conn: Conn) -> World:
+    return seed(conn)
+
+
+@pytest.fixture(scope="module")
+def owner(server: Server, template_database: str) -> Iterator[Conn]:
+    """The owner's connection to one migrated database shared by this module's tests that
+    leave no trace: catalog reads, reads through the app role, and writes that must fail."""
+    name = server.create_database(template=template_database)
+    try:
+        with psycopg.connect(with_database(server.url, name), autocommit=True) as connection:
+            yield connection
+    finally:
+        server.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def orgs(owner: Conn) -> World:
+    """The two organizations seeded once into the shared database."""
+    return seed(owner)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables, columns, enums
+# ---------------------------------------------------------------------------------------------
+
+
+def test_every_seed_table_exists(owner: Conn) -> None:
+    tables = owner.execute(
+        "SELECT table_name FROM information_schema.tables"
+        " WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+    ).fetchall()
+    missing = set(ALL_TABLES) - {t for (t,) in tables}
+    assert sorted(missing) == []
+
+
+def _columns(conn: Conn, table: str) -> dict[str, str]:
+    query = """
+        SELECT column_name,
+               CASE WHEN data_type = 'USER-DEFINED' THEN udt_name
+                    WHEN data_type = 'numeric'
+                        THEN format('numeric(%%s,%%s)', numeric_precision, numeric_scale)
+                    ELSE data_type END
+               || CASE WHEN is_nullable = 'YES' THEN '?' ELSE '' END
+          FROM information_schema.columns
+         WHERE table_schema = 'public' AND table_name = %s
+    """
+    return {name: kind for name, kind in conn.execute(query, (table,))}
+
+
+@pytest.mark.parametrize("table", ALL_TABLES)
+def test_seed_table_has_its_columns(owner: Conn, table: str) -> None:
+    actual = _columns(owner, table)
+    expected = EXPECTED_COLUMNS[table]
+    assert {c: actual.get(c, "<missing>") for c in expected} == expected
+
+
+def test_no_timestamp_without_time_zone_anywhere(owner: Conn) -> None:
+    naive = owner.execute(
+        "SELECT table_name || '.' || column_name FROM information_schema.columns"
+        " WHERE table_schema = 'public' AND data_type = 'timestamp without time zone'"
+    ).fetchall()
+    assert naive == []
+
+
+def test_every_table_has_an_always_identity_id(owner: Conn) -> None:
+    ids = dict(
+        owner.execute(
+            "SELECT table_name, identity_generation FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND column_name = 'id' AND is_identity = 'YES'"
+        ).fetchall()
+    )
+    assert {t: ids.get(t) for t in ALL_TABLES} == dict.fromkeys(ALL_TABLES, "ALWAYS")
+
+
+def test_every_enum_has_its_values_in_order(owner: Conn) -> None:
+    actual: dict[str, list[str]] = {}
+    query = """
+        SELECT t.typname, e.enumlabel
+          FROM pg_enum AS e
+          JOIN pg_type AS t ON t.oid = e.enumtypid
+         WHERE t.typnamespace = 'public'::regnamespace
+         ORDER BY t.typname, e.enumsortorder
+    """
+    for name, label in owner.execute(query):
+        actual.setdefault(name, []).append(label)
+    assert actual == EXPECTED_ENUMS
+
+
+# ---------------------------------------------------------------------------------------------
+# Indexes
+# ---------------------------------------------------------------------------------------------
+
+
+def _index_keys(conn: Conn, table: str) -> dict[str, list[str]]:
+    """Each index of ``table`` with its key columns in order, ``DESC`` appended where used."""
+    query = """
+        SELECT i.indexrelid::regclass::text,
+               array(SELECT pg_get_indexdef(i.indexrelid, k, true)
+                            || CASE WHEN i.indoption[k - 1] & 1 = 1 THEN ' DESC' ELSE '' END
+                       FROM generate_series(1, i.indnkeyatts) AS k
+                      ORDER BY k)
+          FROM pg_index AS i
+         WHERE i.indrelid = %s::regclass AND i.indpred IS NULL
+    """
+    return dict(conn.execute(query, (table,)).fetchall())
+
+
+@pytest.mark.parametrize(
+    ("table", "leading"),
+    [
+        ("projects", ["organization_id"]),
+        ("business_rules", ["project_id", "review_status"]),
+        ("audit_logs", ["created_at DESC"]),
+        ("source_files", ["project_id"]),
+    ],
+)
+def test_seed_index_exists(owner: Conn, table: str, leading: list[str]) -> None:
+    indexes = _index_keys(owner, table)
+    assert any(keys[: len(leading)] == leading for keys in indexes.values()), indexes
+
+
+UNINDEXED_FOREIGN_KEYS = """
+    SELECT c.conrelid::regclass::text || '.' || c.conname
+      FROM pg_constraint AS c
+     WHERE c.contype = 'f'
+       AND c.connamespace = 'public'::regnamespace
+       AND NOT EXISTS (
+           SELECT 1
+             FROM pg_index AS i
+            WHERE i.indrelid = c.conrelid
+              AND i.indpred IS NULL
+              AND i.indnkeyatts >= cardinality(c.conkey)
+              AND (SELECT array_agg(k ORDER BY k)
+                     FROM unnest((i.indkey::int2[])[0:cardinality(c.conkey) - 1]) AS k)
+                  = (SELECT array_agg(k ORDER BY k) FROM unnest(c.conkey) AS k))
+     ORDER BY 1
+"""
+
+
+def test_every_foreign_key_has_an_index_leading_with_its_columns(owner: Conn) -> None:
+    foreign_keys = scalar(
+        owner,
+        "SELECT count(*) FROM pg_constraint"
+        " WHERE contype = 'f' AND connamespace = 'public'::regnamespace",
+    )
+    assert foreign_keys >= 14  # the query below really has something to look at
+    assert owner.execute(UNINDEXED_FOREIGN_KEYS).fetchall() == []
+
+
+def test_the_foreign_key_index_check_finds_an_unindexed_key(owner: Conn) -> None:
+    with owner.transaction(force_rollback=True):
+        owner.execute("CREATE TABLE fk_probe (id int PRIMARY KEY, p bigint REFERENCES tenants)")
+        assert owner.execute(UNINDEXED_FOREIGN_KEYS).fetchall() == [("fk_probe.fk_probe_p_fkey",)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Row level security, the app role, definer functions
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("table", ALL_TABLES)
+def test_row_level_security_is_enabled_with_a_policy_for_the_app(owner: Conn, table: str) -> None:
+    enabled, forced = owner.execute(
+        "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = %s::regclass",
+        (table,),
+    ).fetchone() or (None, None)
+    policies = owner.execute(
+        "SELECT policyname, roles::text[] FROM pg_policies"
+        " WHERE schemaname = 'public' AND tablename = %s",
+        (table,),
+    ).fetchall()
+    assert (enabled, forced) == (True, False)  # not FORCEd: the owner is the operator path
+    assert policies == [(f"{table}_isolation", [APP_ROLE])]
+
+
+def test_every_table_but_the_migration_history_has_row_level_security(owner: Conn) -> None:
+    without = owner.execute(
+        "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+        " AND relkind IN ('r', 'p') AND NOT relrowsecurity AND relname <> %s",
+        (HISTORY_TABLE,),
+    ).fetchall()
+    assert without == []
+
+
+def test_app_role_is_an_unprivileged_nologin_role(owner: Conn) -> None:
+    attributes = owner.execute(
+        "SELECT rolsuper, rolbypassrls, rolcanlogin, rolcreaterole, rolcreatedb"
+        " FROM pg_roles WHERE rolname = %s",
+        (APP_ROLE,),
+    ).fetchall()
+    assert attributes == [(False, False, False, False, False)]
+
+
+def test_app_role_owns_nothing(owner: Conn) -> None:
+    owned = owner.execute(
+        """
+        SELECT 'relation ' || relname FROM pg_class WHERE relowner = %(role)s::regrole
+        UNION ALL SELECT 'function ' || proname FROM pg_proc WHERE proowner = %(role)s::regrole
+        UNION ALL SELECT 'type ' || typname FROM pg_type WHERE typowner = %(role)s::regrole
+        UNION ALL SELECT 'schema ' || nspname
+                    FROM pg_namespace WHERE nspowner = %(role)s::regrole
+        """,
+        {"role": APP_ROLE},
+    ).fetchall()
+    assert owned == []
+
+
+def test_every_security_definer_function_pins_its_search_path(owner: Conn) -> None:
+    definers = dict(
+        owner.execute(
+            "SELECT proname, proconfig FROM pg_proc"
+            " WHERE prosecdef AND pronamespace = 'public'::regnamespace"
+        ).fetchall()
+    )
+    assert {"current_organization_id", "current_tenant_id"} <= definers.keys()
+    unpinned = [
+        name
+        for name, config in definers.items()
+        if not any(setting.startswith("search_path=") for setting in config or [])
+    ]
+    assert unpinned == []
+
+
+def test_every_mutable_table_has_the_updated_at_trigger(owner: Conn) -> None:
+    triggers = owner.execute(
+        """
+        SELECT tgrelid::regclass::text FROM pg_trigger
+         WHERE tgfoid = 'set_updated_at'::regproc AND NOT tgisinternal
+           AND tgtype & 2 = 2 AND tgtype & 16 = 16  -- BEFORE, UPDATE
+         ORDER BY 1
+        """
+    ).fetchall()
+    assert [t for (t,) in triggers] == sorted(MUTABLE_TABLES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Isolation through the app role
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("table", ALL_TABLES)
+def test_user_sees_only_rows_of_their_own_organization(
+    owner: Conn, orgs: World, table: str
+) -> None:
+    column, mine = owner_key(table, orgs.a)
+    query = sql.SQL(
+        "SELECT count(*) FILTER (WHERE {c} = %s),"
+        " count(*) FILTER (WHERE {c} IS DISTINCT FROM %s) FROM {t}"
+    ).format(c=sql.Identifier(column), t=sql.Identifier(table))
+    with owner.transaction():
+        act_as(owner, orgs.a.email)
+        own, foreign = owner.execute(query, (mine, mine)).fetchone() or (0, 0)
+    assert own >= 1
+    assert foreign == 0
+    assert rows_of(owner, table, orgs.b) != []  # the other organization's rows do exist
+
+
+@pytest.mark.parametrize("setting", [None, "", "abc", "-1", "99999999999999999999", "424242"])
+def test_app_role_without_a_valid_acting_user_sees_nothing(
+    owner: Conn, orgs: World, setting: str | None
+) -> None:
+    visible = {}
+    with owner.transaction():
+        become_app_without_user(owner)
+        if setting is not None:
+            owner.execute("SELECT set_config('app.current_user_id', %s, true)", (setting,))
+        for table in ALL_TABLES:
+            visible[table] = scalar(owner, table_sql("SELECT count(*) FROM {}", table))
+        updated = owner.execute("UPDATE projects SET name = name || '!'").rowcount
+    assert visible == dict.fromkeys(ALL_TABLES, 0)
+    assert updated == 0
+
+
+# One INSERT per tenant-owned table, aimed at organization B; params from B's ids.
+INTRUSIONS: dict[str, tuple[str, Callable[[Org], tuple[Any, ...]]]] = {
+    "users": (
+        "INSERT INTO users (email, name, organization_id) VALUES ('x@x.example', 'X', %s)",
+        lambda b: (b.org,),
+    ),
+    "projects": (
+        "INSERT INTO projects (name, organization_id, source_language, target_language)"
+        " VALUES ('intruder', %s, 'cobol', 'java')",
+        lambda b: (b.org,),
+    ),
+    "source_files": (
+        "INSERT INTO source_files (organization_id, project_id, path, content, language,"
+        " size_bytes, sha256) VALUES (%s, %s, 'x.cbl', '', 'cobol', 0, %s)",
+        lambda b: (b.org, b.project, SHA),
+    ),
+    "business_rules": (
+        "INSERT INTO business_rules (organization_id, project_id, name, category, confidence)"
+        " VALUES (%s, %s, 'intruder', 'decision', 0.5)",
+        lambda b: (b.org, b.project),
+    ),
+    "rule_versions": (
+        "INSERT INTO rule_versions (organization_id, rule_id, version, snapshot)"
+        " VALUES (%s, %s, 99, '{}')",
+        lambda b: (b.org, b.rule),
+    ),
+    "generated_files": (
+        "INSERT INTO generated_files (organization_id, project_id, path, content, size_bytes,"
+        " sha256) VALUES (%s, %s, 'X.java', '', 0, %s)",
+        lambda b: (b.org, b.project, SHA),
+    ),
+    "test_cases": (
+        "INSERT INTO test_cases (organization_id, project_id, rule_id, name)"
+        " VALUES (%s, %s, %s, 'intruder')",
+        lambda b: (b.org, b.project, b.rule),
+    ),
+    "audit_logs": (
+        "INSERT INTO audit_logs (tenant_id, organization_id, action)"
+        " VALUES (%s, %s, 'project.delete')",
+        lambda b: (b.tenant, b.org),
+    ),
+    "routing_rules": (
+        "INSERT INTO routing_rules (organization_id, project_id, name, path_pattern,"
+        " target_service) VALUES (%s, %s, 'intruder', '/x', 'x-service')",
+        lambda b: (b.org, b.project),
+    ),
+}
+
+
+@pytest.mark.parametrize("table", TENANT_OWNED_TABLES)
+def test_user_cannot_insert_into_another_organization(owner: Conn, orgs: World, table: str) -> None:
+    statement, params = INTRUSIONS[table]
+    before = rows_of(owner, table, orgs.b)
+    with pytest.raises(errors.InsufficientPrivilege, match=RLS_REFUSED), owner.transaction():
+        act_as(owner, orgs.a.email)
+        owner.execute(statement, params(orgs.b))
+    assert rows_of(owner, table, orgs.b) == before
+
+
+@pytest.mark.parametrize("table", APP_WRITABLE_TABLES)
+def test_user_cannot_update_or_delete_rows_of_another_organization(
+    owner: Conn, orgs: World, table: str
+) -> None:
+    before = rows_of(owner, table, orgs.b)
+    with owner.transaction():
+        act_as(owner, orgs.a.email)
+        updated = owner.execute(
+            table_sql("UPDATE {} SET created_at = now() WHERE organization_id = %s", table),
+            (orgs.b.org,),
+        ).rowcount
+        deleted = owner.execute(
+            table_sql("DELETE FROM {} WHERE organization_id = %s", table), (orgs.b.org,)
+        ).rowcount
+    assert (updated, deleted) == (0, 0)
+    assert rows_of(owner, table, orgs.b) == before
+
+
+def test_user_cannot_move_their_project_to_another_organization(owner: Conn, orgs: World) -> None:
+    with pytest.raises(errors.InsufficientPrivilege, match=RLS_REFUSED), owner.transaction():
+        act_as(owner, orgs.a.email)
+        owner.execute(
+            "UPDATE projects SET organization_id = %s WHERE id = %s", (orgs.b.org, orgs.a.project)
+        )
+    assert (
+        scalar(owner, "SELECT organization_id FROM projects WHERE id = %s", (orgs.a.project,))
+        == orgs.a.org
+    )
+
+
+@pytest.mark.parametrize("table", [*APPEND_ONLY_TABLES, *TENANCY_TABLES])
+@pytest.mark.parametrize(
+    "statement", ["UPDATE {} SET created_at = now()", "DELETE FROM {}", "TRUNCATE {} CASCADE"]
+)
+def test_app_cannot_rewrite_history_or_tenancy(
+    owner: Conn, orgs: World, table: str, statement: str
+) -> None:
+    before = rows_of(owner, table, orgs.a)
+    with pytest.raises(errors.InsufficientPrivilege, match=NO_GRANT), owner.transaction():
+        act_as(owner, orgs.a.email)
+        owner.execute(table_sql(statement, table))
+    assert rows_of(owner, table, orgs.a) == before
+
+
+def test_user_cannot_file_an_audit_row_under_another_tenant(owner: Conn, orgs: World) -> None:
+    before = scalar(owner, "SELECT count(*) FROM audit_logs")
+    with pytest.raises(errors.InsufficientPrivilege, match=RLS_REFUSED), owner.transaction():
+        act_as(owner, orgs.a.email)
+        owner.execute(
+            "INSERT INTO audit_logs (tenant_id, organization_id, action) VALUES (%s, %s, %s)",
+            (orgs.b.tenant, orgs.a.org, "project.create"),
+        )
+    assert scalar(owner, "SELECT count(*) FROM audit_logs") == before
+
+
+# ---------------------------------------------------------------------------------------------
+# Rule versions
+# ---------------------------------------------------------------------------------------------
+
+
+def _versions(conn: Conn, rule: int) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT version, snapshot->>'name', (snapshot->>'version')::int, change_reason,"
+        " changed_by FROM rule_versions WHERE rule_id = %s ORDER BY version",
+        (rule,),
+    ).fetchall()
+
+
+def _rule_version(conn: Conn, rule: int) -> int:
+    return int(scalar(conn, "SELECT version FROM business_rules WHERE id = %s", (rule,)))
+
+
+def test_inserting_a_rule_records_version_1(conn: Conn, world: World) -> None:
+    with conn.transaction():
+        user = act_as(conn, world.a.email)
+        rule = scalar(
+            conn,
+            "INSERT INTO business_rules (organization_id, project_id, name, category, confidence)"
+            " VALUES (%s, %s, 'late fee', 'calculation', 0.8) RETURNING id",
+            (world.a.org, world.a.project),
+        )
+    assert _rule_version(conn, rule) == 1
+    assert _versions(conn, rule) == [(1, "late fee", 1, None, user)]
+
+
+def test_changing_a_rule_records_the_next_version_with_reason_and_author(
+    conn: Conn, world: World
+) -> None:
+    rule = world.a.rule
+    with conn.transaction():
+        user = act_as(conn, world.a.email)
+        conn.execute("SELECT set_config('app.change_reason', 'why', true)")
+        updated = conn.execute(
+            "UPDATE business_rules SET name = 'renamed', confidence = 0.9 WHERE id = %s", (rule,)
+        ).rowcount
+    assert updated == 1
+    assert _rule_version(conn, rule) == 2
+    assert _versions(conn, rule) == [(1, "rule-a", 1, None, None), (2, "renamed", 2, "why", user)]
+    snapshot = scalar(
+        conn, "SELECT snapshot FROM rule_versions WHERE rule_id = %s AND version = 2", (rule,)
+    )
+    assert Decimal(str(snapshot["confidence"])) == Decimal("0.9")
+
+
+def test_an_update_that_changes_nothing_records_no_version(conn: Conn, world: World) -> None:
+    rule = world.a.rule
+    with conn.transaction():
+        act_as(conn, world.a.email)
+        conn.execute("UPDATE business_rules SET name = name WHERE id = %s", (rule,))
+        conn.execute("UPDATE business_rules SET version = 42 WHERE id = %s", (rule,))  # by hand
+    assert _rule_version(conn, rule) == 1
+    assert [v[0] for v in _versions(conn, rule)] == [1]
+
+
+def test_deleting_a_reviewer_keeps_the_rule_and_forgets_only_who_reviewed(
+    conn: Conn, world: World
+) -> None:
+    reviewer = scalar(
+        conn,
+        "INSERT INTO users (email, name, organization_id, role)"
+        " VALUES ('rev@a.example', 'Rev', %s, 'reviewer') RETURNING id",
+        (world.a.org,),
+    )
+    conn.execute(
+        "UPDATE business_rules SET review_status = 'approved', reviewed_by = %s WHERE id = %s",
+        (reviewer, world.a.rule),
+    )
+    with conn.transaction():
+        admin = act_as(conn, world.a.email)
+        assert conn.execute("DELETE FROM users WHERE id = %s", (reviewer,)).rowcount == 1
+    kept = conn.execute(
+        "SELECT organization_id, review_status::text, reviewed_by, version"
+        " FROM business_rules WHERE id = %s",
+        (world.a.rule,),
+    ).fetchall()
+    assert kept == [(world.a.org, "approved", None, 3)]
+    assert _versions(conn, world.a.rule)[-1][::4] == (3, admin)
+
+
+def test_deleting_a_tenant_deletes_everything_it_owns_but_the_audit_trail(
+    conn: Conn, world: World
+) -> None:
+    # A reviewed rule: the reviewer's deletion (SET NULL) and the rule's deletion (CASCADE)
+    # happen in the same statement.
+    conn.execute(
+        "UPDATE business_rules SET review_status = 'approved', reviewed_by = %s WHERE id = %s",
+        (world.a.user, world.a.rule),
+    )
+    other_before = {table: rows_of(conn, table, world.b) for table in ALL_TABLES}
+    conn.execute("DELETE FROM tenants WHERE id = %s", (world.a.tenant,))
+    left = {table: len(rows_of(conn, table, world.a)) for table in ALL_TABLES}
+    assert left == {**dict.fromkeys(ALL_TABLES, 0), "audit_logs": 1}
+    assert {table: rows_of(conn, table, world.b) for table in ALL_TABLES} == other_before
+
+
+# ---------------------------------------------------------------------------------------------
+# Constraints: each bad row is refused by the named constraint, and nothing is written
+# ---------------------------------------------------------------------------------------------
+
+RULE = (
+    "INSERT INTO business_rules (organization_id, project_id, name, category, confidence)"
+    " VALUES (%s, %s, 'probe', 'decision', %s)"
+)
+ROUTE = (
+    "INSERT INTO routing_rules (organization_id, project_id, name, path_pattern,"
+    " target_service, traffic_percentage) VALUES (%s, %s, 'probe', '/probe', %s, %s)"
+)
+SOURCE = (
+    "INSERT INTO source_files (organization_id, project_id, path, content, language, size_bytes,"
+    " sha256) VALUES (%s, %s, %s, '', 'cobol', 0, %s)"
+)
+USER = "INSERT INTO users (email, name, organization_id) VALUES (%s, 'Probe', %s)"
+
+
+@pytest.mark.parametrize(
+    ("error", "constraint", "table", "statement", "params"),
+    [
+        pytest.param(
+            errors.CheckViolation,
+            "business_rules_confidence_check",
+            "business_rules",
+            RULE,
+            lambda o: (o.a.org, o.a.project, Decimal("1.5")),
+            id="confidence-1.5",
+        ),
+        pytest.param(
+            errors.CheckViolation,
+            "business_rules_confidence_check",
+            "business_rules",
+            RULE,
+            lambda o: (o.a.org, o.a.project, Decimal("-0.1")),
+            id="confidence-minus-0.1",
+        ),
+        pytest.param(
+            errors.CheckViolation,
+            "routing_rules_traffic_percentage_check",
+            "routing_rules",
+            ROUTE,
+            lambda o: (o.a.org, o.a.project, "svc", 101),
+            id="traffic-101",
+        ),
+        pytest.param(
+            errors.CheckViolation,
+            "routing_rules_target_service_not_legacy",
+            "routing_rules",
+            ROUTE,
+            lambda o: (o.a.org, o.a.project, "legacy", 0),
+            id="target-legacy",
+        ),
+        pytest.param(
+            errors.CheckViolation,
+            "routing_rules_target_service_not_legacy",
+            "routing_rules",
+            ROUTE,
+            lambda o: (o.a.org, o.a.project, " Legacy ", 0),
+            id="target-Legacy-padded",
+        ),
+        pytest.param(
+            errors.UniqueViolation,
+            "source_files_project_id_path_key",
+            "source_files",
+            SOURCE,
+            lambda o: (o.a.org, o.a.project, "src/MAIN.cbl", SHA),
+            id="duplicate-path",
+        ),
+        pytest.param(
+            errors.ForeignKeyViolation,
+            "source_files_project_fkey",
+            "source_files",
+            SOURCE,
+            lambda o: (o.b.org, o.a.project, "other.cbl", SHA),
+            id="org-differs-from-project",
+        ),
+        pytest.param(
+            errors.CheckViolation,
+            "source_files_path_no_dotdot",
+            "source_files",
+            SOURCE,
+            lambda o: (o.a.org, o.a.project, "src/../../etc/passwd", SHA),
+            id="path-traversal",
+        ),
+        pytest.param(
+            errors.CheckViolation,
+            "users_email_lowercase",
+            "users",
+            USER,
+            lambda o: ("Upper@a.example", o.a.org),
+            id="upper-case-email",
+        ),
+        pytest.param(
+            errors.UniqueViolation,
+            "users_email_key",
+            "users",
+            USER,
+            lambda o: (o.b.email, o.a.org),
+            id="email-taken-in-other-org",
+        ),
+    ],
+)
+def test_constraint_refuses_a_bad_row(
+    owner: Conn,
+    orgs: World,
+    error: type[psycopg.Error],
+    constraint: str,
+    table: str,
+    statement: str,
+    params: Callable[[World], tuple[Any, ...]],
+) -> None:
+    count = table_sql("SELECT count(*) FROM {}", table)
+    before = scalar(owner, count)
+    with pytest.raises(error) as refused:
+        owner.execute(statement, params(orgs))
+    assert refused.value.diag.constraint_name == constraint
+    assert scalar(owner, count) == before
+
+
+@pytest.mark.parametrize("table", MUTABLE_TABLES)
+def test_updated_at_is_set_on_every_update(owner: Conn, orgs: World, table: str) -> None:
+    column, value = owner_key(table, orgs.a)
+    first = sql.SQL("(SELECT min(id) FROM {} WHERE {} = %s)").format(
+        sql.Identifier(table), sql.Identifier(column)
+    )
+    select = sql.SQL("SELECT updated_at FROM {} WHERE id = {}").format(sql.Identifier(table), first)
+    # A client-supplied value is overwritten too.
+    update = sql.SQL(
+        "UPDATE {} SET updated_at = '2000-01-01' WHERE id = {} RETURNING updated_at, now()"
+    ).format(sql.Identifier(table), first)
+    with owner.transaction(force_rollback=True):
+        before = scalar(owner, select, (value,))
+        after, now = owner.execute(update, (value,)).fetchone() or (None, None)
+    assert after == now
+    assert after > before
