@@ -7,6 +7,7 @@ found). Tracebacks only with ``--debug``.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -15,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from migrationpilot_cli import __version__
-from migrationpilot_cli.commands import db
+from migrationpilot_cli.commands import db, files, orgs, projects, tenants, users
 from migrationpilot_cli.errors import MigrationPilotError
 from migrationpilot_cli.settings import build_settings
 
@@ -74,6 +75,11 @@ def _describe_database_error(error: BaseException) -> tuple[str, int]:
     text = mask_password(f"{message} ({detail})" if detail else message)
     if isinstance(error, psycopg.OperationalError) and not (diag and diag.sqlstate):
         return f"lost the database connection: {text}", 3  # no SQLSTATE: nothing answered
+    if isinstance(error, psycopg.errors.UniqueViolation) and diag:
+        # Under row-level security PostgreSQL withholds the key values (no DETAIL).
+        key = re.match(r"Key \((.+)\)=\((.*)\) already exists", detail or "")
+        what = f"({key[1]}) = ({key[2]})" if key else f"unique constraint {diag.constraint_name}"
+        return f"already exists in {diag.table_name}: {what}", 1
     if isinstance(error, psycopg.errors.InsufficientPrivilege):
         return f"permission denied: {text}", 1
     if isinstance(error, psycopg.DataError):
@@ -92,7 +98,12 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(db.app, name="db")
+app.add_typer(db.app, name="db", rich_help_panel="Set up")
+app.add_typer(tenants.app, name="tenants", rich_help_panel="Tenancy")
+app.add_typer(orgs.app, name="orgs", rich_help_panel="Tenancy")
+app.add_typer(users.app, name="users", rich_help_panel="Tenancy")
+app.add_typer(projects.app, name="projects", rich_help_panel="Projects and source")
+app.add_typer(files.app, name="files", rich_help_panel="Projects and source")
 
 
 def _print_version(value: bool) -> None:

@@ -8,12 +8,13 @@ go to stderr, and only when stderr is a terminal.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import functools
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from enum import Enum, StrEnum
 from typing import Annotated, Any
@@ -79,27 +80,86 @@ def render(
     sys.stdout.flush()
 
 
-def render_record(record: Row, *, fmt: OutputFormat | None) -> None:
-    """One object (``db info``, a dashboard): a field/value table for people, one JSON
-    object, or ``field<TAB>value`` lines that ``awk`` can pick from."""
-    chosen = fmt or (OutputFormat.table if sys.stdout.isatty() else OutputFormat.tsv)
-    if chosen is OutputFormat.json:
-        sys.stdout.write(json.dumps(_machine_object(record, list(record)), indent=2) + "\n")
-    elif chosen in (OutputFormat.jsonl, OutputFormat.csv):
-        _RENDERERS[chosen]([record], list(record))
+def render_record(
+    record: Row, *, fmt: OutputFormat | None, quiet: bool = False, id_column: str = "id"
+) -> None:
+    """One object (``db info``, a project dashboard). Values may be nested objects.
+
+    A person gets a field/value table plus one table per nested object; JSON keeps the
+    nesting; tsv prints ``field<TAB>value`` lines with dotted paths for nested values
+    (``files_by_language.cobol.lines``) that ``awk`` can pick from; csv is one header row and
+    one value row over the same dotted paths."""
+    if quiet:
+        _write_lines([str(record[id_column])])
     else:
-        fields = [{"field": key, "value": value} for key, value in record.items()]
+        chosen = fmt or (OutputFormat.table if sys.stdout.isatty() else OutputFormat.tsv)
         if chosen is OutputFormat.table:
-            _render_table(fields, ("field", "value"), None)
+            _render_record_tables(record)
+        elif chosen in (OutputFormat.json, OutputFormat.jsonl):
+            indent = 2 if chosen is OutputFormat.json else None
+            sys.stdout.write(json.dumps(_machine_tree(record), indent=indent, default=str) + "\n")
         else:
-            _render_tsv(fields, ("field", "value"))
+            flat = _flatten(record)
+            fields = [{"field": key, "value": value} for key, value in flat.items()]
+            if chosen is OutputFormat.tsv:
+                _render_tsv(fields, ("field", "value"))
+            else:
+                _render_csv([flat], list(flat))
     sys.stdout.flush()
+
+
+def _machine_tree(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _machine_tree(item) for key, item in value.items()}
+    return _machine_value(value)
+
+
+def _flatten(record: Row, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _render_record_tables(record: Row) -> None:
+    scalars = [{"field": k, "value": v} for k, v in record.items() if not isinstance(v, Mapping)]
+    _render_table(scalars, ("field", "value"), None)
+    for key, nested in record.items():
+        if not isinstance(nested, Mapping) or not nested:
+            continue
+        if all(isinstance(inner, Mapping) for inner in nested.values()):
+            columns = list(dict.fromkeys(c for inner in nested.values() for c in inner))
+            rows = [{"": name, **inner} for name, inner in nested.items()]
+            _render_table(
+                [{c: row.get(c) for c in ["", *columns]} for row in rows], ["", *columns], key
+            )
+        else:
+            _render_table(
+                [{"field": k, "value": v} for k, v in nested.items()], ("field", "value"), key
+            )
 
 
 def notice(message: str) -> None:
     """A human-facing line on stderr: shown on a terminal, silent in scripts."""
     if sys.stderr.isatty():
         _stderr_console().print(message, highlight=False)
+
+
+@contextlib.contextmanager
+def progress(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr when it is a terminal; silent otherwise. Yields
+    ``advance(done, total)``."""
+    if not sys.stderr.isatty():
+        yield lambda done, total: None
+        return
+    from rich.progress import Progress
+
+    with Progress(console=_stderr_console(), transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _write_lines(lines: Any) -> None:

@@ -29,9 +29,16 @@ MigrationsDirOption = Annotated[
 ]
 _LOCK_TIMEOUT = re.compile(r"^[0-9]+(ms|s|min|h)?$")
 _STATUS_COLUMNS = (
-    "version", "description", "script", "state", "checksum", "file_checksum", "applied_at",
-    "applied_by", "execution_ms",
-)  # fmt: skip
+    "version",
+    "description",
+    "script",
+    "state",
+    "checksum",
+    "file_checksum",
+    "applied_at",
+    "applied_by",
+    "execution_ms",
+)
 _STATUS_TABLE_COLUMNS = ("version", "description", "state", "applied_at", "execution_ms")
 
 
@@ -86,9 +93,13 @@ def migrate(
         def report(file: migrations.MigrationFile, elapsed_ms: int) -> None:
             notice(f"applied {file.name} ({elapsed_ms} ms)")
             applied_rows.append(
-                {"version": file.version, "description": file.description,
-                 "script": file.name, "execution_ms": elapsed_ms}
-            )  # fmt: skip
+                {
+                    "version": file.version,
+                    "description": file.description,
+                    "script": file.name,
+                    "execution_ms": elapsed_ms,
+                }
+            )
 
         migrations.migrate(conn, files, target=target, lock_timeout=lock_timeout, on_applied=report)
     if applied_rows:
@@ -122,9 +133,14 @@ def status(
     with connect.connect(ctx.obj, autocommit=True) as conn:
         rows = migrations.status(files, migrations.read_history(conn))
     render(
-        rows, _STATUS_COLUMNS, fmt=fmt, quiet=quiet, id_column="version",
-        table_columns=_STATUS_TABLE_COLUMNS, title="Migrations",
-    )  # fmt: skip
+        rows,
+        _STATUS_COLUMNS,
+        fmt=fmt,
+        quiet=quiet,
+        id_column="version",
+        table_columns=_STATUS_TABLE_COLUMNS,
+        title="Migrations",
+    )
 
 
 @app.command()

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
     from migrationpilot_cli.settings import Settings
 
+    # Every connection hands rows back as dicts keyed by column name.
+    Connection = psycopg.Connection[dict[str, Any]]
+
 APP_ROLE = "migrationpilot_app"
 
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@?#]*:)(?P<secret>[^@/?#]*)(?=@)")
@@ -48,11 +51,10 @@ def describe_target(settings: Settings, conninfo: str) -> str:
     return mask_password(conninfo) if conninfo else settings.database_url_source
 
 
-def connect(
-    settings: Settings, *, autocommit: bool = False, wait_seconds: float = 0
-) -> psycopg.Connection[Any]:
+def connect(settings: Settings, *, autocommit: bool = False, wait_seconds: float = 0) -> Connection:
     """Connect, retrying for up to ``wait_seconds``; exit 3 with a hint when nothing answers."""
     import psycopg
+    from psycopg.rows import dict_row
 
     conninfo = resolve_conninfo(settings)
     deadline = time.monotonic() + wait_seconds
@@ -61,6 +63,7 @@ def connect(
             return psycopg.connect(
                 conninfo,
                 autocommit=autocommit,
+                row_factory=dict_row,
                 application_name="migrationpilot",
                 connect_timeout=10,
             )
@@ -83,7 +86,7 @@ def unreachable(settings: Settings, conninfo: str, error: Exception) -> Database
 
 
 @contextmanager
-def transaction(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
+def transaction(settings: Settings) -> Iterator[Connection]:
     """One command, one transaction: commit when the block ends, roll back on any error.
 
     With an acting user the transaction runs as the app role (no BYPASSRLS, owns nothing), so
@@ -97,8 +100,10 @@ def transaction(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
 def act_as(conn: psycopg.Connection[Any], email: str) -> int:
     """Become ``email`` for the rest of the current transaction; returns the user's id."""
     from psycopg import sql
+    from psycopg.rows import tuple_row
 
-    row = conn.execute("SELECT id FROM users WHERE email = lower(%s)", (email,)).fetchone()
+    with conn.cursor(row_factory=tuple_row) as cursor:  # whatever the connection's rows are
+        row = cursor.execute("SELECT id FROM users WHERE email = lower(%s)", (email,)).fetchone()
     if row is None:
         raise NotFound(f"no user with email {email}; check --as / MIGRATIONPILOT_USER")
     user_id = int(row[0])

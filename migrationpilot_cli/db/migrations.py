@@ -151,10 +151,11 @@ def _read(path: Path, version: int, description: str) -> MigrationFile:
 
 def read_history(conn: psycopg.Connection[Any]) -> dict[int, AppliedMigration]:
     """The applied migrations; empty when the history table does not exist yet."""
-    from psycopg.rows import class_row
+    from psycopg.rows import class_row, tuple_row
 
-    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (HISTORY_TABLE,)).fetchone()
-    if not exists or not exists[0]:
+    with conn.cursor(row_factory=tuple_row) as cursor:
+        found = cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (HISTORY_TABLE,)).fetchone()
+    if not found or not found[0]:
         return {}
     query = sql.SQL(
         "SELECT version, description, script, checksum, transactional, applied_at,"
@@ -181,21 +182,31 @@ def _status_row(file: MigrationFile | None, done: AppliedMigration | None) -> di
     if done is None:
         assert file is not None
         return {
-            "version": file.version, "description": file.description, "script": file.name,
-            "state": "pending", "checksum": file.checksum, "file_checksum": file.checksum,
-            "applied_at": None, "applied_by": None, "execution_ms": None,
-        }  # fmt: skip
+            "version": file.version,
+            "description": file.description,
+            "script": file.name,
+            "state": "pending",
+            "checksum": file.checksum,
+            "file_checksum": file.checksum,
+            "applied_at": None,
+            "applied_by": None,
+            "execution_ms": None,
+        }
     if file is None:
         state = "missing"
     else:
         state = "applied" if file.checksum == done.checksum else "changed"
     return {
-        "version": done.version, "description": done.description, "script": done.script,
-        "state": state, "checksum": done.checksum,
+        "version": done.version,
+        "description": done.description,
+        "script": done.script,
+        "state": state,
+        "checksum": done.checksum,
         "file_checksum": file.checksum if file else None,
-        "applied_at": done.applied_at, "applied_by": done.applied_by,
+        "applied_at": done.applied_at,
+        "applied_by": done.applied_by,
         "execution_ms": done.execution_ms,
-    }  # fmt: skip
+    }
 
 
 def drift_problems(rows: Sequence[dict[str, Any]]) -> list[str]:

@@ -1,0 +1,67 @@
+"""`migrationpilot orgs ...`: organizations, the unit of isolation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from migrationpilot_cli import validation
+from migrationpilot_cli.db.connect import transaction
+from migrationpilot_cli.output import FormatOption, QuietOption, render, render_record
+from migrationpilot_cli.queries import audit, organizations, tenants
+
+app = typer.Typer(help="Organizations: each sees only its own data.", no_args_is_help=True)
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Display name, e.g. 'Acme Payments'.")],
+    slug: Annotated[str, typer.Option("--slug", help="Short unique handle, e.g. acme-pay.")],
+    tenant: Annotated[str, typer.Option("--tenant", help="The tenant's slug or id.")],
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Create an organization in a tenant.
+
+    Example: `migrationpilot orgs create "Acme Payments" --slug acme-pay --tenant acme`."""
+    validation.require_operator(ctx.obj, "orgs create")
+    name, slug = validation.text(name, "the organization name"), validation.slug(slug)
+    with transaction(ctx.obj) as conn:
+        tenant_id = tenants.get(conn, tenant)["id"]
+        org = organizations.create(conn, name=name, slug=slug, tenant_id=tenant_id)
+        audit.record(
+            conn,
+            "org.create",
+            resource_type="organization",
+            resource_id=org["id"],
+            organization_id=org["id"],
+            metadata={"name": name, "slug": slug},
+        )
+    render_record(org, fmt=fmt, quiet=quiet)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's.")] = None,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Organizations (with --as: only your own)."""
+    with transaction(ctx.obj) as conn:
+        tenant_id = tenants.get(conn, tenant)["id"] if tenant else None
+        rows = organizations.list_all(conn, tenant_id)
+    render(rows, organizations.COLUMNS, fmt=fmt, quiet=quiet, title="Organizations")
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    org: Annotated[str, typer.Argument(help="Slug or id.")],
+    fmt: FormatOption = None,
+) -> None:
+    """One organization. Example: `migrationpilot orgs show acme-pay`."""
+    with transaction(ctx.obj) as conn:
+        render_record(organizations.get(conn, org), fmt=fmt)

@@ -1,0 +1,127 @@
+"""`migrationpilot projects ...`: migration projects, their workflow and dashboard."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from migrationpilot_cli import validation
+from migrationpilot_cli.db.connect import transaction
+from migrationpilot_cli.errors import BadInput
+from migrationpilot_cli.output import FormatOption, QuietOption, render, render_record
+from migrationpilot_cli.queries import audit, organizations, projects
+from migrationpilot_cli.settings import Settings
+from migrationpilot_cli.vocabulary import ProjectStatus, SourceLanguage, TargetLanguage
+
+app = typer.Typer(
+    help="Projects: what is migrated, from which language to which.", no_args_is_help=True
+)
+
+ProjectArgument = Annotated[str, typer.Argument(help="Project id or name.")]
+OrgOption = Annotated[
+    str | None,
+    typer.Option("--org", help="Organization slug or id (operator mode).", show_default=False),
+]
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Unique within the organization.")],
+    source: Annotated[SourceLanguage, typer.Option("--source", help="Legacy language.")],
+    target: Annotated[TargetLanguage, typer.Option("--target", help="Modern language.")],
+    framework: Annotated[
+        str | None, typer.Option("--framework", help="e.g. spring-boot.", show_default=False)
+    ] = None,
+    description: Annotated[str | None, typer.Option("--description", show_default=False)] = None,
+    org: OrgOption = None,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Create a project in draft.
+
+    Example: `migrationpilot --as ana@acme.test projects create "Loans core" --source cobol
+    --target java --framework spring-boot`. Operators name the organization with `--org`.
+    """
+    settings: Settings = ctx.obj
+    if org is None and not settings.acting_user:
+        raise BadInput("--org is required in operator mode (or act as a user with --as)")
+    with transaction(settings) as conn:
+        values = {
+            "name": validation.text(name, "the project name"),
+            "description": description,
+            "organization_id": organizations.id_of(conn, org),
+            "source_language": source.value,
+            "target_language": target.value,
+            "target_framework": framework,
+        }
+        project = projects.create(conn, values)
+        audit.record(
+            conn,
+            "project.create",
+            resource_type="project",
+            resource_id=project["id"],
+            organization_id=project["organization_id"],
+            metadata={"name": project["name"], "source": source.value, "target": target.value},
+        )
+    render_record(project, fmt=fmt, quiet=quiet)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    org: OrgOption = None,
+    status: Annotated[
+        ProjectStatus | None, typer.Option("--status", help="Only projects in this state.")
+    ] = None,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Projects you can see. Example: `migrationpilot projects list --status analyzing`."""
+    with transaction(ctx.obj) as conn:
+        rows = projects.list_all(
+            conn,
+            organization_id=organizations.id_of(conn, org),
+            status=status.value if status else None,
+        )
+    render(rows, projects.COLUMNS, fmt=fmt, quiet=quiet, title="Projects")
+
+
+@app.command()
+def show(
+    ctx: typer.Context, project: ProjectArgument, org: OrgOption = None, fmt: FormatOption = None
+) -> None:
+    """The project's dashboard: metadata plus statistics computed from its data.
+
+    Example: `migrationpilot projects show "Loans core" --format json`."""
+    with transaction(ctx.obj) as conn:
+        found = projects.get(conn, project, organizations.id_of(conn, org))
+        render_record(projects.dashboard(conn, found), fmt=fmt)
+
+
+@app.command("set-status")
+def set_status(
+    ctx: typer.Context,
+    project: ProjectArgument,
+    status: Annotated[ProjectStatus, typer.Argument(help="The next state.")],
+    org: OrgOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Move the project along its workflow (draft -> analyzing -> ... -> completed; any state
+    -> failed; failed -> the state it failed from). The database refuses other moves.
+
+    Example: `migrationpilot projects set-status "Loans core" analyzing`."""
+    with transaction(ctx.obj) as conn:
+        before = projects.get(conn, project, organizations.id_of(conn, org))
+        projects.set_status(conn, before["id"], status.value)
+        audit.record(
+            conn,
+            "project.set_status",
+            resource_type="project",
+            resource_id=before["id"],
+            organization_id=before["organization_id"],
+            metadata={"old": before["status"], "new": status.value},
+        )
+        after = projects.get(conn, str(before["id"]))
+    render_record(after, fmt=fmt)

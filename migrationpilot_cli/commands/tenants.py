@@ -1,0 +1,143 @@
+"""`migrationpilot tenants ...`: subscriptions and limits (operator mode)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from migrationpilot_cli import validation
+from migrationpilot_cli.db.connect import transaction
+from migrationpilot_cli.errors import BadInput
+from migrationpilot_cli.output import FormatOption, QuietOption, render, render_record
+from migrationpilot_cli.queries import audit, tenants
+from migrationpilot_cli.vocabulary import Subscription
+
+app = typer.Typer(
+    help="Tenants: subscription and limits for a group of organizations.", no_args_is_help=True
+)
+
+
+def _limit(flag: str, help: str) -> Any:
+    return typer.Option(flag, min=0, help=help, show_default=False, rich_help_panel="Limits")
+
+
+SubscriptionOption = Annotated[
+    Subscription | None, typer.Option("--subscription", help="Plan.", show_default=False)
+]
+MaxProjects = Annotated[int | None, _limit("--max-projects", "Projects across the tenant.")]
+MaxUsers = Annotated[int | None, _limit("--max-users-per-project", "Users per project.")]
+MaxLines = Annotated[
+    int | None, _limit("--max-lines-of-code", "Lines of legacy source stored, in total.")
+]
+Retention = Annotated[
+    int | None, _limit("--retention-days", "Days audit rows are kept (at least 1).")
+]
+
+
+def _limits(**given: int | None) -> dict[str, Any]:
+    if given.get("data_retention_days") == 0:
+        raise BadInput("--retention-days must be at least 1")
+    return {name: value for name, value in given.items() if value is not None}
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Display name, e.g. 'Acme Corp'.")],
+    slug: Annotated[str, typer.Option("--slug", help="Short unique handle, e.g. acme.")],
+    subscription: SubscriptionOption = None,
+    max_projects: MaxProjects = None,
+    max_users_per_project: MaxUsers = None,
+    max_lines_of_code: MaxLines = None,
+    retention_days: Retention = None,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Create a tenant. Example: `migrationpilot tenants create "Acme Corp" --slug acme`."""
+    validation.require_operator(ctx.obj, "tenants create")
+    values = {
+        "name": validation.text(name, "the tenant name"),
+        "slug": validation.slug(slug),
+        "subscription": subscription.value if subscription else None,
+        **_limits(
+            max_projects=max_projects,
+            max_users_per_project=max_users_per_project,
+            max_lines_of_code=max_lines_of_code,
+            data_retention_days=retention_days,
+        ),
+    }
+    with transaction(ctx.obj) as conn:
+        tenant = tenants.create(conn, values)
+        audit.record(
+            conn,
+            "tenant.create",
+            resource_type="tenant",
+            resource_id=tenant["id"],
+            tenant_id=tenant["id"],
+            metadata={"new": values},
+        )
+    render_record(tenant, fmt=fmt, quiet=quiet)
+
+
+@app.command("list")
+def list_(ctx: typer.Context, fmt: FormatOption = None, quiet: QuietOption = False) -> None:
+    """Every tenant with its plan, limits and number of organizations."""
+    with transaction(ctx.obj) as conn:
+        rows = tenants.list_all(conn)
+    render(rows, tenants.COLUMNS, fmt=fmt, quiet=quiet, title="Tenants")
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Argument(help="Slug or id.")],
+    fmt: FormatOption = None,
+) -> None:
+    """One tenant. Example: `migrationpilot tenants show acme`."""
+    with transaction(ctx.obj) as conn:
+        render_record(tenants.get(conn, tenant), fmt=fmt)
+
+
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Argument(help="Slug or id.")],
+    name: Annotated[str | None, typer.Option("--name", show_default=False)] = None,
+    subscription: SubscriptionOption = None,
+    max_projects: MaxProjects = None,
+    max_users_per_project: MaxUsers = None,
+    max_lines_of_code: MaxLines = None,
+    retention_days: Retention = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Change a tenant's plan or limits. Example: `tenants set acme --max-lines-of-code 5000000`.
+
+    Lowering a limit below current use is allowed: it only stops further growth."""
+    validation.require_operator(ctx.obj, "tenants set")
+    changes = {
+        **({"name": validation.text(name, "--name")} if name is not None else {}),
+        **({"subscription": subscription.value} if subscription else {}),
+        **_limits(
+            max_projects=max_projects,
+            max_users_per_project=max_users_per_project,
+            max_lines_of_code=max_lines_of_code,
+            data_retention_days=retention_days,
+        ),
+    }
+    if not changes:
+        raise BadInput("nothing to change: give at least one option (see --help)")
+    with transaction(ctx.obj) as conn:
+        before = tenants.get(conn, tenant, lock=True)
+        tenants.update(conn, before["id"], changes)
+        old = {name: before[name] for name in changes}
+        audit.record(
+            conn,
+            "tenant.update",
+            resource_type="tenant",
+            resource_id=before["id"],
+            tenant_id=before["id"],
+            metadata={"old": old, "new": changes},
+        )
+        after = tenants.get(conn, str(before["id"]))
+    render_record(after, fmt=fmt)

@@ -1,0 +1,94 @@
+"""`migrationpilot users ...`: people and their roles."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from migrationpilot_cli import validation
+from migrationpilot_cli.db.connect import transaction
+from migrationpilot_cli.output import FormatOption, QuietOption, render, render_record
+from migrationpilot_cli.queries import audit, organizations, users
+from migrationpilot_cli.vocabulary import UserRole
+
+app = typer.Typer(help="Users: people, their organization and role.", no_args_is_help=True)
+
+
+@app.command()
+def add(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="Unique email, stored lower-case.")],
+    name: Annotated[str, typer.Option("--name", help="Full name.")],
+    org: Annotated[str, typer.Option("--org", help="Organization slug or id.")],
+    role: Annotated[
+        UserRole, typer.Option("--role", help="What they may do.")
+    ] = UserRole.developer,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Add a user to an organization.
+
+    Example: `migrationpilot users add ana@acme.test --name "Ana Lima" --org acme-pay`."""
+    email, name = validation.email(email), validation.text(name, "--name")
+    with transaction(ctx.obj) as conn:
+        organization_id = organizations.get(conn, org)["id"]
+        user = users.add(
+            conn, email=email, name=name, organization_id=organization_id, role=role.value
+        )
+        audit.record(
+            conn,
+            "user.create",
+            resource_type="user",
+            resource_id=user["id"],
+            organization_id=organization_id,
+            metadata={"email": email, "role": role.value},
+        )
+    render_record(user, fmt=fmt, quiet=quiet)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    org: Annotated[str | None, typer.Option("--org", help="Only this organization's.")] = None,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Users, by organization and email."""
+    with transaction(ctx.obj) as conn:
+        rows = users.list_all(conn, organizations.id_of(conn, org))
+    render(rows, users.COLUMNS, fmt=fmt, quiet=quiet, title="Users")
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(help="Email or id.")],
+    fmt: FormatOption = None,
+) -> None:
+    """One user. Example: `migrationpilot users show ana@acme.test`."""
+    with transaction(ctx.obj) as conn:
+        render_record(users.get(conn, user), fmt=fmt)
+
+
+@app.command("set-role")
+def set_role(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(help="Email or id.")],
+    role: Annotated[UserRole, typer.Argument(help="The new role.")],
+    fmt: FormatOption = None,
+) -> None:
+    """Change a user's role. Example: `migrationpilot users set-role ana@acme.test architect`."""
+    with transaction(ctx.obj) as conn:
+        before = users.get(conn, user)
+        users.set_role(conn, before["id"], role.value)
+        audit.record(
+            conn,
+            "user.set_role",
+            resource_type="user",
+            resource_id=before["id"],
+            organization_id=before["organization_id"],
+            metadata={"old": before["role"], "new": role.value},
+        )
+        after = users.get(conn, str(before["id"]))
+    render_record(after, fmt=fmt)

@@ -1,0 +1,136 @@
+"""Legacy source files of a project: a bulk, idempotent import and the listings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from migrationpilot_cli.errors import NotFound
+
+if TYPE_CHECKING:
+    from migrationpilot_cli.db.connect import Connection
+    from migrationpilot_cli.sourcetree import SourceFile
+
+COLUMNS = (
+    "id",
+    "path",
+    "language",
+    "lines",
+    "code_lines",
+    "comment_lines",
+    "blank_lines",
+    "size_bytes",
+    "encoding",
+    "sha256",
+    "updated_at",
+)
+
+_STAGE = """
+CREATE TEMPORARY TABLE staged_source_files (
+    path text PRIMARY KEY, content text NOT NULL, language source_file_kind NOT NULL,
+    encoding text NOT NULL, size_bytes bigint NOT NULL, sha256 text NOT NULL,
+    line_count integer NOT NULL, code_lines integer NOT NULL, comment_lines integer NOT NULL,
+    blank_lines integer NOT NULL
+) ON COMMIT DROP
+"""
+_COPY = """
+COPY staged_source_files (path, content, language, encoding, size_bytes, sha256, line_count,
+                          code_lines, comment_lines, blank_lines) FROM STDIN
+"""
+# One set-based statement per outcome. The tenant's line limit is checked by the database's
+# statement-level triggers on source_files, once per statement.
+_UPDATE_CHANGED = """
+UPDATE source_files f
+SET content = s.content, language = s.language, encoding = s.encoding,
+    size_bytes = s.size_bytes, sha256 = s.sha256, line_count = s.line_count,
+    code_lines = s.code_lines, comment_lines = s.comment_lines, blank_lines = s.blank_lines
+FROM staged_source_files s
+WHERE f.project_id = %(project)s AND f.path = s.path
+  AND (f.sha256, f.language, f.encoding) IS DISTINCT FROM (s.sha256, s.language, s.encoding)
+RETURNING f.path
+"""
+_INSERT_NEW = """
+INSERT INTO source_files (organization_id, project_id, path, content, language, encoding,
+                          size_bytes, sha256, line_count, code_lines, comment_lines, blank_lines)
+SELECT %(organization)s, %(project)s, s.path, s.content, s.language, s.encoding, s.size_bytes,
+       s.sha256, s.line_count, s.code_lines, s.comment_lines, s.blank_lines
+FROM staged_source_files s
+WHERE NOT EXISTS (SELECT 1 FROM source_files f
+                  WHERE f.project_id = %(project)s AND f.path = s.path)
+ORDER BY s.path
+RETURNING path
+"""
+_GONE = """
+SELECT f.path FROM source_files f
+WHERE f.project_id = %(project)s
+  AND NOT EXISTS (SELECT 1 FROM staged_source_files s WHERE s.path = f.path)
+ORDER BY f.path
+"""
+_PRUNE = """
+DELETE FROM source_files f
+WHERE f.project_id = %(project)s
+  AND NOT EXISTS (SELECT 1 FROM staged_source_files s WHERE s.path = f.path)
+"""
+
+
+def merge(
+    conn: Connection, project: dict[str, Any], files: Sequence[SourceFile], *, prune: bool
+) -> dict[str, list[str]]:
+    """Bring the project's stored files in line with ``files``: COPY into a staging table,
+    then one statement each for changed, new and (with ``prune``) removed files.
+
+    Returns the paths by outcome: added, changed, unchanged, removed."""
+    conn.execute(_STAGE)
+    with conn.cursor() as cursor, cursor.copy(_COPY) as copy:
+        for file in files:
+            counts = file.lines
+            copy.write_row(
+                (
+                    file.path,
+                    file.content,
+                    file.language,
+                    file.encoding,
+                    file.size_bytes,
+                    file.sha256,
+                    counts.total,
+                    counts.code,
+                    counts.comment,
+                    counts.blank,
+                )
+            )
+    ids = {"project": project["id"], "organization": project["organization_id"]}
+    changed = [row["path"] for row in conn.execute(_UPDATE_CHANGED, ids).fetchall()]
+    added = [row["path"] for row in conn.execute(_INSERT_NEW, ids).fetchall()]
+    removed = [row["path"] for row in conn.execute(_GONE, ids).fetchall()]
+    if prune and removed:
+        conn.execute(_PRUNE, ids)
+    touched = set(changed) | set(added)
+    unchanged = [file.path for file in files if file.path not in touched]
+    return {"added": added, "changed": changed, "unchanged": unchanged, "removed": removed}
+
+
+def list_for_project(
+    conn: Connection, project_id: int, language: str | None
+) -> list[dict[str, Any]]:
+    return conn.execute(
+        """
+        SELECT id, path, language::text AS language, line_count AS lines, code_lines,
+               comment_lines, blank_lines, size_bytes, encoding, sha256, updated_at
+        FROM source_files
+        WHERE project_id = %(project)s
+          AND (%(language)s::source_file_kind IS NULL OR language = %(language)s)
+        ORDER BY path
+        """,
+        {"project": project_id, "language": language},
+    ).fetchall()
+
+
+def get(conn: Connection, project_id: int, path: str) -> dict[str, Any]:
+    row = conn.execute(
+        "SELECT id, path, language::text AS language, content, line_count AS lines"
+        " FROM source_files WHERE project_id = %s AND path = %s",
+        (project_id, path.strip("/")),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no file {path!r} in this project; see `migrationpilot files list`")
+    return row

@@ -1,0 +1,51 @@
+"""Organizations: the isolation unit; every tenant-owned row belongs to one."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from migrationpilot_cli.errors import NotFound
+
+if TYPE_CHECKING:
+    from migrationpilot_cli.db.connect import Connection
+
+COLUMNS = ("id", "slug", "name", "tenant", "users", "projects", "created_at")
+
+_SELECT = """
+SELECT o.id, o.slug, o.name, o.tenant_id, t.slug AS tenant, o.created_at, o.updated_at,
+       (SELECT count(*) FROM users u WHERE u.organization_id = o.id) AS users,
+       (SELECT count(*) FROM projects p WHERE p.organization_id = o.id) AS projects
+FROM organizations o
+JOIN tenants t ON t.id = o.tenant_id
+"""
+
+
+def create(conn: Connection, *, name: str, slug: str, tenant_id: int) -> dict[str, Any]:
+    row = conn.execute(
+        "INSERT INTO organizations (name, slug, tenant_id) VALUES (%s, %s, %s) RETURNING id",
+        (name, slug, tenant_id),
+    ).fetchone()
+    assert row is not None
+    return get(conn, str(row["id"]))
+
+
+def list_all(conn: Connection, tenant_id: int | None = None) -> list[dict[str, Any]]:
+    return conn.execute(
+        _SELECT + " WHERE %(tenant)s::bigint IS NULL OR o.tenant_id = %(tenant)s ORDER BY o.slug",
+        {"tenant": tenant_id},
+    ).fetchall()
+
+
+def get(conn: Connection, ref: str) -> dict[str, Any]:
+    """An organization by slug or id (under RLS: only the acting user's own)."""
+    row = conn.execute(
+        _SELECT + " WHERE o.slug = %(ref)s OR o.id::text = %(ref)s", {"ref": ref}
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no organization {ref!r}; see `migrationpilot orgs list`")
+    return row
+
+
+def id_of(conn: Connection, ref: str | None) -> int | None:
+    """The id of an optional ``--org`` option (None when not given)."""
+    return int(get(conn, ref)["id"]) if ref else None

@@ -1,0 +1,125 @@
+"""Projects: a legacy system being migrated, its status workflow and its dashboard."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from migrationpilot_cli.errors import BadInput, NotFound
+
+if TYPE_CHECKING:
+    from migrationpilot_cli.db.connect import Connection
+
+COLUMNS = (
+    "id",
+    "name",
+    "organization",
+    "source_language",
+    "target_language",
+    "target_framework",
+    "status",
+    "created_at",
+)
+
+_SELECT = """
+SELECT p.id, p.name, p.description, p.organization_id, o.slug AS organization,
+       p.source_language::text AS source_language, p.target_language::text AS target_language,
+       p.target_framework, p.status::text AS status, p.failed_from::text AS failed_from,
+       creator.email AS created_by, p.created_at, p.updated_at
+FROM projects p
+JOIN organizations o ON o.id = p.organization_id
+LEFT JOIN users creator ON creator.id = p.created_by
+"""
+
+# The dashboard's statistics in one round trip, computed from the data itself.
+_STATISTICS = """
+SELECT
+  (SELECT count(*) FROM source_files WHERE project_id = %(id)s) AS files,
+  (SELECT coalesce(sum(line_count), 0) FROM source_files WHERE project_id = %(id)s) AS lines,
+  (SELECT coalesce(jsonb_object_agg(language, jsonb_build_object(
+            'files', files, 'lines', lines, 'code_lines', code, 'comment_lines', comments,
+            'blank_lines', blank) ORDER BY language), '{}')
+     FROM (SELECT language::text AS language, count(*) AS files, sum(line_count) AS lines,
+                  sum(code_lines) AS code, sum(comment_lines) AS comments,
+                  sum(blank_lines) AS blank
+           FROM source_files WHERE project_id = %(id)s GROUP BY language) AS f
+  ) AS files_by_language,
+  (SELECT count(*) FROM business_rules WHERE project_id = %(id)s) AS rules,
+  (SELECT coalesce(jsonb_object_agg(status, n ORDER BY status), '{}')
+     FROM (SELECT review_status::text AS status, count(*) AS n FROM business_rules
+           WHERE project_id = %(id)s GROUP BY review_status) AS s
+  ) AS rules_by_status,
+  (SELECT coalesce(jsonb_object_agg(category, n ORDER BY category), '{}')
+     FROM (SELECT category::text AS category, count(*) AS n FROM business_rules
+           WHERE project_id = %(id)s GROUP BY category) AS c
+  ) AS rules_by_category,
+  (SELECT round(avg(confidence), 3) FROM business_rules WHERE project_id = %(id)s)
+    AS average_confidence,
+  (SELECT count(*) FROM test_cases WHERE project_id = %(id)s) AS test_cases,
+  (SELECT count(*) FROM generated_files WHERE project_id = %(id)s) AS generated_files,
+  (SELECT coalesce(jsonb_object_agg(name, jsonb_build_object(
+            'pattern', path_pattern, 'target', target_service, 'traffic', traffic_percentage,
+            'shadow', shadow_mode, 'enabled', enabled) ORDER BY name), '{}')
+     FROM routing_rules WHERE project_id = %(id)s
+  ) AS routing
+"""
+
+
+def create(conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
+    """Insert a project; without an organization it goes to the acting user's."""
+    row = conn.execute(
+        """
+        INSERT INTO projects (name, description, organization_id, source_language,
+                              target_language, target_framework, created_by)
+        VALUES (%(name)s, %(description)s,
+                coalesce(%(organization_id)s, current_organization_id()),
+                %(source_language)s, %(target_language)s, %(target_framework)s,
+                current_user_id())
+        RETURNING id
+        """,
+        values,
+    ).fetchone()
+    assert row is not None
+    return get(conn, str(row["id"]))
+
+
+def list_all(
+    conn: Connection, *, organization_id: int | None, status: str | None
+) -> list[dict[str, Any]]:
+    return conn.execute(
+        _SELECT
+        + """
+        WHERE (%(org)s::bigint IS NULL OR p.organization_id = %(org)s)
+          AND (%(status)s::project_status IS NULL OR p.status = %(status)s)
+        ORDER BY o.slug, p.name
+        """,
+        {"org": organization_id, "status": status},
+    ).fetchall()
+
+
+def get(conn: Connection, ref: str, organization_id: int | None = None) -> dict[str, Any]:
+    """A project by id, or by name (names are unique within an organization)."""
+    rows = conn.execute(
+        _SELECT
+        + """
+        WHERE (p.id::text = %(ref)s OR p.name = %(ref)s)
+          AND (%(org)s::bigint IS NULL OR p.organization_id = %(org)s)
+        ORDER BY p.id::text = %(ref)s DESC, p.id
+        """,
+        {"ref": ref, "org": organization_id},
+    ).fetchall()
+    if not rows:
+        raise NotFound(f"no project {ref!r}; see `migrationpilot projects list`")
+    if len(rows) > 1 and str(rows[0]["id"]) != ref:
+        where = ", ".join(f"{row['organization']} (id {row['id']})" for row in rows)
+        raise BadInput(f"{len(rows)} projects are named {ref!r}: {where}; use the id or --org")
+    return rows[0]
+
+
+def dashboard(conn: Connection, project: dict[str, Any]) -> dict[str, Any]:
+    statistics = conn.execute(_STATISTICS, {"id": project["id"]}).fetchone()
+    assert statistics is not None
+    return {**project, **statistics}
+
+
+def set_status(conn: Connection, project_id: int, status: str) -> None:
+    conn.execute("UPDATE projects SET status = %s WHERE id = %s", (status, project_id))

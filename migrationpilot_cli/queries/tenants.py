@@ -1,0 +1,59 @@
+"""Tenants: the subscription and limits shared by a group of organizations."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from psycopg import sql
+
+from migrationpilot_cli.errors import NotFound
+
+if TYPE_CHECKING:
+    from migrationpilot_cli.db.connect import Connection
+
+LIMITS = ("max_projects", "max_users_per_project", "max_lines_of_code", "data_retention_days")
+SETTABLE = ("name", "subscription", *LIMITS)
+COLUMNS = ("id", "slug", "name", "subscription", *LIMITS, "organizations", "created_at")
+
+_SELECT = """
+SELECT t.id, t.slug, t.name, t.subscription, t.max_projects, t.max_users_per_project,
+       t.max_lines_of_code, t.data_retention_days, t.created_at, t.updated_at,
+       (SELECT count(*) FROM organizations o WHERE o.tenant_id = t.id) AS organizations
+FROM tenants t
+"""
+
+
+def create(conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
+    columns = [name for name in ("slug", *SETTABLE) if values.get(name) is not None]
+    query = sql.SQL("INSERT INTO tenants ({}) VALUES ({}) RETURNING id").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(", ").join(sql.Placeholder(name) for name in columns),
+    )
+    row = conn.execute(query, values).fetchone()
+    assert row is not None
+    return get(conn, str(row["id"]))
+
+
+def list_all(conn: Connection) -> list[dict[str, Any]]:
+    return conn.execute(_SELECT + " ORDER BY t.slug").fetchall()
+
+
+def get(conn: Connection, ref: str, *, lock: bool = False) -> dict[str, Any]:
+    """A tenant by slug or id."""
+    query = _SELECT + " WHERE t.slug = %(ref)s OR t.id::text = %(ref)s"
+    row = conn.execute(query + (" FOR UPDATE OF t" if lock else ""), {"ref": ref}).fetchone()
+    if row is None:
+        raise NotFound(f"no tenant {ref!r}; see `migrationpilot tenants list`")
+    return row
+
+
+def update(conn: Connection, tenant_id: int, changes: dict[str, Any]) -> None:
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name))
+        for name in changes
+        if name in SETTABLE  # an allow-list: identifiers never come from input
+    )
+    conn.execute(
+        sql.SQL("UPDATE tenants SET {} WHERE id = %(id)s").format(assignments),
+        {**changes, "id": tenant_id},
+    )

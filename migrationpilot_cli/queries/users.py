@@ -1,0 +1,53 @@
+"""Users: people, each in exactly one organization, with a role."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from migrationpilot_cli.errors import NotFound
+
+if TYPE_CHECKING:
+    from migrationpilot_cli.db.connect import Connection
+
+COLUMNS = ("id", "email", "name", "organization", "role", "created_at")
+
+_SELECT = """
+SELECT u.id, u.email, u.name, u.organization_id, o.slug AS organization, u.role::text AS role,
+       u.created_at, u.updated_at
+FROM users u
+JOIN organizations o ON o.id = u.organization_id
+"""
+
+
+def add(
+    conn: Connection, *, email: str, name: str, organization_id: int, role: str
+) -> dict[str, Any]:
+    row = conn.execute(
+        "INSERT INTO users (email, name, organization_id, role) VALUES (%s, %s, %s, %s)"
+        " RETURNING id",
+        (email, name, organization_id, role),
+    ).fetchone()
+    assert row is not None
+    return get(conn, str(row["id"]))
+
+
+def list_all(conn: Connection, organization_id: int | None = None) -> list[dict[str, Any]]:
+    return conn.execute(
+        _SELECT
+        + " WHERE %(org)s::bigint IS NULL OR u.organization_id = %(org)s ORDER BY o.slug, u.email",
+        {"org": organization_id},
+    ).fetchall()
+
+
+def get(conn: Connection, ref: str) -> dict[str, Any]:
+    """A user by email or id."""
+    row = conn.execute(
+        _SELECT + " WHERE u.email = lower(%(ref)s) OR u.id::text = %(ref)s", {"ref": ref}
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no user {ref!r}; see `migrationpilot users list`")
+    return row
+
+
+def set_role(conn: Connection, user_id: int, role: str) -> None:
+    conn.execute("UPDATE users SET role = %s WHERE id = %s", (role, user_id))

@@ -1,0 +1,40 @@
+"""Checks on user input, made before anything is written: bad input is exit 2 with a line
+naming the option. The database enforces the same rules as a backstop for other clients."""
+
+from __future__ import annotations
+
+import re
+
+from migrationpilot_cli.errors import BadInput, OperationFailed
+from migrationpilot_cli.settings import Settings
+
+_SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def slug(value: str, option: str = "--slug") -> str:
+    if not _SLUG.match(value):
+        raise BadInput(
+            f"{option} {value!r}: use lower-case letters, digits and single hyphens (e.g. acme-pay)"
+        )
+    return value
+
+
+def email(value: str) -> str:
+    cleaned = value.strip().lower()
+    if not _EMAIL.match(cleaned):
+        raise BadInput(f"{value!r} is not an email address")
+    return cleaned
+
+
+def text(value: str, what: str) -> str:
+    cleaned = value.strip()
+    if not cleaned:
+        raise BadInput(f"{what} must not be empty")
+    return cleaned
+
+
+def require_operator(settings: Settings, command: str) -> None:
+    """Tenancy administration belongs to the operator (the schema owner), not to users."""
+    if settings.acting_user:
+        raise OperationFailed(f"`{command}` is an operator command: run it without --as")

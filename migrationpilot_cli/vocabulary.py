@@ -1,0 +1,61 @@
+"""The database's enumerations as Python enums, for option choices and validation.
+
+They mirror the enum types in sql/migrations (a test compares them with pg_enum), so a wrong
+value is refused by the CLI with exit 2 before any SQL runs."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Subscription(StrEnum):
+    free = "free"
+    pro = "pro"
+    enterprise = "enterprise"
+
+
+class UserRole(StrEnum):
+    admin = "admin"
+    architect = "architect"
+    reviewer = "reviewer"
+    developer = "developer"
+    viewer = "viewer"
+
+
+class ProjectStatus(StrEnum):
+    draft = "draft"
+    analyzing = "analyzing"
+    analysis_complete = "analysis_complete"
+    designing = "designing"
+    design_complete = "design_complete"
+    generating = "generating"
+    generation_complete = "generation_complete"
+    validating = "validating"
+    validation_complete = "validation_complete"
+    completed = "completed"
+    failed = "failed"
+
+
+class SourceLanguage(StrEnum):
+    cobol = "cobol"
+    fortran = "fortran"
+    vb6 = "vb6"
+    vba = "vba"
+    java_legacy = "java-legacy"
+
+
+class TargetLanguage(StrEnum):
+    java = "java"
+    python = "python"
+    typescript = "typescript"
+    go = "go"
+    csharp = "csharp"
+
+
+# Database enum type -> its Python mirror (checked by tests/test_vocabulary.py).
+DATABASE_ENUMS: dict[str, type[StrEnum]] = {
+    "user_role": UserRole,
+    "project_status": ProjectStatus,
+    "source_language": SourceLanguage,
+    "target_language": TargetLanguage,
+}
