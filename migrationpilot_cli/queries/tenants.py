@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from psycopg import sql
-
-from migrationpilot_cli.errors import NotFound
+from migrationpilot_cli.queries import inserted_id, one
 
 if TYPE_CHECKING:
     from migrationpilot_cli.db.connect import Connection
@@ -24,14 +22,14 @@ FROM tenants t
 
 
 def create(conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
+    from psycopg import sql  # here, not at the top: --help must not pay for psycopg
+
     columns = [name for name in ("slug", *SETTABLE) if values.get(name) is not None]
     query = sql.SQL("INSERT INTO tenants ({}) VALUES ({}) RETURNING id").format(
         sql.SQL(", ").join(map(sql.Identifier, columns)),
         sql.SQL(", ").join(sql.Placeholder(name) for name in columns),
     )
-    row = conn.execute(query, values).fetchone()
-    assert row is not None
-    return get(conn, str(row["id"]))
+    return get(conn, inserted_id(conn, query, values))
 
 
 def list_all(conn: Connection) -> list[dict[str, Any]]:
@@ -41,13 +39,17 @@ def list_all(conn: Connection) -> list[dict[str, Any]]:
 def get(conn: Connection, ref: str, *, lock: bool = False) -> dict[str, Any]:
     """A tenant by slug or id."""
     query = _SELECT + " WHERE t.slug = %(ref)s OR t.id::text = %(ref)s"
-    row = conn.execute(query + (" FOR UPDATE OF t" if lock else ""), {"ref": ref}).fetchone()
-    if row is None:
-        raise NotFound(f"no tenant {ref!r}; see `migrationpilot tenants list`")
-    return row
+    return one(
+        conn,
+        query + (" FOR UPDATE OF t" if lock else ""),
+        {"ref": ref},
+        missing=f"no tenant {ref!r}; see `migrationpilot tenants list`",
+    )
 
 
 def update(conn: Connection, tenant_id: int, changes: dict[str, Any]) -> None:
+    from psycopg import sql
+
     assignments = sql.SQL(", ").join(
         sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name))
         for name in changes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from migrationpilot_cli.errors import NotFound
+from migrationpilot_cli.queries import inserted_id, one
 
 if TYPE_CHECKING:
     from migrationpilot_cli.db.connect import Connection
@@ -22,13 +22,15 @@ JOIN organizations o ON o.id = u.organization_id
 def add(
     conn: Connection, *, email: str, name: str, organization_id: int, role: str
 ) -> dict[str, Any]:
-    row = conn.execute(
-        "INSERT INTO users (email, name, organization_id, role) VALUES (%s, %s, %s, %s)"
-        " RETURNING id",
-        (email, name, organization_id, role),
-    ).fetchone()
-    assert row is not None
-    return get(conn, str(row["id"]))
+    return get(
+        conn,
+        inserted_id(
+            conn,
+            "INSERT INTO users (email, name, organization_id, role) VALUES (%s, %s, %s, %s)"
+            " RETURNING id",
+            (email, name, organization_id, role),
+        ),
+    )
 
 
 def list_all(conn: Connection, organization_id: int | None = None) -> list[dict[str, Any]]:
@@ -41,12 +43,12 @@ def list_all(conn: Connection, organization_id: int | None = None) -> list[dict[
 
 def get(conn: Connection, ref: str) -> dict[str, Any]:
     """A user by email or id."""
-    row = conn.execute(
-        _SELECT + " WHERE u.email = lower(%(ref)s) OR u.id::text = %(ref)s", {"ref": ref}
-    ).fetchone()
-    if row is None:
-        raise NotFound(f"no user {ref!r}; see `migrationpilot users list`")
-    return row
+    return one(
+        conn,
+        _SELECT + " WHERE u.email = lower(%(ref)s) OR u.id::text = %(ref)s",
+        {"ref": ref},
+        missing=f"no user {ref!r}; see `migrationpilot users list`",
+    )
 
 
 def set_role(conn: Connection, user_id: int, role: str) -> None:
