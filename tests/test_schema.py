@@ -680,7 +680,9 @@ INTRUSIONS: dict[str, tuple[str, Callable[[Org], tuple[Any, ...]]]] = {
 def test_user_cannot_insert_into_another_organization(owner: Conn, orgs: World, table: str) -> None:
     statement, params = INTRUSIONS[table]
     before = rows_of(owner, table, orgs.b)
-    with pytest.raises(errors.InsufficientPrivilege, match=RLS_REFUSED), owner.transaction():
+    # Versions are written only by the versioning trigger: no INSERT grant at all.
+    refused = NO_GRANT if table == "rule_versions" else RLS_REFUSED
+    with pytest.raises(errors.InsufficientPrivilege, match=refused), owner.transaction():
         act_as(owner, orgs.a.email)
         owner.execute(statement, params(orgs.b))
     assert rows_of(owner, table, orgs.b) == before
@@ -714,6 +716,20 @@ def test_user_cannot_move_their_project_to_another_organization(owner: Conn, org
         scalar(owner, "SELECT organization_id FROM projects WHERE id = %s", (orgs.a.project,))
         == orgs.a.org
     )
+
+
+def test_app_cannot_forge_a_rule_version_even_in_its_own_organization(
+    owner: Conn, orgs: World
+) -> None:
+    before = rows_of(owner, "rule_versions", orgs.a)
+    with pytest.raises(errors.InsufficientPrivilege, match=NO_GRANT), owner.transaction():
+        act_as(owner, orgs.a.email)
+        owner.execute(
+            "INSERT INTO rule_versions (organization_id, rule_id, version, snapshot)"
+            " VALUES (%s, %s, 99, '{}')",
+            (orgs.a.org, orgs.a.rule),
+        )
+    assert rows_of(owner, "rule_versions", orgs.a) == before
 
 
 @pytest.mark.parametrize("table", [*APPEND_ONLY_TABLES, *TENANCY_TABLES])

@@ -29,6 +29,9 @@ CREATE TABLE business_rules (
     reviewed_at        timestamptz,
     review_comments    text,
     extracted_at       timestamptz   NOT NULL DEFAULT now(),
+    -- sha256 of the rule's source lines when extracted or last revalidated:
+    -- `rules revalidate` compares it with the stored source after a re-import.
+    source_hash        text,
     -- Owned by trigger business_rules_version: starts at 1, +1 per real change.
     version            int           NOT NULL DEFAULT 1,
     created_at         timestamptz   NOT NULL DEFAULT now(),
@@ -57,6 +60,12 @@ CREATE TABLE business_rules (
     CONSTRAINT business_rules_outputs_is_array CHECK (jsonb_typeof(outputs) = 'array'),
     CONSTRAINT business_rules_confidence_check CHECK (confidence BETWEEN 0 AND 1),
     CONSTRAINT business_rules_version_check CHECK (version >= 1),
+    CONSTRAINT business_rules_source_hash_format CHECK (source_hash ~ '^[0-9a-f]{64}$'),
+    -- What makes an extracted rule the same rule on re-import: its project,
+    -- source location and name. NULLS NOT DISTINCT: a rule without a source
+    -- location is still one rule, not a new one on every import.
+    CONSTRAINT business_rules_identity_key
+        UNIQUE NULLS NOT DISTINCT (project_id, source_file, source_start_line, source_end_line, name),
 
     -- Composite FK targets: rule_versions refers by (organization_id, id);
     -- generated_files/test_cases by (organization_id, project_id, id) so that
@@ -79,6 +88,9 @@ CREATE TABLE business_rules (
 
 -- Review queue: "pending rules of project X".
 CREATE INDEX business_rules_project_id_review_status_idx ON business_rules (project_id, review_status);
+-- The reviewers' queue, `rules list --pending --min-confidence 0.9`, in index order.
+CREATE INDEX business_rules_pending_idx
+    ON business_rules (project_id, confidence DESC, id) WHERE review_status = 'pending';
 -- "Lowest/highest confidence rules of project X" (review triage).
 CREATE INDEX business_rules_project_id_confidence_idx ON business_rules (project_id, confidence DESC);
 -- FK index for business_rules_reviewed_by_fkey (user deletion).
@@ -165,8 +177,14 @@ $$;
 -- left to version then: skip. "Gone" must not be confused with "hidden by
 -- RLS": under RLS the rule is visible exactly when it belongs to the acting
 -- user's organization; otherwise fall through and let the insert fail loudly.
+--
+-- Versions are history, so only this trigger writes them: it runs as its owner
+-- (SECURITY DEFINER, pinned search_path) and the application role has no INSERT
+-- on rule_versions (V0009), so no client can forge a version.
 CREATE FUNCTION business_rules_record_version() RETURNS trigger
     LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, public
 AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM public.business_rules AS r WHERE r.id = NEW.id)

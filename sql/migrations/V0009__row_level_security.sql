@@ -120,4 +120,6 @@ GRANT SELECT, INSERT, UPDATE, DELETE
 -- Append-only history: no UPDATE, DELETE or TRUNCATE for the app.
 -- (Cascading deletes from business_rules and the retention purge run with
 -- the owner's rights, which is intended.)
-GRANT SELECT, INSERT ON rule_versions, audit_logs TO migrationpilot_app;
+GRANT SELECT, INSERT ON audit_logs TO migrationpilot_app;
+-- Versions are written by the versioning trigger as its owner (V0005), never by clients.
+GRANT SELECT ON rule_versions TO migrationpilot_app;
