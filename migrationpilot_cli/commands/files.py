@@ -13,6 +13,7 @@ import typer
 from migrationpilot_cli import sourcetree
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
+from migrationpilot_cli.options import OrgOption, ProjectOption
 from migrationpilot_cli.output import (
     FormatOption,
     QuietOption,
@@ -21,18 +22,13 @@ from migrationpilot_cli.output import (
     render,
     render_record,
 )
-from migrationpilot_cli.queries import audit, files, organizations, projects
+from migrationpilot_cli.queries import audit, files, projects
 from migrationpilot_cli.sourcetree import SKIP_REASONS
 
 app = typer.Typer(
     help="Legacy source files: import a tree, list it, read a file.", no_args_is_help=True
 )
 
-ProjectOption = Annotated[str, typer.Option("--project", "-p", help="Project id or name.")]
-OrgOption = Annotated[
-    str | None,
-    typer.Option("--org", help="Organization slug or id, when a project name is ambiguous."),
-]
 # Pygments lexers for `files show` on a terminal.
 _LEXERS = {
     "cobol": "cobol",
@@ -78,7 +74,7 @@ def import_(
     if encoding is not None:
         _check_encoding(encoding)
     with transaction(ctx.obj) as conn:
-        found = projects.get(conn, project, organizations.id_of(conn, org))
+        found = projects.resolve(conn, project, org)
         with progress("reading files") as advance:
             scan = sourcetree.read(
                 directory,
@@ -142,7 +138,7 @@ def list_(
     if language is not None and language not in SOURCE_FILE_KINDS:
         raise BadInput(f"--language {language!r}: expected one of {', '.join(SOURCE_FILE_KINDS)}")
     with transaction(ctx.obj) as conn:
-        found = projects.get(conn, project, organizations.id_of(conn, org))
+        found = projects.resolve(conn, project, org)
         rows = files.list_for_project(conn, found["id"], language)
     render(
         rows,
@@ -177,7 +173,7 @@ def show(
     Example: `migrationpilot files show src/LOANCALC.cbl --project "Loans core" --lines 120-180`.
     """
     with transaction(ctx.obj) as conn:
-        found = projects.get(conn, project, organizations.id_of(conn, org))
+        found = projects.resolve(conn, project, org)
         stored = files.get(conn, found["id"], path)
     text_lines = stored["content"].split("\n")
     if text_lines and text_lines[-1] == "":

@@ -9,6 +9,7 @@ import typer
 from migrationpilot_cli import validation
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
+from migrationpilot_cli.options import OrgOption, ProjectArgument
 from migrationpilot_cli.output import FormatOption, QuietOption, render, render_record
 from migrationpilot_cli.queries import audit, organizations, projects
 from migrationpilot_cli.settings import Settings
@@ -17,12 +18,6 @@ from migrationpilot_cli.vocabulary import ProjectStatus, SourceLanguage, TargetL
 app = typer.Typer(
     help="Projects: what is migrated, from which language to which.", no_args_is_help=True
 )
-
-ProjectArgument = Annotated[str, typer.Argument(help="Project id or name.")]
-OrgOption = Annotated[
-    str | None,
-    typer.Option("--org", help="Organization slug or id (operator mode).", show_default=False),
-]
 
 
 @app.command()
@@ -96,7 +91,7 @@ def show(
 
     Example: `migrationpilot projects show "Loans core" --format json`."""
     with transaction(ctx.obj) as conn:
-        found = projects.get(conn, project, organizations.id_of(conn, org))
+        found = projects.resolve(conn, project, org)
         render_record(projects.dashboard(conn, found), fmt=fmt)
 
 
@@ -113,7 +108,7 @@ def set_status(
 
     Example: `migrationpilot projects set-status "Loans core" analyzing`."""
     with transaction(ctx.obj) as conn:
-        before = projects.get(conn, project, organizations.id_of(conn, org))
+        before = projects.resolve(conn, project, org)
         projects.set_status(conn, before["id"], status.value)
         audit.record(
             conn,

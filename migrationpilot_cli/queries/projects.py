@@ -116,6 +116,13 @@ def get(conn: Connection, ref: str, organization_id: int | None = None) -> dict[
     return rows[0]
 
 
+def resolve(conn: Connection, ref: str, org_ref: str | None) -> dict[str, Any]:
+    """The project a user means by ``--project REF [--org ORG]``."""
+    from migrationpilot_cli.queries import organizations
+
+    return get(conn, ref, organizations.id_of(conn, org_ref))
+
+
 def dashboard(conn: Connection, project: dict[str, Any]) -> dict[str, Any]:
     statistics = conn.execute(_STATISTICS, {"id": project["id"]}).fetchone()
     assert statistics is not None
