@@ -4,6 +4,8 @@ naming the option. The database enforces the same rules as a backstop for other 
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Iterator, Sequence
 
 from migrationpilot_cli.errors import BadInput, OperationFailed
 from migrationpilot_cli.settings import Settings
@@ -38,3 +40,30 @@ def require_operator(settings: Settings, command: str) -> None:
     """Tenancy administration belongs to the operator (the schema owner), not to users."""
     if settings.acting_user:
         raise OperationFailed(f"`{command}` is an operator command: run it without --as")
+
+
+def ids(arguments: Sequence[str]) -> list[int]:
+    """Ids from the arguments, where ``-`` reads them from stdin, one per line.
+
+    On stdin, blank lines and ``#`` comments are skipped and only the first tab-separated
+    field counts, so both ``... -q |`` and plain tsv listings pipe straight in. The order is
+    kept and repeats are dropped."""
+    found: dict[int, None] = {}
+    for where, value in _id_values(arguments):
+        if not value.isdigit() or len(value) > 18:
+            raise BadInput(f"{where}: {value!r} is not an id")
+        found.setdefault(int(value))
+    if not found:
+        raise BadInput("no ids given: pass ids, or - to read them from stdin")
+    return list(found)
+
+
+def _id_values(arguments: Sequence[str]) -> Iterator[tuple[str, str]]:
+    for argument in arguments:
+        if argument != "-":
+            yield "argument", argument.strip()
+            continue
+        for number, line in enumerate(sys.stdin, start=1):
+            value = line.split("\t", 1)[0].strip()
+            if value and not value.startswith("#"):
+                yield f"stdin line {number}", value
