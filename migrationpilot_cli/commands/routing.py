@@ -1,0 +1,425 @@
+"""`migrationpilot routing ...`: strangler-fig routing rules, their decisions and exports.
+
+Every change moves production traffic: it is validated before anything is written and
+audited with the old and the new values. See docs/routing.md."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Annotated, Any
+
+import typer
+
+from migrationpilot_cli import routing
+from migrationpilot_cli.db.connect import transaction
+from migrationpilot_cli.errors import BadInput
+from migrationpilot_cli.options import OrgOption, ProjectOption
+from migrationpilot_cli.output import FormatOption, QuietOption, notice, render, render_record
+from migrationpilot_cli.queries import audit, organizations, projects
+from migrationpilot_cli.queries import routing as rules
+
+app = typer.Typer(
+    help="Routing: move live traffic from legacy to the new services, a percentage at a time.",
+    no_args_is_help=True,
+)
+
+NameArgument = Annotated[str, typer.Argument(help="The rule's name.")]
+PatternOption = Annotated[
+    str | None,
+    typer.Option(
+        "--pattern", help="Path pattern: '*' is one segment, '**' any number.", show_default=False
+    ),
+]
+TargetOption = Annotated[
+    str | None,
+    typer.Option("--target", help="The new service ('legacy' is reserved).", show_default=False),
+]
+TrafficOption = Annotated[
+    int | None,
+    typer.Option("--traffic", help="Percentage of matching requests, 0..100.", show_default=False),
+]
+# The fields an audit row records; `set` compares them, `remove` keeps them all.
+_FIELDS = ("name", "pattern", "target", "traffic", "shadow", "enabled")
+RESOLVE_COLUMNS = (
+    "path",
+    "key",
+    "rule",
+    "served_by",
+    "mirror_to",
+    "bucket",
+    "traffic",
+    "sticky",
+    "reason",
+)
+
+
+def _audit(conn: Any, action: str, rule: dict[str, Any], metadata: dict[str, Any]) -> None:
+    audit.record(
+        conn,
+        action,
+        resource_type="routing_rule",
+        resource_id=rule["id"],
+        organization_id=rule["organization_id"],
+        metadata={"name": rule["name"], "project_id": rule["project_id"], **metadata},
+    )
+
+
+def _values(rule: dict[str, Any]) -> dict[str, Any]:
+    return {field: rule[field] for field in _FIELDS}
+
+
+@app.command()
+def add(
+    ctx: typer.Context,
+    project: ProjectOption,
+    name: Annotated[str, typer.Option("--name", help="Unique in the project; Unleash group id.")],
+    pattern: Annotated[str, typer.Option("--pattern", help="e.g. '/api/accounts/**'.")],
+    target: Annotated[str, typer.Option("--target", help="The new service, e.g. accounts-java.")],
+    traffic: Annotated[int, typer.Option("--traffic", help="Percentage, 0..100.")] = 0,
+    shadow: Annotated[
+        bool, typer.Option("--shadow", help="Serve legacy; mirror the percentage to the target.")
+    ] = False,
+    enable: Annotated[bool, typer.Option("--enable", help="Put it in effect at once.")] = False,
+    org: OrgOption = None,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Add a routing rule (disabled unless --enable).
+
+    Example: `migrationpilot routing add -p "Loans core" --name accounts-read --pattern
+    '/api/accounts/**' --target accounts-java --traffic 10`."""
+    values = {
+        "name": routing.rule_name(name),
+        "pattern": routing.pattern(pattern),
+        "target": routing.target_service(target),
+        "traffic": routing.traffic(traffic),
+        "shadow": shadow,
+        "enabled": enable,
+    }
+    with transaction(ctx.obj) as conn:
+        found = projects.resolve(conn, project, org)
+        rules.refuse_duplicates(conn, found, name=name, pattern=pattern)
+        rule = rules.create(conn, found, values)
+        _audit(conn, "routing.add", rule, {"new": values})
+    if not enable:
+        notice(f"added disabled: `migrationpilot routing enable {name} -p {found['id']}` to apply")
+    render_record(rule, fmt=fmt, quiet=quiet)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="Project id or name. Default: all.")
+    ] = None,
+    enabled: Annotated[bool, typer.Option("--enabled", help="Only rules in effect.")] = False,
+    org: OrgOption = None,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Routing rules, each project's in precedence order (the first match wins); with --org
+    alone, that organization's.
+
+    Example: `migrationpilot routing list -p "Loans core" --enabled`."""
+    with transaction(ctx.obj) as conn:
+        found = rules.list_all(
+            conn,
+            project_id=projects.resolve(conn, project, org)["id"] if project else None,
+            organization_id=organizations.id_of(conn, org),
+            enabled_only=enabled,
+        )
+    # Disabled rules are listed where they would rank once enabled.
+    ordered = sorted(
+        found,
+        key=lambda row: (row["project"], row["project_id"], rules.as_rule(row).precedence()),
+    )
+    render(
+        ordered,
+        rules.COLUMNS,
+        fmt=fmt,
+        quiet=quiet,
+        title="Routing rules",
+        table_columns=("project", "name", "pattern", "target", "traffic", "shadow", "enabled"),
+    )
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    name: NameArgument,
+    project: ProjectOption,
+    org: OrgOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """One rule, with the regular expression every export and `resolve` match it by.
+
+    Example: `migrationpilot routing show accounts-read -p "Loans core" --format json`."""
+    with transaction(ctx.obj) as conn:
+        rule = rules.get(conn, projects.resolve(conn, project, org), name)
+    render_record({**rule, "regex": routing.regex(rule["pattern"])}, fmt=fmt)
+
+
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    name: NameArgument,
+    project: ProjectOption,
+    traffic: TrafficOption = None,
+    shadow: Annotated[
+        bool | None,
+        typer.Option("--shadow/--no-shadow", help="Mirror instead of serve.", show_default=False),
+    ] = None,
+    target: TargetOption = None,
+    pattern: PatternOption = None,
+    org: OrgOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Change a rule's traffic, shadow mode, target or pattern.
+
+    Example: `migrationpilot routing set accounts-read -p "Loans core" --traffic 25`."""
+    requested = {
+        "traffic": None if traffic is None else routing.traffic(traffic),
+        "shadow": shadow,
+        "target": None if target is None else routing.target_service(target),
+        "pattern": None if pattern is None else routing.pattern(pattern),
+    }
+    requested = {field: value for field, value in requested.items() if value is not None}
+    if not requested:
+        raise BadInput(
+            "nothing to change: give --traffic, --shadow/--no-shadow, --target or --pattern"
+        )
+    with transaction(ctx.obj) as conn:
+        found = projects.resolve(conn, project, org)
+        before = rules.get(conn, found, name, for_update=True)
+        changes = {field: value for field, value in requested.items() if value != before[field]}
+        if "pattern" in changes:
+            rules.refuse_duplicates(conn, found, pattern=pattern, other_than=before["id"])
+        after = _change(conn, "routing.set", before, changes)
+    render_record(after, fmt=fmt)
+
+
+def _change(
+    conn: Any, action: str, before: dict[str, Any], changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Apply and audit ``changes``; a request that changes nothing writes nothing."""
+    if not changes:
+        notice(f"{before['name']}: nothing changed")
+        return before
+    after = rules.update(conn, before["id"], changes)
+    old = {field: before[field] for field in changes}
+    _audit(conn, action, after, {"old": old, "new": changes})
+    return after
+
+
+@app.command()
+def enable(
+    ctx: typer.Context,
+    name: NameArgument,
+    project: ProjectOption,
+    org: OrgOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Put a rule in effect: its percentage of matching requests goes to its target.
+
+    Example: `migrationpilot routing enable accounts-read -p "Loans core"`."""
+    _switch(ctx, name, project, org, fmt, enabled=True)
+
+
+@app.command()
+def disable(
+    ctx: typer.Context,
+    name: NameArgument,
+    project: ProjectOption,
+    org: OrgOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Take a rule out of effect: its requests fall to the next matching rule, or legacy.
+
+    Example: `migrationpilot routing disable accounts-read -p "Loans core"`."""
+    _switch(ctx, name, project, org, fmt, enabled=False)
+
+
+def _switch(
+    ctx: typer.Context,
+    name: str,
+    project: str,
+    org: str | None,
+    fmt: Any,
+    *,
+    enabled: bool,
+) -> None:
+    with transaction(ctx.obj) as conn:
+        before = rules.get(conn, projects.resolve(conn, project, org), name, for_update=True)
+        changes = {} if before["enabled"] == enabled else {"enabled": enabled}
+        action = "routing.enable" if enabled else "routing.disable"
+        after = _change(conn, action, before, changes)
+    render_record(after, fmt=fmt)
+
+
+@app.command()
+def remove(
+    ctx: typer.Context,
+    name: NameArgument,
+    project: ProjectOption,
+    org: OrgOption = None,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Delete a rule; prints what it was (the audit log keeps it too).
+
+    Example: `migrationpilot routing remove accounts-read -p "Loans core"`."""
+    with transaction(ctx.obj) as conn:
+        before = rules.get(conn, projects.resolve(conn, project, org), name, for_update=True)
+        rules.delete(conn, before["id"])
+        _audit(conn, "routing.remove", before, {"old": _values(before)})
+    render_record(before, fmt=fmt, quiet=quiet)
+
+
+@app.command()
+def resolve(
+    ctx: typer.Context,
+    project: ProjectOption,
+    path: Annotated[
+        str | None,
+        typer.Argument(
+            help="The request path. Without it, --keys-from lines are tab-separated PATH and KEY.",
+            show_default=False,
+        ),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="The sticky key: user or session id.", show_default=False),
+    ] = None,
+    keys_from: Annotated[
+        str | None,
+        typer.Option(
+            "--keys-from",
+            metavar="FILE",
+            help="Many keys, one a line ('-' = stdin): one decision a line, or --summary.",
+            show_default=False,
+        ),
+    ] = None,
+    summary: Annotated[
+        bool, typer.Option("--summary", help="With --keys-from: counts per rule instead.")
+    ] = False,
+    org: OrgOption = None,
+    fmt: FormatOption = None,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="Print only served_by, one a line.", rich_help_panel="Output"
+        ),
+    ] = False,
+) -> None:
+    """Where a request goes, and why: the matched rule, bucket, served_by, mirror_to.
+
+    Example: `migrationpilot routing resolve /api/accounts/42 -p "Loans core" --key user-174
+    --format json`; many keys: `... resolve /api/accounts/42 -p "Loans core" --keys-from - <
+    keys.txt --summary`."""
+    if keys_from is not None and key is not None:
+        raise BadInput("--key and --keys-from exclude each other")
+    if summary and keys_from is None:
+        raise BadInput("--summary counts the decisions of --keys-from")
+    single_path = None if path is None else routing.request_path(path)
+    if keys_from is not None:
+        requests = list(_requests(keys_from, single_path))
+    elif single_path is not None:
+        requests = [(single_path, key)]
+    else:
+        raise BadInput("give the request PATH (or --keys-from with PATH<TAB>KEY lines)")
+    with transaction(ctx.obj) as conn:
+        found = projects.resolve(conn, project, org)
+        rows = rules.list_all(conn, project_id=found["id"], enabled_only=True)
+    decisions = _decide([rules.as_rule(row) for row in rows], requests)
+    if keys_from is None:
+        render_record(decisions[0], fmt=fmt, quiet=quiet, id_column="served_by")
+    elif summary:
+        render(routing.summarize(decisions), routing.SUMMARY_COLUMNS, fmt=fmt, title="Routing")
+    else:
+        render(decisions, RESOLVE_COLUMNS, fmt=fmt, quiet=quiet, id_column="served_by")
+
+
+def _decide(
+    project_rules: list[routing.Rule], requests: Iterable[tuple[str, str | None]]
+) -> list[dict[str, Any]]:
+    matched: dict[str, list[routing.Rule]] = {}  # many keys share a path: match it once
+    decisions = []
+    for path, key in requests:
+        if path not in matched:
+            matched[path] = routing.matching(project_rules, path)
+        decisions.append(routing.decide(matched[path], path, key))
+    return decisions
+
+
+def _requests(source: str, path: str | None) -> Iterator[tuple[str, str | None]]:
+    """(path, key) per non-blank line: a key for ``path``, or PATH<TAB>KEY without it (the
+    key may be missing: a request without one)."""
+    found = False
+    for number, line in enumerate(_lines(source), start=1):
+        text = line.rstrip("\r\n")
+        if not text.strip():
+            continue
+        found = True
+        if path is not None:
+            yield path, text.strip()
+            continue
+        request, _, key = text.partition("\t")
+        try:
+            yield routing.request_path(request), key.strip() or None
+        except BadInput as error:
+            raise BadInput(f"{_where(source)} line {number}: {error.message}") from error
+    if not found:
+        raise BadInput(f"{_where(source)}: no keys")
+
+
+def _where(source: str) -> str:
+    return "stdin" if source == "-" else source
+
+
+def _lines(source: str) -> Iterable[str]:
+    if source == "-":
+        return sys.stdin
+    try:
+        with open(source, encoding="utf-8") as file:
+            return file.readlines()
+    except OSError as error:
+        raise BadInput(f"--keys-from {source}: {error.strerror}") from error
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    project: ProjectOption,
+    fmt: Annotated[
+        routing.ExportFormat, typer.Option("--format", help="The proxy: nginx, envoy or istio.")
+    ],
+    sticky_header: Annotated[
+        str | None,
+        typer.Option(
+            "--sticky-header",
+            help="Split on this precomputed bucket header (e.g. x-mp-bucket), not at random.",
+            show_default=False,
+        ),
+    ] = None,
+    org: OrgOption = None,
+) -> None:
+    """The project's enabled rules as nginx, Envoy or Istio configuration.
+
+    An nginx snippet for http {}, an Envoy route configuration or an Istio VirtualService,
+    routes in precedence order; see docs/routing.md.
+
+    Example: `migrationpilot routing export -p "Loans core" --format istio > routing.yaml`."""
+    header = None if sticky_header is None else routing.header_name(sticky_header)
+    with transaction(ctx.obj) as conn:
+        found = projects.resolve(conn, project, org)
+        rows = rules.list_all(conn, project_id=found["id"], enabled_only=True)
+    text = routing.export(
+        fmt,
+        [rules.as_rule(row) for row in rows],
+        project=found["name"],
+        project_id=found["id"],
+        sticky_header=header,
+    )
+    sys.stdout.write(text)
+    sys.stdout.flush()
