@@ -16,7 +16,17 @@ import typer
 from typer.core import TyperGroup
 
 from migrationpilot_cli import __version__
-from migrationpilot_cli.commands import db, files, orgs, projects, routing, tenants, users
+from migrationpilot_cli.commands import (
+    db,
+    files,
+    generated,
+    orgs,
+    projects,
+    routing,
+    tenants,
+    testcases,
+    users,
+)
 from migrationpilot_cli.errors import MigrationPilotError
 from migrationpilot_cli.settings import build_settings
 
@@ -104,6 +114,8 @@ app.add_typer(orgs.app, name="orgs", rich_help_panel="Tenancy")
 app.add_typer(users.app, name="users", rich_help_panel="Tenancy")
 app.add_typer(projects.app, name="projects", rich_help_panel="Projects and source")
 app.add_typer(files.app, name="files", rich_help_panel="Projects and source")
+app.add_typer(generated.app, name="generated", rich_help_panel="Projects and source")
+app.add_typer(testcases.app, name="tests", rich_help_panel="Rules and reviews")
 app.add_typer(routing.app, name="routing", rich_help_panel="Routing")
 
 

@@ -18,3 +18,12 @@ OrgOption = Annotated[
         show_default=False,
     ),
 ]
+ProjectFilterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--project",
+        "-p",
+        help="Project id or name. Default: every project you can see.",
+        show_default=False,
+    ),
+]

@@ -52,10 +52,36 @@ class TargetLanguage(StrEnum):
     csharp = "csharp"
 
 
+class RuleCategory(StrEnum):
+    calculation = "calculation"
+    validation = "validation"
+    decision = "decision"
+    transformation = "transformation"
+    workflow = "workflow"
+    constraint = "constraint"
+
+
+class ReviewStatus(StrEnum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+    needs_clarification = "needs_clarification"
+
+
+class GeneratedFileType(StrEnum):
+    source = "source"
+    test = "test"
+    config = "config"
+    doc = "doc"
+
+
 # Database enum type -> its Python mirror (checked by tests/test_vocabulary.py).
 DATABASE_ENUMS: dict[str, type[StrEnum]] = {
     "user_role": UserRole,
     "project_status": ProjectStatus,
     "source_language": SourceLanguage,
     "target_language": TargetLanguage,
+    "rule_category": RuleCategory,
+    "review_status": ReviewStatus,
+    "generated_file_type": GeneratedFileType,
 }

@@ -1,0 +1,145 @@
+"""`migrationpilot tests ...`: test cases of business rules: import them, list them, show one."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from migrationpilot_cli import jsonrecords
+from migrationpilot_cli.db.connect import transaction
+from migrationpilot_cli.errors import BadInput
+from migrationpilot_cli.options import OrgOption, ProjectFilterOption, ProjectOption
+from migrationpilot_cli.output import FormatOption, QuietOption, render, render_record
+from migrationpilot_cli.queries import audit, projects, test_cases
+from migrationpilot_cli.queries.test_cases import CaseRecord
+
+app = typer.Typer(
+    help="Test cases: inputs and expected results that check a rule's migrated code.",
+    no_args_is_help=True,
+)
+
+_FIELDS = ("rule_id", "name", "description", "inputs", "expected")
+_REQUIRED = ("rule_id", "name", "inputs", "expected")
+_MAX_ID = 2**63 - 1  # bigint
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE", help="A JSON array or JSON Lines file of test cases; - for stdin."
+        ),
+    ],
+    project: ProjectOption,
+    org: OrgOption = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Import test cases: new ones are inserted, changed ones updated, unchanged ones left
+    alone; all or nothing. A case is identified by its rule and name.
+
+    Each record holds rule_id (a rule of the project), name, inputs (an object), expected (any
+    JSON) and optionally description; any other field is an error. Every record is checked
+    before anything is written; an error names the line (JSON Lines) or index (array).
+
+    Example: `migrationpilot tests import cases.jsonl --project "Loans core"`.
+    """
+    cases = validated(jsonrecords.load(source))
+    with transaction(ctx.obj) as conn:
+        found = projects.resolve(conn, project, org)
+        summary = test_cases.merge(conn, found, cases)
+        audit.record(
+            conn,
+            "test_case.import",
+            resource_type="project",
+            resource_id=found["id"],
+            organization_id=found["organization_id"],
+            metadata={"source": source, **summary},
+        )
+    render_record(summary, fmt=fmt)
+
+
+def validated(records: list[jsonrecords.Record]) -> list[CaseRecord]:
+    if not records:
+        raise BadInput("no test cases in the input")
+    cases: list[CaseRecord] = []
+    seen: dict[tuple[int, str], str] = {}
+    for location, record in records:
+        case = _case(location, record)
+        first = seen.setdefault((case.rule_id, case.name), location)
+        if first != location:
+            raise BadInput(
+                f"{location}: rule_id {case.rule_id} already has a case named {case.name!r}"
+                f" ({first})"
+            )
+        cases.append(case)
+    return cases
+
+
+def _case(location: str, record: dict[str, Any]) -> CaseRecord:
+    unknown = [field for field in record if field not in _FIELDS]
+    if unknown:
+        raise BadInput(
+            f"{location}: unknown field {unknown[0]!r}; a test case has {', '.join(_FIELDS)}"
+        )
+    missing = [field for field in _REQUIRED if field not in record]
+    if missing:
+        raise BadInput(f"{location}: missing field {missing[0]!r}")
+    rule_id, name, description = record["rule_id"], record["name"], record.get("description")
+    if type(rule_id) is not int or not 1 <= rule_id <= _MAX_ID:
+        raise BadInput(f"{location}: rule_id must be a rule's id, got {_shown(rule_id)}")
+    if not isinstance(name, str) or not name.strip():
+        raise BadInput(f"{location}: name must be a non-empty string, got {_shown(name)}")
+    if description is not None and not isinstance(description, str):
+        raise BadInput(f"{location}: description must be a string, got {_shown(description)}")
+    if not isinstance(record["inputs"], dict):
+        raise BadInput(f"{location}: inputs must be an object, got {_shown(record['inputs'])}")
+    return CaseRecord(
+        location=location,
+        rule_id=rule_id,
+        name=name.strip(),
+        description=description,
+        inputs=jsonrecords.dumps(record["inputs"]),
+        expected=jsonrecords.dumps(record["expected"]),
+    )
+
+
+def _shown(value: Any) -> str:
+    text = jsonrecords.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    project: ProjectFilterOption = None,
+    rule: Annotated[
+        int | None, typer.Option("--rule", help="Only this rule's test cases.", show_default=False)
+    ] = None,
+    org: OrgOption = None,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Test cases you can see, by rule and name.
+
+    Example: `migrationpilot tests list --project "Loans core" --rule 42 --format json`."""
+    with transaction(ctx.obj) as conn:
+        project_id = projects.resolve(conn, project, org)["id"] if project else None
+        rows = test_cases.list_visible(conn, project_id=project_id, rule_id=rule)
+    render(rows, test_cases.COLUMNS, fmt=fmt, quiet=quiet, title="Test cases")
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    case_id: Annotated[int, typer.Argument(metavar="ID", help="The test case's id.")],
+    fmt: FormatOption = None,
+) -> None:
+    """One test case with its rule, description, inputs and expected result.
+
+    Example: `migrationpilot tests show 7 --format json`."""
+    with transaction(ctx.obj) as conn:
+        case = test_cases.get(conn, case_id)
+    render_record(case, fmt=fmt)

@@ -1,0 +1,147 @@
+"""Records from a JSON array or a JSON Lines text, each with the place it came from.
+
+Pure logic apart from ``load`` reading its file. Bulk imports validate every record before
+anything is written, and their errors must name the record: ``parse`` pairs each record with
+a location, ``cases.jsonl line 37`` (JSON Lines) or ``cases.json [12]`` (an array, 0-based).
+
+* A text whose first non-blank character is ``[`` is one JSON array; anything else is JSON
+  Lines (one object a line, blank lines skipped). A leading UTF-8 byte-order mark is ignored.
+* Every record must be an object. Malformed JSON is reported with its line.
+* Numbers with a fraction or exponent become ``Decimal``, so ``0.955`` or ``1234.5678901234``
+  survive exactly; ``dumps`` writes them back unchanged. ``NaN`` and ``Infinity`` are refused
+  (they are not JSON and PostgreSQL's jsonb rejects them).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from migrationpilot_cli.errors import BadInput
+
+Record = tuple[str, dict[str, Any]]
+
+
+class _NotJson(ValueError):
+    """A constant Python accepts but JSON does not (NaN, Infinity)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON value")
+
+
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
+_WHITESPACE = " \t\n\r"
+
+
+def load(argument: str) -> list[Record]:
+    """The records of the file named ``argument``, or of stdin when it is ``-``."""
+    if argument == "-":
+        return parse(sys.stdin.read(), "stdin")
+    try:
+        data = Path(argument).read_bytes()
+    except OSError as error:
+        raise BadInput(f"{argument}: cannot read ({error.strerror})") from error
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadInput(f"{argument}: not UTF-8 text (byte offset {error.start})") from error
+    return parse(text, argument)
+
+
+def parse(text: str, source_name: str) -> list[Record]:
+    """``(location, record)`` for every record of ``text``, in order; BadInput (exit 2) naming
+    the line for malformed JSON, and the location for a record that is not an object."""
+    text = text.removeprefix("\ufeff")
+    if text.lstrip(_WHITESPACE).startswith("["):
+        return _parse_array(text, source_name)
+    return _parse_lines(text, source_name)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text for a parsed value, with its ``Decimal`` numbers written exactly."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        items = (f"{dumps(key)}:{dumps(item)}" for key, item in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(dumps(item) for item in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _parse_lines(text: str, source_name: str) -> list[Record]:
+    records: list[Record] = []
+    # Split on newlines only: U+2028 and friends may stand unescaped inside JSON strings.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip(_WHITESPACE):
+            continue
+        location = f"{source_name} line {number}"
+        try:
+            value = _DECODER.decode(line)
+        except json.JSONDecodeError as error:
+            message = f"{location}: malformed JSON: {error.msg} (column {error.colno})"
+            raise BadInput(message) from error
+        except _NotJson as error:
+            raise BadInput(f"{location}: malformed JSON: {error}") from error
+        records.append((location, _object(value, location)))
+    return records
+
+
+def _parse_array(text: str, source_name: str) -> list[Record]:
+    """Walk the array element by element, so that an error knows its line and every record
+    its index."""
+    records: list[Record] = []
+    position = _skip_whitespace(text, text.index("[") + 1)
+    closed = text.startswith("]", position)
+    while not closed:
+        try:
+            value, position = _DECODER.raw_decode(text, position)
+        except json.JSONDecodeError as error:
+            raise _malformed(source_name, text, error.pos, error.msg) from error
+        except _NotJson as error:
+            raise _malformed(source_name, text, position, str(error)) from error
+        location = f"{source_name} [{len(records)}]"
+        records.append((location, _object(value, location)))
+        position = _skip_whitespace(text, position)
+        if text.startswith(",", position):
+            position = _skip_whitespace(text, position + 1)
+        elif text.startswith("]", position):
+            closed = True
+        else:
+            raise _malformed(source_name, text, position, "expected ',' or ']'")
+    if text[position + 1 :].strip(_WHITESPACE):
+        raise _malformed(source_name, text, _skip_whitespace(text, position + 1), "extra data")
+    return records
+
+
+def _skip_whitespace(text: str, position: int) -> int:
+    while position < len(text) and text[position] in _WHITESPACE:
+        position += 1
+    return position
+
+
+def _malformed(source_name: str, text: str, position: int, message: str) -> BadInput:
+    line = text.count("\n", 0, position) + 1
+    return BadInput(f"{source_name} line {line}: malformed JSON: {message}")
+
+
+def _object(value: Any, location: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise BadInput(f"{location}: expected a JSON object, got {_json_type(value)}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | Decimal):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array"
