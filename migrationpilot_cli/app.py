@@ -23,6 +23,7 @@ from migrationpilot_cli.commands import (
     orgs,
     projects,
     routing,
+    rules,
     tenants,
     testcases,
     users,
@@ -115,6 +116,7 @@ app.add_typer(users.app, name="users", rich_help_panel="Tenancy")
 app.add_typer(projects.app, name="projects", rich_help_panel="Projects and source")
 app.add_typer(files.app, name="files", rich_help_panel="Projects and source")
 app.add_typer(generated.app, name="generated", rich_help_panel="Projects and source")
+app.add_typer(rules.app, name="rules", rich_help_panel="Rules and reviews")
 app.add_typer(testcases.app, name="tests", rich_help_panel="Rules and reviews")
 app.add_typer(routing.app, name="routing", rich_help_panel="Routing")
 

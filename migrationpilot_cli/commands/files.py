@@ -30,7 +30,7 @@ app = typer.Typer(
 )
 
 # Pygments lexers for `files show` on a terminal.
-_LEXERS = {
+LEXERS = {
     "cobol": "cobol",
     "cobol-copybook": "cobol",
     "fortran": "fortran",
@@ -187,7 +187,7 @@ def show(
         Console().print(
             Syntax(
                 excerpt,
-                _LEXERS[stored["language"]],
+                LEXERS[stored["language"]],
                 line_numbers=True,
                 start_line=first,
                 word_wrap=False,

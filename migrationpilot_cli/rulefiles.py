@@ -1,0 +1,293 @@
+"""Business-rule documents: an analyzer's output checked into import records, and the review
+report written for business owners.
+
+Pure logic, no I/O: ``jsonrecords`` reads the JSON array or JSON Lines text and locates every
+record (``rules.jsonl line 37``, ``rules.json [12]``); ``validate`` checks each record's
+fields, so that a bad record fails the whole import naming its location and the field, before
+anything is written. What only the database knows (the source file exists in the project, the
+line range lies inside it) is checked there, set-based, by ``queries.rules``.
+
+A record's fields:
+
+* required: ``name``, ``category`` (a ``rule_category``), ``confidence`` (a number in 0..1),
+  ``source_file`` (a path of the project's stored sources), ``source_start_line`` and
+  ``source_end_line`` (1-based, inclusive, end >= start);
+* optional: ``description``, ``logic``, ``formula`` and ``source_code`` (text or null; the
+  source code is cut from the stored file when absent) and ``inputs``, ``outputs`` (arrays,
+  default empty).
+
+Any other field is an error, so that a typo (``confidance``) is not silently dropped. The
+review state is the reviewers' business: an import never sets it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from migrationpilot_cli.errors import BadInput
+from migrationpilot_cli.jsonrecords import Record, dumps
+from migrationpilot_cli.vocabulary import ReviewStatus, RuleCategory
+
+REQUIRED_FIELDS = (
+    "name",
+    "category",
+    "confidence",
+    "source_file",
+    "source_start_line",
+    "source_end_line",
+)
+TEXT_FIELDS = ("description", "logic", "formula", "source_code")
+ARRAY_FIELDS = ("inputs", "outputs")
+FIELDS = REQUIRED_FIELDS + TEXT_FIELDS + ARRAY_FIELDS
+_KNOWN_FIELDS = frozenset(FIELDS)
+
+# Fields an analyzer might be tempted to send that belong to the review workflow.
+_REVIEW_FIELDS = frozenset({"review_status", "reviewed_by", "reviewed_at", "review_comments"})
+_MAX_LINE = 2**31 - 1  # PostgreSQL int
+_CATEGORIES = tuple(category.value for category in RuleCategory)
+
+# Builds the error for one record: its location, then the message.
+_Fail = Callable[[str], BadInput]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRecord:
+    """One validated import record, with where it came from for later error messages."""
+
+    location: str
+    name: str
+    category: str
+    confidence: Decimal
+    source_file: str
+    source_start_line: int
+    source_end_line: int
+    description: str | None = None
+    logic: str | None = None
+    formula: str | None = None
+    source_code: str | None = None
+    inputs: list[Any] = field(default_factory=list)
+    outputs: list[Any] = field(default_factory=list)
+
+    @property
+    def identity(self) -> tuple[str, int, int, str]:
+        """What makes a rule the same rule on re-import (with its project)."""
+        return (self.source_file, self.source_start_line, self.source_end_line, self.name)
+
+
+def validate(records: Sequence[Record]) -> list[RuleRecord]:
+    """Every record checked, in order; BadInput (exit 2) for the first bad one, naming its
+    location and field. Two records for the same rule are refused too: which one should
+    win?"""
+    if not records:
+        raise BadInput("no rules found: expected a JSON array or JSON Lines of rule objects")
+    checked: list[RuleRecord] = []
+    first_seen: dict[tuple[str, int, int, str], str] = {}
+    for location, values in records:
+        rule = _record(location, values)
+        earlier = first_seen.setdefault(rule.identity, location)
+        if earlier != location:
+            raise BadInput(
+                f"{location}: the same rule as {_within_source(earlier)}"
+                " (same name, source_file and lines)"
+            )
+        checked.append(rule)
+    return checked
+
+
+def _within_source(location: str) -> str:
+    """``line 12`` or ``[3]``: a location without the source's name, which is said already."""
+    if " line " in location:
+        return "line " + location.rsplit(" line ", 1)[1]
+    return "[" + location.rsplit(" [", 1)[1]
+
+
+def _record(location: str, values: Mapping[str, Any]) -> RuleRecord:
+    def fail(message: str) -> BadInput:
+        return BadInput(f"{location}: {message}")
+
+    _check_fields(values, fail)
+    start = _line_number(values["source_start_line"], "source_start_line", fail)
+    end = _line_number(values["source_end_line"], "source_end_line", fail)
+    if end < start:
+        raise fail(f"source_end_line {end} is before source_start_line {start}")
+    texts = {name: _optional_text(values.get(name), name, fail) for name in TEXT_FIELDS}
+    return RuleRecord(
+        location=location,
+        name=_required_text(values["name"], "name", fail).strip(),
+        category=_category(values["category"], fail),
+        confidence=_confidence(values["confidence"], fail),
+        source_file=_required_text(values["source_file"], "source_file", fail),
+        source_start_line=start,
+        source_end_line=end,
+        description=texts["description"],
+        logic=texts["logic"],
+        formula=texts["formula"],
+        source_code=texts["source_code"],
+        inputs=_optional_array(values.get("inputs"), "inputs", fail),
+        outputs=_optional_array(values.get("outputs"), "outputs", fail),
+    )
+
+
+def _check_fields(values: Mapping[str, Any], fail: _Fail) -> None:
+    if not values.keys() <= _KNOWN_FIELDS:
+        name = next(name for name in values if name not in _KNOWN_FIELDS)
+        if name in _REVIEW_FIELDS:
+            raise fail(f"{name} is set by `migrationpilot review`, not by an import")
+        guess = difflib.get_close_matches(name, FIELDS, n=1)
+        hint = f"did you mean {guess[0]!r}?" if guess else f"expected {', '.join(FIELDS)}"
+        raise fail(f"unknown field {name!r} ({hint})")
+    missing = [name for name in REQUIRED_FIELDS if values.get(name) is None]
+    if missing:
+        raise fail(f"missing {', '.join(missing)}")
+
+
+def _shown(value: Any) -> str:
+    """A value as the user wrote it, short enough for a one-line message."""
+    text = repr(value) if isinstance(value, str) else dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _required_text(value: Any, name: str, fail: _Fail) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise fail(f"{name} {_shown(value)} must be a non-empty string")
+    return value
+
+
+def _optional_text(value: Any, name: str, fail: _Fail) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise fail(f"{name} {_shown(value)} must be a string or null")
+    return value
+
+
+def _optional_array(value: Any, name: str, fail: _Fail) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise fail(f"{name} {_shown(value)} must be an array")
+    return value
+
+
+def _category(value: Any, fail: _Fail) -> str:
+    if value not in _CATEGORIES:
+        raise fail(f"category {_shown(value)} is not one of {', '.join(_CATEGORIES)}")
+    return str(value)
+
+
+def _confidence(value: Any, fail: _Fail) -> Decimal:
+    # bool is an int in Python, but `true` is not a confidence.
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise fail(f"confidence {_shown(value)} is not a number")
+    if not 0 <= value <= 1:
+        raise fail(f"confidence {_shown(value)} is not between 0 and 1")
+    return Decimal(value)
+
+
+def _line_number(value: Any, name: str, fail: _Fail) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_LINE:
+        raise fail(f"{name} {_shown(value)} must be a positive integer")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# The review report (`rules export --format markdown`)
+# ---------------------------------------------------------------------------------------------
+
+_STATUSES = tuple(status.value for status in ReviewStatus)
+
+
+def review_report(
+    project: Mapping[str, Any], rules: Sequence[Mapping[str, Any]], exported_at: dt.datetime
+) -> str:
+    """A Markdown review report for business owners: a summary table by category, then one
+    section per category with every rule's name, confidence, review state, logic, formula
+    and source location. ``rules`` are rows of ``queries.rules.export``, in report order."""
+    title = _inline(project["name"])
+    lines = [
+        f"# Business rules of {title}",
+        "",
+        f"{project['source_language']} to {project['target_language']},"
+        f" {len(rules)} rules, exported {exported_at:%Y-%m-%d %H:%M %Z}".rstrip(),
+        "",
+        *_summary_table(rules),
+    ]
+    for category in _CATEGORIES:
+        members = [rule for rule in rules if rule["category"] == category]
+        if members:
+            lines += ["", f"## {category.capitalize()} ({len(members)})"]
+            for rule in members:
+                lines += ["", *_rule_section(rule)]
+    return "\n".join(lines) + "\n"
+
+
+def _summary_table(rules: Sequence[Mapping[str, Any]]) -> list[str]:
+    header = ["category", "rules", *_STATUSES, "average confidence"]
+    lines = [_row(header), _row(["---"] + ["---:"] * (len(header) - 1))]
+    groups = [(c, [r for r in rules if r["category"] == c]) for c in _CATEGORIES]
+    for name, members in [*groups, ("**total**", list(rules))]:
+        if not members and name != "**total**":
+            continue
+        counts = [sum(r["review_status"] == status for r in members) for status in _STATUSES]
+        average = sum(r["confidence"] for r in members) / len(members) if members else None
+        shown_average = f"{average:.3f}" if average is not None else "-"
+        lines.append(_row([name, str(len(members)), *map(str, counts), shown_average]))
+    return lines
+
+
+def _rule_section(rule: Mapping[str, Any]) -> list[str]:
+    lines = [f"### {_inline(rule['name'])} (rule {rule['id']})", ""]
+    status = rule["review_status"].replace("_", " ")
+    if rule["reviewed_by"]:
+        status += f" by {rule['reviewed_by']}"
+    if rule["reviewed_at"]:
+        status += f" on {rule['reviewed_at']:%Y-%m-%d}"
+    facts = [
+        ("Confidence", f"{rule['confidence']}"),
+        ("Review", status),
+        ("Reviewer's comment", _inline(rule["review_comments"])),
+        ("Source", _source_location(rule)),
+        ("Inputs", ", ".join(_code(dumps(item).strip('"')) for item in rule["inputs"])),
+        ("Outputs", ", ".join(_code(dumps(item).strip('"')) for item in rule["outputs"])),
+    ]
+    lines += [f"- **{label}:** {value}" for label, value in facts if value]
+    if rule["description"]:
+        lines += ["", _inline(rule["description"])]
+    if rule["logic"]:
+        lines += ["", f"**Logic:** {_inline(rule['logic'])}"]
+    if rule["formula"]:
+        lines += ["", f"**Formula:** {_code(rule['formula'])}"]
+    return lines
+
+
+def _source_location(rule: Mapping[str, Any]) -> str:
+    if not rule["source_file"]:
+        return ""
+    start, end = rule["source_start_line"], rule["source_end_line"]
+    where = f"line {start}" if start == end else f"lines {start}-{end}"
+    return f"{_code(rule['source_file'])} {where}"
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _inline(text: str | None) -> str:
+    """Text on one Markdown line: newlines folded, table pipes and HTML escaped."""
+    if not text:
+        return ""
+    flat = " ".join(text.split())
+    return flat.replace("|", "\\|").replace("<", "&lt;")
+
+
+def _code(text: str) -> str:
+    """An inline code span that survives backticks in the text (CommonMark: a longer fence)."""
+    flat = " ".join(text.split())
+    longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
+    fence = "`" * (longest + 1)
+    padding = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{padding}{flat}{padding}{fence}"

@@ -1,0 +1,223 @@
+"""Rule documents without a database: every record checked, errors naming the record and the
+field; the Markdown review report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from migrationpilot_cli import jsonrecords, rulefiles
+from migrationpilot_cli.errors import BadInput
+
+RULE = {
+    "name": "Monthly interest",
+    "category": "calculation",
+    "confidence": 0.95,
+    "source_file": "src/INTEREST.cbl",
+    "source_start_line": 10,
+    "source_end_line": 12,
+}
+
+
+def read(text: str, name: str = "rules.jsonl") -> list[rulefiles.RuleRecord]:
+    return rulefiles.validate(jsonrecords.parse(text, name))
+
+
+def lines(*records: dict[str, Any]) -> str:
+    return "".join(json.dumps(record) + "\n" for record in records)
+
+
+def test_required_fields_only_gives_defaults_for_the_optional_ones() -> None:
+    [rule] = read(lines(RULE))
+    assert rule == rulefiles.RuleRecord(
+        location="rules.jsonl line 1",
+        name="Monthly interest",
+        category="calculation",
+        confidence=Decimal("0.95"),
+        source_file="src/INTEREST.cbl",
+        source_start_line=10,
+        source_end_line=12,
+    )
+    assert (rule.inputs, rule.outputs, rule.source_code) == ([], [], None)
+
+
+def test_every_field_json_array_and_exact_numbers() -> None:
+    full = {
+        **RULE,
+        "name": "  Padded name  ",
+        "confidence": 1,
+        "description": "d",
+        "logic": "l",
+        "formula": "f",
+        "source_code": "COMPUTE X = Y.",
+        "inputs": [{"name": "rate", "max": 0.125}],
+        "outputs": ["interest"],
+    }
+    [first, second] = read(json.dumps([RULE, full], indent=2), "rules.json")
+    assert (first.location, second.location) == ("rules.json [0]", "rules.json [1]")
+    assert second.name == "Padded name"
+    assert second.confidence == Decimal(1)
+    assert second.inputs == [{"name": "rate", "max": Decimal("0.125")}]
+    assert (second.description, second.logic, second.formula) == ("d", "l", "f")
+    assert second.source_code == "COMPUTE X = Y."
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"confidence": 1.5}, "rules.jsonl line 2: confidence 1.5 is not between 0 and 1"),
+        ({"confidence": -0.1}, "rules.jsonl line 2: confidence -0.1 is not between 0 and 1"),
+        ({"confidence": True}, "rules.jsonl line 2: confidence true is not a number"),
+        ({"confidence": "0.9"}, "rules.jsonl line 2: confidence '0.9' is not a number"),
+        (
+            {"category": "math"},
+            "rules.jsonl line 2: category 'math' is not one of calculation, validation,"
+            " decision, transformation, workflow, constraint",
+        ),
+        ({"name": "  "}, "rules.jsonl line 2: name '  ' must be a non-empty string"),
+        ({"name": None}, "rules.jsonl line 2: missing name"),
+        ({"source_file": 7}, "rules.jsonl line 2: source_file 7 must be a non-empty string"),
+        (
+            {"source_start_line": 0},
+            "rules.jsonl line 2: source_start_line 0 must be a positive integer",
+        ),
+        (
+            {"source_end_line": 2.5},
+            "rules.jsonl line 2: source_end_line 2.5 must be a positive integer",
+        ),
+        (
+            {"source_end_line": True},
+            "rules.jsonl line 2: source_end_line true must be a positive integer",
+        ),
+        (
+            {"source_start_line": 2**31},
+            "rules.jsonl line 2: source_start_line 2147483648 must be a positive integer",
+        ),
+        (
+            {"source_end_line": 9},
+            "rules.jsonl line 2: source_end_line 9 is before source_start_line 10",
+        ),
+        ({"inputs": "rate"}, "rules.jsonl line 2: inputs 'rate' must be an array"),
+        ({"outputs": {"a": 1}}, 'rules.jsonl line 2: outputs {"a":1} must be an array'),
+        ({"logic": ["x"]}, 'rules.jsonl line 2: logic ["x"] must be a string or null'),
+        (
+            {"confidance": 0.9},
+            "rules.jsonl line 2: unknown field 'confidance' (did you mean 'confidence'?)",
+        ),
+        ({"zzz": 1}, "rules.jsonl line 2: unknown field 'zzz' (expected name, category, "),
+        (
+            {"review_status": "approved"},
+            "rules.jsonl line 2: review_status is set by `migrationpilot review`, not by an import",
+        ),
+    ],
+)
+def test_a_bad_field_names_the_line_and_the_field(change: dict[str, Any], message: str) -> None:
+    second = {**RULE, "name": "Second", **change}
+    with pytest.raises(BadInput) as refused:
+        read(lines(RULE, second))
+    assert refused.value.message.startswith(message)
+    assert refused.value.exit_code == 2
+
+
+def test_missing_fields_are_named_together_and_arrays_name_their_index() -> None:
+    with pytest.raises(BadInput, match=r"^rules\.json \[1\]: missing category, source_end_line$"):
+        read(json.dumps([RULE, {**RULE, "category": None, "source_end_line": None}]), "rules.json")
+    with pytest.raises(BadInput, match=r"^rules\.json \[0\]: category 'math' is not one of "):
+        read(json.dumps([{**RULE, "category": "math"}]), "rules.json")
+
+
+def test_malformed_json_names_its_line() -> None:
+    with pytest.raises(BadInput, match=r"^rules\.jsonl line 3: malformed JSON"):
+        read(lines(RULE, {**RULE, "name": "Two"}) + '{"name": "oops",\n')
+
+
+def test_the_same_rule_twice_is_refused_naming_both_records() -> None:
+    with pytest.raises(BadInput) as refused:
+        read(lines(RULE, {**RULE, "name": "Other"}, {**RULE, "confidence": 0.5}))
+    assert refused.value.message == (
+        "rules.jsonl line 3: the same rule as line 1 (same name, source_file and lines)"
+    )
+    with pytest.raises(BadInput, match=r"^rules\.json \[2\]: the same rule as \[0\] "):
+        read(json.dumps([RULE, {**RULE, "name": "Other"}, RULE]), "rules.json")
+
+
+def test_an_empty_document_is_refused() -> None:
+    with pytest.raises(BadInput, match="no rules found"):
+        read("\n\n")
+
+
+def _report_rule(**values: Any) -> dict[str, Any]:
+    return {
+        "id": 1,
+        "name": "Monthly interest",
+        "category": "calculation",
+        "confidence": Decimal("0.950"),
+        "review_status": "pending",
+        "reviewed_by": None,
+        "reviewed_at": None,
+        "review_comments": None,
+        "description": None,
+        "logic": None,
+        "formula": None,
+        "inputs": [],
+        "outputs": [],
+        "source_file": "src/INTEREST.cbl",
+        "source_start_line": 10,
+        "source_end_line": 12,
+        **values,
+    }
+
+
+def test_review_report_has_a_summary_and_a_section_per_category() -> None:
+    reviewed = dt.datetime(2025, 3, 4, 9, 30, tzinfo=dt.UTC)
+    report = rulefiles.review_report(
+        {"name": "Loans core", "source_language": "cobol", "target_language": "java"},
+        [
+            _report_rule(
+                review_status="approved",
+                reviewed_by="ana@acme.test",
+                reviewed_at=reviewed,
+                review_comments="checked with\nfinance",
+                description="Interest | per month",
+                logic="balance * rate / 12",
+                formula="a `b` c",
+                inputs=["balance", "rate"],
+                outputs=["interest"],
+            ),
+            _report_rule(id=2, name="Floor", category="constraint", confidence=Decimal("0.5")),
+            _report_rule(
+                id=3,
+                name="Age",
+                category="validation",
+                confidence=Decimal("0.7"),
+                source_end_line=10,
+            ),
+        ],
+        dt.datetime(2025, 3, 5, 12, 0, tzinfo=dt.UTC),
+    )
+    assert report.startswith(
+        "# Business rules of Loans core\n\ncobol to java, 3 rules, exported 2025-03-05 12:00 UTC\n"
+    )
+    assert (
+        "| category | rules | pending | approved | rejected | needs_clarification |"
+        " average confidence |"
+    ) in report
+    assert "| calculation | 1 | 0 | 1 | 0 | 0 | 0.950 |" in report
+    assert "| **total** | 3 | 2 | 1 | 0 | 0 | 0.717 |" in report
+    # Categories in the database's order, only those with rules.
+    headings = [line for line in report.splitlines() if line.startswith("## ")]
+    assert headings == ["## Calculation (1)", "## Validation (1)", "## Constraint (1)"]
+    assert "### Monthly interest (rule 1)" in report
+    assert "- **Review:** approved by ana@acme.test on 2025-03-04" in report
+    assert "- **Reviewer's comment:** checked with finance" in report
+    assert "- **Source:** `src/INTEREST.cbl` lines 10-12" in report
+    assert "- **Inputs:** `balance`, `rate`" in report
+    assert "Interest \\| per month" in report
+    assert "**Logic:** balance * rate / 12" in report
+    assert "**Formula:** ``a `b` c``" in report
+    assert "- **Source:** `src/INTEREST.cbl` line 10\n" in report
+    assert "- **Review:** pending\n" in report
