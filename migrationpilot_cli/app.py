@@ -22,6 +22,7 @@ from migrationpilot_cli.commands import (
     generated,
     orgs,
     projects,
+    review,
     routing,
     rules,
     tenants,
@@ -117,6 +118,7 @@ app.add_typer(projects.app, name="projects", rich_help_panel="Projects and sourc
 app.add_typer(files.app, name="files", rich_help_panel="Projects and source")
 app.add_typer(generated.app, name="generated", rich_help_panel="Projects and source")
 app.add_typer(rules.app, name="rules", rich_help_panel="Rules and reviews")
+app.add_typer(review.app, name="review", rich_help_panel="Rules and reviews")
 app.add_typer(testcases.app, name="tests", rich_help_panel="Rules and reviews")
 app.add_typer(routing.app, name="routing", rich_help_panel="Routing")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from psycopg import sql
+
     from migrationpilot_cli.db.connect import Connection
 
 # The actor comes from the database itself: the acting user (NULL in operator mode, where the
@@ -44,6 +46,45 @@ def record(
             "metadata": Jsonb(metadata or {}, dumps=_dumps),
         },
     )
+
+
+# The set-based form for bulk commands: one row per subject, in the same statement. A LEFT JOIN
+# on organizations, so that a subject whose organization is out of sight fails loudly
+# (tenant_id NOT NULL) instead of silently losing its audit row; the actor is looked up once
+# (the sub-select is an InitPlan), not once per row.
+_RECORD_MANY = """
+WITH subjects AS ({subjects})
+INSERT INTO audit_logs
+    (tenant_id, organization_id, user_id, actor_email, action, resource_type, resource_id,
+     metadata)
+SELECT o.tenant_id, s.organization_id, u.id, u.email, %(audit_action)s,
+       %(audit_resource_type)s, s.resource_id::text, s.metadata
+FROM subjects s
+LEFT JOIN organizations o ON o.id = s.organization_id
+LEFT JOIN users u ON u.id = (SELECT current_user_id())
+RETURNING resource_id, metadata
+"""
+
+
+def record_many(
+    conn: Connection,
+    action: str,
+    *,
+    resource_type: str,
+    subjects: sql.Composable,
+    params: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """One audit row per row of ``subjects``, a query yielding ``organization_id``,
+    ``resource_id`` and ``metadata`` (jsonb), run with ``params``.
+
+    ``subjects`` becomes a WITH query, so it may be the change itself (``UPDATE ...
+    RETURNING``): the change and its audit rows are then one statement. Returns each audit
+    row's ``resource_id`` (text) and ``metadata``."""
+    from psycopg import sql
+
+    query = sql.SQL(_RECORD_MANY).format(subjects=subjects)
+    bound = {**params, "audit_action": action, "audit_resource_type": resource_type}
+    return conn.execute(query, bound).fetchall()
 
 
 def _dumps(value: Any) -> str:

@@ -1,0 +1,144 @@
+"""`migrationpilot review ...`: approve, reject or send back business rules, one id or a
+whole piped batch at a time."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Annotated
+
+import typer
+
+from migrationpilot_cli import validation
+from migrationpilot_cli.db.connect import transaction
+from migrationpilot_cli.errors import BadInput
+from migrationpilot_cli.output import FormatOption, OutputFormat, QuietOption, notice, render
+from migrationpilot_cli.queries import reviews
+from migrationpilot_cli.settings import Settings
+
+app = typer.Typer(
+    help="Review extracted business rules: approve, reject, or ask for clarification."
+    " Needs an acting user (--as EMAIL), who is recorded as the reviewer.",
+    no_args_is_help=True,
+)
+
+IdsArgument = Annotated[
+    list[str],
+    typer.Argument(
+        help="Rule ids, or - to read them from stdin, one per line (as `rules list -q` prints).",
+        show_default=False,
+    ),
+]
+RequiredComment = Annotated[
+    str, typer.Option("--comment", help="Why: recorded on the rule, its version and the audit.")
+]
+ExpectVersionOption = Annotated[
+    int | None,
+    typer.Option(
+        "--expect-version",
+        min=1,
+        help="With a single id: refuse if the rule is no longer at this version (someone"
+        " changed it since you read it).",
+        show_default=False,
+    ),
+]
+SkipMissingOption = Annotated[
+    bool,
+    typer.Option(
+        "--skip-missing",
+        help="Report unknown or invisible ids as skipped instead of failing the whole batch.",
+    ),
+]
+
+
+@app.command()
+def approve(
+    ctx: typer.Context,
+    ids: IdsArgument,
+    comment: Annotated[
+        str | None,
+        typer.Option(
+            "--comment", help="Optional note: recorded on the rule, its version and the audit."
+        ),
+    ] = None,
+    expect_version: ExpectVersionOption = None,
+    skip_missing: SkipMissingOption = False,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Approve rules; all or nothing. `-q` prints the ids of the rules this changed.
+
+    Example: `migrationpilot rules list --pending --min-confidence 0.95 -q |
+    migrationpilot --as ana@acme.test review approve - --comment "bulk: high confidence"`.
+    """
+    _review(ctx.obj, "approve", ids, comment, expect_version, skip_missing, fmt, quiet)
+
+
+@app.command()
+def reject(
+    ctx: typer.Context,
+    ids: IdsArgument,
+    comment: RequiredComment,
+    expect_version: ExpectVersionOption = None,
+    skip_missing: SkipMissingOption = False,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Reject rules, saying why; all or nothing. `-q` prints the ids of the rules this changed.
+
+    Example: `migrationpilot --as ana@acme.test review reject 42 --comment "wrong rounding"`.
+    """
+    _review(ctx.obj, "reject", ids, comment, expect_version, skip_missing, fmt, quiet)
+
+
+@app.command()
+def clarify(
+    ctx: typer.Context,
+    ids: IdsArgument,
+    comment: RequiredComment,
+    expect_version: ExpectVersionOption = None,
+    skip_missing: SkipMissingOption = False,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Send rules back as needs_clarification with a question; all or nothing. `-q` prints the
+    ids of the rules this changed.
+
+    Example: `migrationpilot --as ana@acme.test review clarify 42 --comment "which branch?"`.
+    """
+    _review(ctx.obj, "clarify", ids, comment, expect_version, skip_missing, fmt, quiet)
+
+
+def _review(
+    settings: Settings,
+    verb: str,
+    arguments: list[str],
+    comment: str | None,
+    expect_version: int | None,
+    skip_missing: bool,
+    fmt: OutputFormat | None,
+    quiet: bool,
+) -> None:
+    if not settings.acting_user:
+        raise BadInput("reviews need an acting user: pass --as EMAIL")
+    note = None if comment is None else validation.text(comment, "--comment")
+    rule_ids = validation.ids(arguments)
+    if expect_version is not None and len(rule_ids) != 1:
+        raise BadInput(f"--expect-version takes a single id, not {len(rule_ids)}")
+    with transaction(settings) as conn:
+        rows = reviews.review(
+            conn,
+            rule_ids,
+            verb=verb,
+            comment=note,
+            skip_missing=skip_missing,
+            expect_version=expect_version,
+        )
+    outcomes = Counter(row["outcome"] for row in rows)
+    notice(
+        f"{outcomes['reviewed']} {reviews.STATUS_OF[verb]}, {outcomes['unchanged']} unchanged"
+        f" (already {reviews.STATUS_OF[verb]}), {outcomes['skipped']} skipped (not found or not"
+        " visible)"
+    )
+    # In a pipe, pass on only what this command changed.
+    shown = [row for row in rows if row["outcome"] == "reviewed"] if quiet else rows
+    render(shown, reviews.COLUMNS, fmt=fmt, quiet=quiet, title=f"Review: {verb}")

@@ -1,0 +1,123 @@
+"""Reviews of business rules: approve, reject or send back for clarification, a batch at a
+time, in a few set-based statements whatever the batch size."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from migrationpilot_cli.errors import NotFound, OperationFailed
+from migrationpilot_cli.queries import audit
+
+if TYPE_CHECKING:
+    from migrationpilot_cli.db.connect import Connection
+
+COLUMNS = ("id", "name", "old_status", "new_status", "outcome", "version")
+
+# The verb a reviewer types -> the review_status it sets (audit action: rule.<verb>).
+STATUS_OF = {"approve": "approved", "reject": "rejected", "clarify": "needs_clarification"}
+
+# How many unknown ids an error names before it only counts the rest.
+_NAMED_MISSING = 5
+
+# Lock the batch first, in id order: the old state we report and audit stays true until
+# commit, a concurrent reviewer waits instead of being overwritten unseen, and two
+# overlapping batches cannot deadlock. Row-level security hides other organizations' rules,
+# so they come out as missing, exactly like unknown ids.
+_LOCK = """
+SELECT id, name, review_status::text AS status, version
+FROM business_rules
+WHERE id = ANY(%(ids)s::bigint[])
+ORDER BY id
+FOR UPDATE
+"""
+
+# Rules already in the requested state are left out, so they get no new version. The
+# self-join reads the row as it was (locked above, so nobody changed it since); the triggers
+# of V0005 bump the version and write the snapshot with app.change_reason. The sub-select
+# makes current_user_id() an InitPlan: evaluated once, not once per row.
+_UPDATE = """
+UPDATE business_rules AS r
+SET review_status = %(status)s::review_status,
+    reviewed_by = (SELECT current_user_id()),
+    reviewed_at = now(),
+    review_comments = %(comment)s
+FROM business_rules AS before
+WHERE r.id = ANY(%(ids)s::bigint[])
+  AND before.id = r.id
+  AND r.review_status <> %(status)s::review_status
+RETURNING r.organization_id, r.id AS resource_id,
+          jsonb_build_object('old_status', before.review_status,
+                             'new_status', r.review_status,
+                             'comment', r.review_comments,
+                             'version', r.version) AS metadata
+"""
+
+
+def review(
+    conn: Connection,
+    ids: Sequence[int],
+    *,
+    verb: str,
+    comment: str | None,
+    skip_missing: bool = False,
+    expect_version: int | None = None,
+) -> list[dict[str, Any]]:
+    """Give every rule of ``ids`` the status ``verb`` stands for, with an audit row each.
+
+    Returns one row per id, in the given order, with its outcome: reviewed, unchanged
+    (already in that state) or skipped (unknown or not visible, with ``skip_missing``;
+    otherwise NotFound fails the batch before anything is written)."""
+    from psycopg import sql
+
+    current = {row["id"]: row for row in conn.execute(_LOCK, {"ids": list(ids)}).fetchall()}
+    missing = [rule_id for rule_id in ids if rule_id not in current]
+    if missing and not skip_missing:
+        raise NotFound(_missing_message(missing, len(ids)))
+    if expect_version is not None:
+        _check_versions(current.values(), expect_version)
+    reason = f"review: {verb}" + (f": {comment}" if comment else "")
+    conn.execute("SELECT set_config('app.change_reason', %s, true)", (reason,))
+    audited = audit.record_many(
+        conn,
+        f"rule.{verb}",
+        resource_type="rule",
+        subjects=sql.SQL(_UPDATE),
+        params={"ids": list(current), "status": STATUS_OF[verb], "comment": comment},
+    )
+    new_versions = {int(row["resource_id"]): row["metadata"]["version"] for row in audited}
+    return [_outcome(rule_id, current.get(rule_id), verb, new_versions) for rule_id in ids]
+
+
+def _missing_message(missing: Sequence[int], requested: int) -> str:
+    named = ", ".join(str(rule_id) for rule_id in missing[:_NAMED_MISSING])
+    if len(missing) > _NAMED_MISSING:
+        named += f" and {len(missing) - _NAMED_MISSING} more"
+    what = f"rule {named}" if len(missing) == 1 else f"{len(missing)} rules ({named})"
+    hint = " (--skip-missing reviews the others)" if requested > len(missing) else ""
+    return f"{what} not found or not visible to you; nothing was reviewed{hint}"
+
+
+def _check_versions(rules: Iterable[dict[str, Any]], expected: int) -> None:
+    for rule in rules:
+        if rule["version"] != expected:
+            raise OperationFailed(
+                f"rule {rule['id']} is at version {rule['version']}, not {expected}:"
+                " someone changed it meanwhile; review it again"
+            )
+
+
+def _outcome(
+    rule_id: int, before: dict[str, Any] | None, verb: str, new_versions: dict[int, int]
+) -> dict[str, Any]:
+    if before is None:
+        return dict.fromkeys(COLUMNS) | {"id": rule_id, "outcome": "skipped"}
+    reviewed = rule_id in new_versions
+    return {
+        "id": rule_id,
+        "name": before["name"],
+        "old_status": before["status"],
+        "new_status": STATUS_OF[verb],
+        "outcome": "reviewed" if reviewed else "unchanged",
+        "version": new_versions[rule_id] if reviewed else before["version"],
+    }
