@@ -1,4 +1,5 @@
-# make run   - create .venv, install, start the embedded PostgreSQL, migrate it, show status
+# make run   - create .venv, install, start the embedded PostgreSQL, migrate it, load the demo
+#              and show the reviewers' queue
 # make test  - the whole suite against a real PostgreSQL
 # make lint  - ruff, mypy and squawk (the migration linter)
 
@@ -22,6 +23,8 @@ run: install
 	$(BIN)/migrationpilot db start
 	$(BIN)/migrationpilot db migrate
 	$(BIN)/migrationpilot db status --format table
+	$(BIN)/migrationpilot demo load --format table
+	$(BIN)/migrationpilot rules list --pending --min-confidence 0.9 --format table
 
 test: install
 	$(BIN)/pytest

@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 from migrationpilot_cli import __version__
 from migrationpilot_cli.commands import (
     db,
+    demo,
     files,
     generated,
     orgs,
@@ -111,6 +112,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(db.app, name="db", rich_help_panel="Set up")
+app.add_typer(demo.app, name="demo", rich_help_panel="Set up")
 app.add_typer(tenants.app, name="tenants", rich_help_panel="Tenancy")
 app.add_typer(orgs.app, name="orgs", rich_help_panel="Tenancy")
 app.add_typer(users.app, name="users", rich_help_panel="Tenancy")
