@@ -175,7 +175,10 @@ def list_(
         rules.COLUMNS,
         fmt=fmt,
         quiet=quiet,
-        table_columns=rules.TABLE_COLUMNS,
+        # One project's rules fit an 80-column terminal only without a project column.
+        table_columns=rules.TABLE_COLUMNS
+        if len({row["project"] for row in rows}) > 1
+        else [column for column in rules.TABLE_COLUMNS if column != "project"],
         title=f"Rules of {found['name']}" if found else "Rules",
     )
 
