@@ -69,7 +69,8 @@ class UndecodableFile(ValueError):
 # --- classify -----------------------------------------------------------------------------
 
 
-def _extension(path: str) -> str:
+def extension(path: str) -> str:
+    """The lower-case extension of a path's last segment, with its dot ('' if none)."""
     # Only the last segment: a directory named "old.cbl/" must not classify its README.
     return posixpath.splitext(posixpath.basename(path))[1].lower()
 
@@ -83,10 +84,10 @@ def classify(path: str, source_language: str) -> str | None:
     """
     if source_language not in _SOURCE_LANGUAGES:
         raise ValueError(f"unknown source language {source_language!r}")
-    extension = _extension(path)
-    if extension in _VB_SHARED_EXTENSIONS:
+    suffix = extension(path)
+    if suffix in _VB_SHARED_EXTENSIONS:
         return "vba" if source_language == "vba" else "vb6"
-    return _KIND_BY_EXTENSION.get(extension)
+    return _KIND_BY_EXTENSION.get(suffix)
 
 
 def fortran_fixed_form(path: str) -> bool:
@@ -94,7 +95,7 @@ def fortran_fixed_form(path: str) -> bool:
 
     Compilers decide by extension too, so the path is a better witness than the text.
     """
-    return _extension(path) in _FORTRAN_FIXED_FORM_EXTENSIONS
+    return extension(path) in _FORTRAN_FIXED_FORM_EXTENSIONS
 
 
 # --- decode -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,15 +83,23 @@ def read(
 ) -> Scan:
     """Read, decode and measure every recognised file under ``root``."""
     scan = Scan()
-    paths = candidates(root, excludes, scan)
-    for done, (relative, absolute) in enumerate(paths, start=1):
+    for relative, absolute in walk(root, excludes, scan, progress):
         language = sourcecode.classify(relative, source_language)
         if language is None:
             scan.skipped["unknown_extension"] += 1
         else:
             _read_one(scan, relative, absolute, language, encoding, skip_unreadable)
-        progress(done, len(paths))
     return scan
+
+
+def walk(
+    root: Path, excludes: Sequence[str], scan: Scan, progress: Callable[[int, int], None]
+) -> Iterator[tuple[str, Path]]:
+    """The candidates of ``root`` one by one, reporting progress after each is handled."""
+    paths = candidates(root, excludes, scan)
+    for done, path in enumerate(paths, start=1):
+        yield path
+        progress(done, len(paths))
 
 
 def _read_one(

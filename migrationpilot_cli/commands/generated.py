@@ -14,7 +14,6 @@ with exit 2; an existing file is refused with exit 1 unless ``--force``.
 from __future__ import annotations
 
 import hashlib
-import posixpath
 import re
 import sys
 from collections import Counter
@@ -39,6 +38,7 @@ from migrationpilot_cli.output import (
 )
 from migrationpilot_cli.queries import audit, generated, projects
 from migrationpilot_cli.queries.generated import GeneratedFile
+from migrationpilot_cli.sourcecode import extension
 from migrationpilot_cli.vocabulary import GeneratedFileType
 
 app = typer.Typer(
@@ -134,13 +134,11 @@ def read_tree(
     advance: Callable[[int, int], None],
 ) -> tuple[list[GeneratedFile], sourcetree.Scan]:
     scan = sourcetree.Scan()
-    paths = sourcetree.candidates(root, excludes, scan)
     files: list[GeneratedFile] = []
-    for done, (relative, absolute) in enumerate(paths, start=1):
+    for relative, absolute in sourcetree.walk(root, excludes, scan, advance):
         file = _read_one(relative, absolute, file_type, skip_binary, scan)
         if file is not None:
             files.append(file)
-        advance(done, len(paths))
     return files, scan
 
 
@@ -170,7 +168,7 @@ def _read_one(
         path=relative,
         content=text,
         type=file_type.value if file_type else infer_type(relative),
-        language=_LANGUAGE_BY_EXTENSION.get(_extension(relative)),
+        language=_LANGUAGE_BY_EXTENSION.get(extension(relative)),
         size_bytes=len(data),
         line_count=_line_count(text),
         sha256=hashlib.sha256(data).hexdigest(),
@@ -194,18 +192,14 @@ def _line_count(text: str) -> int:
     return normalized.count("\n") + (0 if normalized.endswith("\n") or not normalized else 1)
 
 
-def _extension(path: str) -> str:
-    return posixpath.splitext(posixpath.basename(path))[1].lower()
-
-
 def infer_type(path: str) -> str:
     """The generated_file_type of a relative path when --type is not given."""
     *directories, name = path.split("/")
     if _TEST_DIRECTORIES.intersection(directories) or _TEST_FILE_NAME.fullmatch(name):
         return "test"
-    if _extension(name) in _CONFIG_EXTENSIONS:
+    if extension(name) in _CONFIG_EXTENSIONS:
         return "config"
-    if _extension(name) in _DOC_EXTENSIONS:
+    if extension(name) in _DOC_EXTENSIONS:
         return "doc"
     return "source"
 
