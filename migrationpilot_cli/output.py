@@ -17,9 +17,11 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from enum import Enum, StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
+
+from migrationpilot_cli.errors import BadInput
 
 
 class OutputFormat(StrEnum):
@@ -49,6 +51,70 @@ QuietOption = Annotated[
     ),
 ]
 
+LIST_FIELDS = "help"
+"""``--fields help``: list the command's fields instead of running it."""
+
+
+def _check_fields(ctx: typer.Context, value: str | None) -> str | None:
+    """Validate ``--fields`` against the command's columns before the command does any work
+    (a typo must not surface after a review was committed); ``help`` lists them."""
+    if value is None:
+        return None
+    available: Sequence[str] = getattr(ctx.command.callback, _COLUMNS_ATTRIBUTE)
+    if value.strip() == LIST_FIELDS:
+        _write_lines(available)
+        raise typer.Exit()
+    wanted = split_fields(value)
+    unknown = [field for field in wanted if field not in available]
+    if unknown or not wanted:
+        problem = f"unknown field {unknown[0]!r}" if unknown else "no field given"
+        raise BadInput(f"--fields: {problem}; expected some of: {', '.join(available)}")
+    return value
+
+
+def split_fields(value: str) -> list[str]:
+    """``"id, name,id"`` -> ``["id", "name"]``: the order given, each field once."""
+    return list(dict.fromkeys(field.strip() for field in value.split(",") if field.strip()))
+
+
+_COLUMNS_ATTRIBUTE = "output_columns"
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def listing(columns: Sequence[str]) -> Callable[[_Command], _Command]:
+    """Declare what a listing command's ``--fields`` may choose from, so that the option is
+    checked while the command line is parsed. Put it under ``@app.command``."""
+
+    def declare(command: _Command) -> _Command:
+        setattr(command, _COLUMNS_ATTRIBUTE, tuple(columns))  # Typer copies it to its wrapper
+        return command
+
+    return declare
+
+
+FieldsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--fields",
+        metavar="A,B,...",
+        help="Only these columns, in this order, in every format; `--fields help` lists them.",
+        rich_help_panel="Output",
+        show_default=False,
+        is_eager=True,  # `--fields help` answers before required options are missing
+        callback=_check_fields,
+    ),
+]
+HeaderOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--header/--no-header",
+        help="csv and tsv: a header row or not. Default: csv has one, tsv (what pipes get)"
+        " has none.",
+        rich_help_panel="Output",
+        show_default=False,
+    ),
+]
+
 Row = Mapping[str, Any]
 
 
@@ -58,6 +124,8 @@ def render(
     *,
     fmt: OutputFormat | None,
     quiet: bool = False,
+    fields: str | None = None,
+    header: bool | None = None,
     id_column: str = "id",
     table_columns: Sequence[str] | None = None,
     title: str | None = None,
@@ -65,16 +133,22 @@ def render(
     """Write ``rows`` (only ``columns``, in that order) to stdout in the chosen format.
 
     ``table_columns`` narrows what a person sees in a table (a checksum is noise there); the
-    machine formats always carry every column."""
+    machine formats always carry every column. ``fields`` (``--fields``, already checked)
+    overrides both; ``header`` (``--header/--no-header``) only concerns csv and tsv."""
     if quiet:
         _write_lines(str(row[id_column]) for row in rows)
         sys.stdout.flush()
         return
     chosen = fmt or (OutputFormat.table if sys.stdout.isatty() else OutputFormat.tsv)
+    picked = split_fields(fields) if fields else None
     if chosen is OutputFormat.table:
-        _render_table(rows, table_columns or columns, title)
+        _render_table(rows, picked or table_columns or columns, title)
+    elif chosen is OutputFormat.tsv:
+        _render_tsv(rows, picked or columns, header=bool(header))
+    elif chosen is OutputFormat.csv:
+        _render_csv(rows, picked or columns, header=header is not False)
     else:
-        _RENDERERS[chosen](rows, columns)
+        _RENDERERS[chosen](rows, picked or columns)
     # Flush here, inside the command, so a closed pipe surfaces as an error the CLI handles
     # quietly rather than as a traceback at interpreter exit.
     sys.stdout.flush()
@@ -168,7 +242,14 @@ def _write_lines(lines: Any) -> None:
 
 
 def _machine_value(value: Any) -> Any:
-    """A JSON-ready value: exact timestamps in ISO-8601, numbers as numbers."""
+    """A JSON-ready value: exact timestamps in ISO-8601 UTC, numbers as numbers.
+
+    psycopg hands ``timestamptz`` back in the session's TimeZone (the server's default, or
+    PGTZ), so the same row would print differently from two shells; converting here, where
+    every machine format passes, makes the output one exact text whatever the zones. (SQL
+    keeps the session zone: a psql user's date arithmetic means what they expect.)"""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).isoformat()
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -197,13 +278,16 @@ def _tsv_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def _render_tsv(rows: Sequence[Row], columns: Sequence[str]) -> None:
+def _render_tsv(rows: Sequence[Row], columns: Sequence[str], *, header: bool = False) -> None:
+    if header:
+        _write_lines(["\t".join(columns)])
     _write_lines("\t".join(_tsv_escape(_text_value(row[c])) for c in columns) for row in rows)
 
 
-def _render_csv(rows: Sequence[Row], columns: Sequence[str]) -> None:
+def _render_csv(rows: Sequence[Row], columns: Sequence[str], *, header: bool = True) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")  # QUOTE_MINIMAL quotes newlines
-    writer.writerow(columns)
+    if header:
+        writer.writerow(columns)
     writer.writerows([_text_value(row[c]) for c in columns] for row in rows)
 
 
@@ -247,12 +331,7 @@ def _render_table(rows: Sequence[Row], columns: Sequence[str], title: str | None
     Console().print(table)
 
 
-_RENDERERS = {
-    OutputFormat.json: _render_json,
-    OutputFormat.jsonl: _render_jsonl,
-    OutputFormat.csv: _render_csv,
-    OutputFormat.tsv: _render_tsv,
-}
+_RENDERERS = {OutputFormat.json: _render_json, OutputFormat.jsonl: _render_jsonl}
 
 
 @functools.cache

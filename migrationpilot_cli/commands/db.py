@@ -9,7 +9,16 @@ from typing import Annotated, Any
 import typer
 
 from migrationpilot_cli.errors import BadInput, OperationFailed
-from migrationpilot_cli.output import FormatOption, QuietOption, notice, render, render_record
+from migrationpilot_cli.output import (
+    FieldsOption,
+    FormatOption,
+    HeaderOption,
+    QuietOption,
+    listing,
+    notice,
+    render,
+    render_record,
+)
 from migrationpilot_cli.settings import Settings
 
 app = typer.Typer(
@@ -39,6 +48,7 @@ _STATUS_COLUMNS = (
     "applied_by",
     "execution_ms",
 )
+_MIGRATE_COLUMNS = ("version", "description", "script", "execution_ms")
 _STATUS_TABLE_COLUMNS = ("version", "description", "state", "applied_at", "execution_ms")
 
 
@@ -49,6 +59,7 @@ def _files(migrations_dir: Path | None) -> list[Any]:
 
 
 @app.command()
+@listing(_MIGRATE_COLUMNS)
 def migrate(
     ctx: typer.Context,
     dry_run: Annotated[
@@ -69,6 +80,8 @@ def migrate(
         ),
     ] = "5s",
     fmt: FormatOption = None,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
 ) -> None:
     """Apply pending migrations in order, each in its own transaction, under a lock.
 
@@ -103,7 +116,7 @@ def migrate(
 
         migrations.migrate(conn, files, target=target, lock_timeout=lock_timeout, on_applied=report)
     if applied_rows:
-        render(applied_rows, ("version", "description", "script", "execution_ms"), fmt=fmt)
+        render(applied_rows, _MIGRATE_COLUMNS, fmt=fmt, fields=fields, header=header)
     else:
         notice("nothing to migrate: the database is up to date")
 
@@ -117,11 +130,14 @@ def _print_dry_run(files: list[Any]) -> None:
 
 
 @app.command()
+@listing(_STATUS_COLUMNS)
 def status(
     ctx: typer.Context,
     migrations_dir: MigrationsDirOption = None,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
 ) -> None:
     """Every migration and its state: applied, pending, changed or missing.
 
@@ -137,6 +153,8 @@ def status(
         _STATUS_COLUMNS,
         fmt=fmt,
         quiet=quiet,
+        fields=fields,
+        header=header,
         id_column="version",
         table_columns=_STATUS_TABLE_COLUMNS,
         title="Migrations",

@@ -15,8 +15,11 @@ from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
 from migrationpilot_cli.options import OrgOption, ProjectOption
 from migrationpilot_cli.output import (
+    FieldsOption,
     FormatOption,
+    HeaderOption,
     QuietOption,
+    listing,
     notice,
     progress,
     render,
@@ -120,6 +123,7 @@ def _check_encoding(encoding: str) -> None:
 
 
 @app.command("list")
+@listing(files.COLUMNS)
 def list_(
     ctx: typer.Context,
     project: ProjectOption,
@@ -129,6 +133,8 @@ def list_(
     org: OrgOption = None,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
 ) -> None:
     """The project's files with their line counts.
 
@@ -145,6 +151,8 @@ def list_(
         files.COLUMNS,
         fmt=fmt,
         quiet=quiet,
+        fields=fields,
+        header=header,
         title=f"Files of {found['name']}",
         table_columns=(
             "path",

@@ -29,8 +29,11 @@ from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput, OperationFailed
 from migrationpilot_cli.options import OrgOption, ProjectFilterOption, ProjectOption
 from migrationpilot_cli.output import (
+    FieldsOption,
     FormatOption,
+    HeaderOption,
     QuietOption,
+    listing,
     notice,
     progress,
     render,
@@ -205,6 +208,7 @@ def infer_type(path: str) -> str:
 
 
 @app.command("list")
+@listing(generated.COLUMNS)
 def list_(
     ctx: typer.Context,
     project: ProjectFilterOption = None,
@@ -215,6 +219,8 @@ def list_(
     org: OrgOption = None,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
 ) -> None:
     """Generated files you can see, with their type, language and size.
 
@@ -229,6 +235,8 @@ def list_(
         generated.COLUMNS,
         fmt=fmt,
         quiet=quiet,
+        fields=fields,
+        header=header,
         title="Generated files",
         table_columns=("id", "path", "type", "language", "lines", "size_bytes", "updated_at"),
     )

@@ -8,7 +8,15 @@ import typer
 
 from migrationpilot_cli import validation
 from migrationpilot_cli.db.connect import transaction
-from migrationpilot_cli.output import FormatOption, QuietOption, render, render_record
+from migrationpilot_cli.output import (
+    FieldsOption,
+    FormatOption,
+    HeaderOption,
+    QuietOption,
+    listing,
+    render,
+    render_record,
+)
 from migrationpilot_cli.queries import audit, organizations, tenants
 
 app = typer.Typer(help="Organizations: each sees only its own data.", no_args_is_help=True)
@@ -43,17 +51,28 @@ def create(
 
 
 @app.command("list")
+@listing(organizations.COLUMNS)
 def list_(
     ctx: typer.Context,
     tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's.")] = None,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
 ) -> None:
     """Organizations (with --as: only your own)."""
     with transaction(ctx.obj) as conn:
         tenant_id = tenants.get(conn, tenant)["id"] if tenant else None
         rows = organizations.list_all(conn, tenant_id)
-    render(rows, organizations.COLUMNS, fmt=fmt, quiet=quiet, title="Organizations")
+    render(
+        rows,
+        organizations.COLUMNS,
+        fmt=fmt,
+        quiet=quiet,
+        fields=fields,
+        header=header,
+        title="Organizations",
+    )
 
 
 @app.command()

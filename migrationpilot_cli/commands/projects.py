@@ -10,7 +10,15 @@ from migrationpilot_cli import validation
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
 from migrationpilot_cli.options import OrgOption, ProjectArgument
-from migrationpilot_cli.output import FormatOption, QuietOption, render, render_record
+from migrationpilot_cli.output import (
+    FieldsOption,
+    FormatOption,
+    HeaderOption,
+    QuietOption,
+    listing,
+    render,
+    render_record,
+)
 from migrationpilot_cli.queries import audit, organizations, projects
 from migrationpilot_cli.settings import Settings
 from migrationpilot_cli.vocabulary import ProjectStatus, SourceLanguage, TargetLanguage
@@ -64,6 +72,7 @@ def create(
 
 
 @app.command("list")
+@listing(projects.COLUMNS)
 def list_(
     ctx: typer.Context,
     org: OrgOption = None,
@@ -72,6 +81,8 @@ def list_(
     ] = None,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
 ) -> None:
     """Projects you can see. Example: `migrationpilot projects list --status analyzing`."""
     with transaction(ctx.obj) as conn:
@@ -80,7 +91,9 @@ def list_(
             organization_id=organizations.id_of(conn, org),
             status=status.value if status else None,
         )
-    render(rows, projects.COLUMNS, fmt=fmt, quiet=quiet, title="Projects")
+    render(
+        rows, projects.COLUMNS, fmt=fmt, quiet=quiet, fields=fields, header=header, title="Projects"
+    )
 
 
 @app.command()

@@ -11,7 +11,16 @@ import typer
 from migrationpilot_cli import validation
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
-from migrationpilot_cli.output import FormatOption, OutputFormat, QuietOption, notice, render
+from migrationpilot_cli.output import (
+    FieldsOption,
+    FormatOption,
+    HeaderOption,
+    OutputFormat,
+    QuietOption,
+    listing,
+    notice,
+    render,
+)
 from migrationpilot_cli.queries import reviews
 from migrationpilot_cli.settings import Settings
 
@@ -51,6 +60,7 @@ SkipMissingOption = Annotated[
 
 
 @app.command()
+@listing(reviews.COLUMNS)
 def approve(
     ctx: typer.Context,
     ids: IdsArgument,
@@ -64,16 +74,21 @@ def approve(
     skip_missing: SkipMissingOption = False,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
 ) -> None:
     """Approve rules; all or nothing. `-q` prints the ids of the rules this changed.
 
     Example: `migrationpilot rules list --pending --min-confidence 0.95 -q |
     migrationpilot --as ana@acme.test review approve - --comment "bulk: high confidence"`.
     """
-    _review(ctx.obj, "approve", ids, comment, expect_version, skip_missing, fmt, quiet)
+    _review(
+        ctx.obj, "approve", ids, comment, expect_version, skip_missing, fmt, quiet, fields, header
+    )
 
 
 @app.command()
+@listing(reviews.COLUMNS)
 def reject(
     ctx: typer.Context,
     ids: IdsArgument,
@@ -82,15 +97,20 @@ def reject(
     skip_missing: SkipMissingOption = False,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
 ) -> None:
     """Reject rules, saying why; all or nothing. `-q` prints the ids of the rules this changed.
 
     Example: `migrationpilot --as ana@acme.test review reject 42 --comment "wrong rounding"`.
     """
-    _review(ctx.obj, "reject", ids, comment, expect_version, skip_missing, fmt, quiet)
+    _review(
+        ctx.obj, "reject", ids, comment, expect_version, skip_missing, fmt, quiet, fields, header
+    )
 
 
 @app.command()
+@listing(reviews.COLUMNS)
 def clarify(
     ctx: typer.Context,
     ids: IdsArgument,
@@ -99,13 +119,17 @@ def clarify(
     skip_missing: SkipMissingOption = False,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
 ) -> None:
     """Send rules back as needs_clarification with a question; all or nothing. `-q` prints the
     ids of the rules this changed.
 
     Example: `migrationpilot --as ana@acme.test review clarify 42 --comment "which branch?"`.
     """
-    _review(ctx.obj, "clarify", ids, comment, expect_version, skip_missing, fmt, quiet)
+    _review(
+        ctx.obj, "clarify", ids, comment, expect_version, skip_missing, fmt, quiet, fields, header
+    )
 
 
 def _review(
@@ -117,6 +141,8 @@ def _review(
     skip_missing: bool,
     fmt: OutputFormat | None,
     quiet: bool,
+    fields: str | None,
+    header: bool | None,
 ) -> None:
     if not settings.acting_user:
         raise BadInput("reviews need an acting user: pass --as EMAIL")
@@ -141,4 +167,12 @@ def _review(
     )
     # In a pipe, pass on only what this command changed.
     shown = [row for row in rows if row["outcome"] == "reviewed"] if quiet else rows
-    render(shown, reviews.COLUMNS, fmt=fmt, quiet=quiet, title=f"Review: {verb}")
+    render(
+        shown,
+        reviews.COLUMNS,
+        fmt=fmt,
+        quiet=quiet,
+        fields=fields,
+        header=header,
+        title=f"Review: {verb}",
+    )

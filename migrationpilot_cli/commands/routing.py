@@ -15,7 +15,16 @@ from migrationpilot_cli import routing
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
 from migrationpilot_cli.options import OrgOption, ProjectOption
-from migrationpilot_cli.output import FormatOption, QuietOption, notice, render, render_record
+from migrationpilot_cli.output import (
+    FieldsOption,
+    FormatOption,
+    HeaderOption,
+    QuietOption,
+    listing,
+    notice,
+    render,
+    render_record,
+)
 from migrationpilot_cli.queries import audit, organizations, projects
 from migrationpilot_cli.queries import routing as rules
 
@@ -108,6 +117,7 @@ def add(
 
 
 @app.command("list")
+@listing(rules.COLUMNS)
 def list_(
     ctx: typer.Context,
     project: Annotated[
@@ -117,6 +127,8 @@ def list_(
     org: OrgOption = None,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
 ) -> None:
     """Routing rules, each project's in precedence order (the first match wins); with --org
     alone, that organization's.
@@ -139,6 +151,8 @@ def list_(
         rules.COLUMNS,
         fmt=fmt,
         quiet=quiet,
+        fields=fields,
+        header=header,
         title="Routing rules",
         table_columns=("project", "name", "pattern", "target", "traffic", "shadow", "enabled"),
     )

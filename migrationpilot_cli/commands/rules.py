@@ -18,9 +18,12 @@ from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput, NotFound
 from migrationpilot_cli.options import OrgOption, ProjectFilterOption, ProjectOption
 from migrationpilot_cli.output import (
+    FieldsOption,
     FormatOption,
+    HeaderOption,
     OutputFormat,
     QuietOption,
+    listing,
     notice,
     render,
     render_record,
@@ -37,6 +40,8 @@ RuleIdArgument = Annotated[
     int, typer.Argument(metavar="ID", help="The rule's id.", min=1, show_default=False)
 ]
 _CONFIDENCE_STEP = Decimal("0.001")  # numeric(4,3)
+HISTORY_COLUMNS = ("version", "changed_at", "changed_by", "change_reason", "review_status")
+DIFF_COLUMNS = ("field", "from", "to")
 
 
 @app.command("import")
@@ -89,6 +94,7 @@ def _confidence(value: float | None, option: str) -> Decimal | None:
 
 
 @app.command("list")
+@listing(rules.COLUMNS)
 def list_(
     ctx: typer.Context,
     project: ProjectFilterOption = None,
@@ -140,6 +146,8 @@ def list_(
     org: OrgOption = None,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
 ) -> None:
     """Rules you can see (without --project: in every project you can see), most confident
     first. `-q` prints ids for `review approve -`.
@@ -175,6 +183,8 @@ def list_(
         rules.COLUMNS,
         fmt=fmt,
         quiet=quiet,
+        fields=fields,
+        header=header,
         # One project's rules fit an 80-column terminal only without a project column.
         table_columns=rules.TABLE_COLUMNS
         if len({row["project"] for row in rows}) > 1
@@ -225,11 +235,14 @@ def _print_source(code: str, language: str | None, first_line: int) -> None:
 
 
 @app.command()
+@listing(HISTORY_COLUMNS)
 def history(
     ctx: typer.Context,
     rule_id: RuleIdArgument,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
 ) -> None:
     """Every version of a rule: who made it, when, why, and its review status then. `-q`
     prints the version numbers.
@@ -239,15 +252,18 @@ def history(
         versions = rules.history(conn, rule_id)
     render(
         versions,
-        ("version", "changed_at", "changed_by", "change_reason", "review_status"),
+        HISTORY_COLUMNS,
         fmt=fmt,
         quiet=quiet,
+        fields=fields,
+        header=header,
         id_column="version",
         title=f"History of rule {rule_id}",
     )
 
 
 @app.command()
+@listing(DIFF_COLUMNS)
 def diff(
     ctx: typer.Context,
     rule_id: RuleIdArgument,
@@ -263,6 +279,8 @@ def diff(
     ] = None,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
 ) -> None:
     """Field-by-field difference between two versions of a rule (updated_at left out). The
     first version is compared with nothing: every field it set. `-q` prints the field names.
@@ -281,9 +299,11 @@ def diff(
         changes = rules.diff(conn, rule_id, since, to)
     render(
         changes,
-        ("field", "from", "to"),
+        DIFF_COLUMNS,
         fmt=fmt,
         quiet=quiet,
+        fields=fields,
+        header=header,
         id_column="field",
         title=f"Rule {rule_id}: version {since} -> {to}" if since else f"Rule {rule_id}: version 1",
     )
@@ -447,12 +467,15 @@ def _destination(output: Path | None, force: bool) -> Any:
 
 
 @app.command()
+@listing(rules.REVALIDATE_COLUMNS)
 def revalidate(
     ctx: typer.Context,
     project: ProjectOption,
     org: OrgOption = None,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
 ) -> None:
     """After a source re-import: flag every rule whose source lines changed or vanished
     (needs_clarification, with an automatic comment) and list them. Rules already flagged
@@ -484,5 +507,7 @@ def revalidate(
         rules.REVALIDATE_COLUMNS,
         fmt=fmt,
         quiet=quiet,
+        fields=fields,
+        header=header,
         title=f"Rules of {found['name']} whose source changed",
     )

@@ -9,7 +9,15 @@ import typer
 from migrationpilot_cli import validation
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
-from migrationpilot_cli.output import FormatOption, QuietOption, render, render_record
+from migrationpilot_cli.output import (
+    FieldsOption,
+    FormatOption,
+    HeaderOption,
+    QuietOption,
+    listing,
+    render,
+    render_record,
+)
 from migrationpilot_cli.queries import audit, tenants
 from migrationpilot_cli.vocabulary import Subscription
 
@@ -81,11 +89,20 @@ def create(
 
 
 @app.command("list")
-def list_(ctx: typer.Context, fmt: FormatOption = None, quiet: QuietOption = False) -> None:
+@listing(tenants.COLUMNS)
+def list_(
+    ctx: typer.Context,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
+) -> None:
     """Every tenant with its plan, limits and number of organizations."""
     with transaction(ctx.obj) as conn:
         rows = tenants.list_all(conn)
-    render(rows, tenants.COLUMNS, fmt=fmt, quiet=quiet, title="Tenants")
+    render(
+        rows, tenants.COLUMNS, fmt=fmt, quiet=quiet, fields=fields, header=header, title="Tenants"
+    )
 
 
 @app.command()

@@ -10,7 +10,15 @@ from migrationpilot_cli import jsonrecords
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
 from migrationpilot_cli.options import OrgOption, ProjectFilterOption, ProjectOption
-from migrationpilot_cli.output import FormatOption, QuietOption, render, render_record
+from migrationpilot_cli.output import (
+    FieldsOption,
+    FormatOption,
+    HeaderOption,
+    QuietOption,
+    listing,
+    render,
+    render_record,
+)
 from migrationpilot_cli.queries import audit, projects, test_cases
 from migrationpilot_cli.queries.test_cases import CaseRecord
 
@@ -112,6 +120,7 @@ def _shown(value: Any) -> str:
 
 
 @app.command("list")
+@listing(test_cases.COLUMNS)
 def list_(
     ctx: typer.Context,
     project: ProjectFilterOption = None,
@@ -121,6 +130,8 @@ def list_(
     org: OrgOption = None,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
 ) -> None:
     """Test cases you can see, by rule and name.
 
@@ -128,7 +139,15 @@ def list_(
     with transaction(ctx.obj) as conn:
         project_id = projects.resolve(conn, project, org)["id"] if project else None
         rows = test_cases.list_visible(conn, project_id=project_id, rule_id=rule)
-    render(rows, test_cases.COLUMNS, fmt=fmt, quiet=quiet, title="Test cases")
+    render(
+        rows,
+        test_cases.COLUMNS,
+        fmt=fmt,
+        quiet=quiet,
+        fields=fields,
+        header=header,
+        title="Test cases",
+    )
 
 
 @app.command()

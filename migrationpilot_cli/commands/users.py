@@ -8,7 +8,15 @@ import typer
 
 from migrationpilot_cli import validation
 from migrationpilot_cli.db.connect import transaction
-from migrationpilot_cli.output import FormatOption, QuietOption, render, render_record
+from migrationpilot_cli.output import (
+    FieldsOption,
+    FormatOption,
+    HeaderOption,
+    QuietOption,
+    listing,
+    render,
+    render_record,
+)
 from migrationpilot_cli.queries import audit, organizations, users
 from migrationpilot_cli.vocabulary import UserRole
 
@@ -48,16 +56,19 @@ def add(
 
 
 @app.command("list")
+@listing(users.COLUMNS)
 def list_(
     ctx: typer.Context,
     org: Annotated[str | None, typer.Option("--org", help="Only this organization's.")] = None,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
 ) -> None:
     """Users, by organization and email."""
     with transaction(ctx.obj) as conn:
         rows = users.list_all(conn, organizations.id_of(conn, org))
-    render(rows, users.COLUMNS, fmt=fmt, quiet=quiet, title="Users")
+    render(rows, users.COLUMNS, fmt=fmt, quiet=quiet, fields=fields, header=header, title="Users")
 
 
 @app.command()
