@@ -31,6 +31,7 @@ from migrationpilot_cli.commands import (
     users,
 )
 from migrationpilot_cli.errors import MigrationPilotError
+from migrationpilot_cli.options import examples
 from migrationpilot_cli.settings import build_settings
 
 
@@ -105,6 +106,12 @@ app = typer.Typer(
     cls=MigrationPilotGroup,
     help="MigrationPilot: move legacy code (COBOL, Fortran, VB6, VBA, legacy Java) to modern"
     " languages, with PostgreSQL as the system of record.",
+    epilog=examples(
+        "migrationpilot demo load",
+        "migrationpilot rules list --pending --min-confidence 0.9",
+        "migrationpilot rules show 3",
+    )
+    + "\n\nEvery command has `--help` with examples; the reference is docs/cli.md.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
     pretty_exceptions_enable=False,

@@ -1,4 +1,5 @@
-"""Options that many commands share, declared once (sqlite-utils' idea, as Typer aliases).
+"""Options and help pieces that many commands share, declared once (sqlite-utils' idea, as
+Typer aliases).
 
 The output options (``--format``, ``-q``) live with the renderer in ``output``."""
 
@@ -27,3 +28,10 @@ ProjectFilterOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def examples(*lines: str) -> str:
+    """A command's epilog: copyable command lines in a code block, rendered as such by
+    ``--help`` (markdown mode) and in docs/cli.md. Lines starting with ``migrationpilot``
+    are parsed against the app by tests/test_help.py, so an example cannot go stale."""
+    return "**Examples**\n\n```sh\n" + "\n".join(lines) + "\n```"

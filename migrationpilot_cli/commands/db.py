@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from migrationpilot_cli.errors import BadInput, OperationFailed
+from migrationpilot_cli.options import examples
 from migrationpilot_cli.output import (
     FieldsOption,
     FormatOption,
@@ -58,7 +59,13 @@ def _files(migrations_dir: Path | None) -> list[Any]:
     return migrations.discover(migrations.resolve_directory(migrations_dir))
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "migrationpilot db migrate",
+        "migrationpilot db migrate --dry-run | less",
+        "migrationpilot --database-url postgresql://app@db.internal/mp db migrate --target 5",
+    )
+)
 @listing(_MIGRATE_COLUMNS)
 def migrate(
     ctx: typer.Context,
@@ -83,10 +90,7 @@ def migrate(
     fields: FieldsOption = None,
     header: HeaderOption = None,
 ) -> None:
-    """Apply pending migrations in order, each in its own transaction, under a lock.
-
-    Example: `migrationpilot db migrate`, or `migrationpilot db migrate --dry-run | less`.
-    """
+    """Apply pending migrations in order, each in its own transaction, under a lock."""
     from migrationpilot_cli.db import connect, migrations
 
     if not _LOCK_TIMEOUT.match(lock_timeout):
@@ -129,7 +133,13 @@ def _print_dry_run(files: list[Any]) -> None:
         typer.echo(f"-- {file.name} (pending{mode})\n{file.sql.rstrip()}\n")
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "migrationpilot db status",
+        "migrationpilot db status --format json",
+        "migrationpilot db status --fields version,state | grep -v applied",
+    )
+)
 @listing(_STATUS_COLUMNS)
 def status(
     ctx: typer.Context,
@@ -139,10 +149,7 @@ def status(
     fields: FieldsOption = None,
     header: HeaderOption = None,
 ) -> None:
-    """Every migration and its state: applied, pending, changed or missing.
-
-    Example: `migrationpilot db status --format json`.
-    """
+    """Every migration and its state: applied, pending, changed or missing."""
     from migrationpilot_cli.db import connect, migrations
 
     files = _files(migrations_dir)
@@ -161,9 +168,9 @@ def status(
     )
 
 
-@app.command()
+@app.command(epilog=examples("migrationpilot db verify && migrationpilot db migrate"))
 def verify(ctx: typer.Context, migrations_dir: MigrationsDirOption = None) -> None:
-    """Exit 0 when every applied migration matches its file; exit 1 naming each that does not."""
+    """Check every applied migration against its file; exit 1 naming each that changed."""
     from migrationpilot_cli.db import connect, migrations
 
     files = _files(migrations_dir)
@@ -176,7 +183,9 @@ def verify(ctx: typer.Context, migrations_dir: MigrationsDirOption = None) -> No
     notice(f"ok: {applied} applied migrations match their files")
 
 
-@app.command()
+@app.command(
+    epilog=examples('migrationpilot db new "add rule hash" --migrations-dir sql/migrations')
+)
 def new(
     name: Annotated[str, typer.Argument(help="What the migration does, e.g. 'add rule hash'.")],
     migrations_dir: MigrationsDirOption = None,
@@ -201,14 +210,14 @@ def new(
     typer.echo(str(path))
 
 
-@app.command()
+@app.command(epilog=examples("migrationpilot db wait --timeout 60 && migrationpilot db migrate"))
 def wait(
     ctx: typer.Context,
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds to keep trying before exit 3.", min=0)
     ] = 30,
 ) -> None:
-    """Wait until the database answers (containers, CI). Example: `migrationpilot db wait`."""
+    """Wait until the database answers: for containers and CI (exit 3 on timeout)."""
     from migrationpilot_cli.db import connect
 
     with connect.connect(ctx.obj, autocommit=True, wait_seconds=timeout) as conn:
@@ -216,7 +225,7 @@ def wait(
     notice("the database is ready")
 
 
-@app.command()
+@app.command(epilog=examples("migrationpilot db start"))
 def start(ctx: typer.Context) -> None:
     """Start the embedded PostgreSQL (created on first use) and print its URL."""
     from migrationpilot_cli.db import embedded
@@ -227,7 +236,7 @@ def start(ctx: typer.Context) -> None:
     typer.echo(url)
 
 
-@app.command()
+@app.command(epilog=examples("migrationpilot db stop"))
 def stop(ctx: typer.Context) -> None:
     """Stop the embedded PostgreSQL."""
     from migrationpilot_cli.db import embedded
@@ -236,9 +245,9 @@ def stop(ctx: typer.Context) -> None:
     notice("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
 
 
-@app.command()
+@app.command(epilog=examples("migrationpilot db info", "migrationpilot db info --format json"))
 def info(ctx: typer.Context, fmt: FormatOption = None) -> None:
-    """Where the data lives: the embedded server and the connection this shell would use."""
+    """Where the data lives: the embedded server, and the connection this shell would use."""
     from migrationpilot_cli.db import connect, embedded
 
     settings: Settings = ctx.obj

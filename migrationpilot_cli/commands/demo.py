@@ -14,6 +14,7 @@ import typer
 
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import NotFound
+from migrationpilot_cli.options import examples
 from migrationpilot_cli.output import FormatOption, render_record
 
 app = typer.Typer(help="A demo migration project to explore the tool with.", no_args_is_help=True)
@@ -47,14 +48,18 @@ REVIEWS = {
 STATUS_PATH = ("analyzing", "analysis_complete")
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "migrationpilot demo load",
+        "migrationpilot demo load && migrationpilot rules list --pending --min-confidence 0.9",
+    )
+)
 def load(ctx: typer.Context, fmt: FormatOption = None) -> None:
-    """Create (or complete) the demo: tenant acme-bank, organization acme-lending, a user of
-    each role (ana@acme.test reviews), and the project "Loans core" with COBOL sources, 38
-    extracted rules, test cases, generated Java and routing rules.
+    """Create (or complete) the demo tenant and its "Loans core" project; idempotent.
 
-    Example: `migrationpilot demo load && migrationpilot rules list --pending --min-confidence 0.9`.
-    """
+    The tenant acme-bank, organization acme-lending, a user of each role (ana@acme.test
+    reviews), and the project "Loans core" with COBOL sources, 38 extracted rules, test cases,
+    generated Java and routing rules."""
     from migrationpilot_cli.validation import require_operator
 
     require_operator(ctx.obj, "demo load")

@@ -13,7 +13,7 @@ import typer
 from migrationpilot_cli import sourcetree
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
-from migrationpilot_cli.options import OrgOption, ProjectOption
+from migrationpilot_cli.options import OrgOption, ProjectOption, examples
 from migrationpilot_cli.output import (
     FieldsOption,
     FormatOption,
@@ -44,7 +44,13 @@ LEXERS = {
 }
 
 
-@app.command("import")
+@app.command(
+    "import",
+    epilog=examples(
+        "migrationpilot files import ./legacy --project \"Loans core\" --exclude 'test/**'",
+        'migrationpilot files import ./legacy -p "Loans core" --prune --encoding cp037',
+    ),
+)
 def import_(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="The legacy source tree.")],
@@ -69,11 +75,10 @@ def import_(
     org: OrgOption = None,
     fmt: FormatOption = None,
 ) -> None:
-    """Import (or re-import) a source tree: new files are added, changed ones updated,
-    unchanged ones left alone; all or nothing.
+    """Import (or re-import) a legacy source tree into a project; all or nothing.
 
-    Example: `migrationpilot files import ./legacy --project "Loans core" --exclude 'test/**'`.
-    """
+    New files are added, changed ones updated, unchanged ones left alone; files gone from the
+    tree are reported (deleted with --prune)."""
     if encoding is not None:
         _check_encoding(encoding)
     with transaction(ctx.obj) as conn:
@@ -122,13 +127,22 @@ def _check_encoding(encoding: str) -> None:
         ) from error
 
 
-@app.command("list")
+@app.command(
+    "list",
+    epilog=examples(
+        'migrationpilot files list --project "Loans core" --language cobol',
+        'migrationpilot files list -p "Loans core" --fields code_lines,path | sort -n',
+    ),
+)
 @listing(files.COLUMNS)
 def list_(
     ctx: typer.Context,
     project: ProjectOption,
     language: Annotated[
-        str | None, typer.Option("--language", help="cobol, cobol-copybook, fortran, vb6, ...")
+        str | None,
+        typer.Option(
+            "--language", help="cobol, cobol-copybook, fortran, vb6, ...", rich_help_panel="Filters"
+        ),
     ] = None,
     org: OrgOption = None,
     fmt: FormatOption = None,
@@ -136,9 +150,7 @@ def list_(
     fields: FieldsOption = None,
     header: HeaderOption = None,
 ) -> None:
-    """The project's files with their line counts.
-
-    Example: `migrationpilot files list --project "Loans core" --language cobol`."""
+    """The project's files with their line counts."""
     from migrationpilot_cli.sourcecode import SOURCE_FILE_KINDS
 
     if language is not None and language not in SOURCE_FILE_KINDS:
@@ -166,7 +178,12 @@ def list_(
     )
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        'migrationpilot files show src/LOANCALC.cbl --project "Loans core" --lines 43-50',
+        'migrationpilot files show src/LOANCALC.cbl -p "Loans core" | grep -n COMPUTE',
+    )
+)
 def show(
     ctx: typer.Context,
     path: Annotated[str, typer.Argument(help="The file's path in the project.")],
@@ -176,10 +193,7 @@ def show(
     ] = None,
     org: OrgOption = None,
 ) -> None:
-    """Print a file: numbered and highlighted on a terminal, plain text when piped.
-
-    Example: `migrationpilot files show src/LOANCALC.cbl --project "Loans core" --lines 120-180`.
-    """
+    """Print a file: numbered and highlighted on a terminal, plain text when piped."""
     with transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)
         stored = files.get(conn, found["id"], path)

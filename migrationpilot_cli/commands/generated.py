@@ -27,7 +27,7 @@ import typer
 from migrationpilot_cli import sourcetree
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput, OperationFailed
-from migrationpilot_cli.options import OrgOption, ProjectFilterOption, ProjectOption
+from migrationpilot_cli.options import OrgOption, ProjectFilterOption, ProjectOption, examples
 from migrationpilot_cli.output import (
     FieldsOption,
     FormatOption,
@@ -79,7 +79,12 @@ _TypeOption = Annotated[
 ]
 
 
-@app.command("import")
+@app.command(
+    "import",
+    epilog=examples(
+        "migrationpilot generated import ./out --project \"Loans core\" --exclude 'target/**'"
+    ),
+)
 def import_(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="The generator's output directory.")],
@@ -99,11 +104,9 @@ def import_(
     org: OrgOption = None,
     fmt: FormatOption = None,
 ) -> None:
-    """Import (or re-import) generated files: new ones are added, changed ones updated,
-    unchanged ones left alone; all or nothing.
+    """Import (or re-import) a directory of generated code into a project; all or nothing.
 
-    Example: `migrationpilot generated import ./out --project "Loans core" --exclude 'target/**'`.
-    """
+    New files are added, changed ones updated, unchanged ones left alone."""
     with progress("reading files") as advance:
         files, scan = read_tree(directory, exclude or (), file_type, skip_binary, advance)
     with transaction(ctx.obj) as conn:
@@ -207,14 +210,22 @@ def infer_type(path: str) -> str:
     return "source"
 
 
-@app.command("list")
+@app.command(
+    "list",
+    epilog=examples(
+        'migrationpilot generated list --project "Loans core" --type test',
+        "migrationpilot generated list --fields path,lines --format csv",
+    ),
+)
 @listing(generated.COLUMNS)
 def list_(
     ctx: typer.Context,
     project: ProjectFilterOption = None,
     file_type: Annotated[
         GeneratedFileType | None,
-        typer.Option("--type", help="Only files of this type.", show_default=False),
+        typer.Option(
+            "--type", help="Only files of this type.", show_default=False, rich_help_panel="Filters"
+        ),
     ] = None,
     org: OrgOption = None,
     fmt: FormatOption = None,
@@ -222,9 +233,7 @@ def list_(
     fields: FieldsOption = None,
     header: HeaderOption = None,
 ) -> None:
-    """Generated files you can see, with their type, language and size.
-
-    Example: `migrationpilot generated list --project "Loans core" --type test`."""
+    """Generated files you can see, with their type, language and size."""
     with transaction(ctx.obj) as conn:
         project_id = projects.resolve(conn, project, org)["id"] if project else None
         rows = generated.list_visible(
@@ -242,17 +251,19 @@ def list_(
     )
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "migrationpilot generated show src/main/java/com/acme/loans/InterestCalculator.java \\",
+        '  -p "Loans core"',
+    )
+)
 def show(
     ctx: typer.Context,
     path: Annotated[str, typer.Argument(help="The file's path in the project.")],
     project: ProjectOption,
     org: OrgOption = None,
 ) -> None:
-    """Print a generated file: highlighted on a terminal, exactly as stored when piped.
-
-    Example: `migrationpilot generated show src/main/java/LoanCalc.java --project "Loans core"`.
-    """
+    """Print a generated file: highlighted on a terminal, exactly as stored when piped."""
     with transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)
         stored = generated.get(conn, found["id"], path)
@@ -275,7 +286,12 @@ class _Write:
     exists: bool
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        'migrationpilot generated export ./out --project "Loans core"',
+        'migrationpilot generated export ./out -p "Loans core" --force',
+    )
+)
 def export(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="Where to write; created when missing.")],
@@ -290,10 +306,7 @@ def export(
 
     Nothing is written unless every file can be: a stored path that is absolute, contains
     `..` or leads outside the directory through a symbolic link is refused (exit 2); an
-    existing file is refused (exit 1) unless `--force`.
-
-    Example: `migrationpilot generated export ./out --project "Loans core" --force`.
-    """
+    existing file is refused (exit 1) unless `--force`."""
     with transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)
         stored = generated.contents(conn, found["id"])

@@ -8,6 +8,7 @@ import typer
 
 from migrationpilot_cli import validation
 from migrationpilot_cli.db.connect import transaction
+from migrationpilot_cli.options import examples
 from migrationpilot_cli.output import (
     FieldsOption,
     FormatOption,
@@ -22,7 +23,9 @@ from migrationpilot_cli.queries import audit, organizations, tenants
 app = typer.Typer(help="Organizations: each sees only its own data.", no_args_is_help=True)
 
 
-@app.command()
+@app.command(
+    epilog=examples('migrationpilot orgs create "Acme Payments" --slug acme-pay --tenant acme')
+)
 def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Display name, e.g. 'Acme Payments'.")],
@@ -31,9 +34,7 @@ def create(
     fmt: FormatOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Create an organization in a tenant.
-
-    Example: `migrationpilot orgs create "Acme Payments" --slug acme-pay --tenant acme`."""
+    """Create an organization in a tenant: the unit of isolation (operators only)."""
     validation.require_operator(ctx.obj, "orgs create")
     name, slug = validation.text(name, "the organization name"), validation.slug(slug)
     with transaction(ctx.obj) as conn:
@@ -50,11 +51,18 @@ def create(
     render_record(org, fmt=fmt, quiet=quiet)
 
 
-@app.command("list")
+@app.command(
+    "list",
+    epilog=examples(
+        "migrationpilot orgs list --tenant acme", "migrationpilot --as ana@acme.test orgs list"
+    ),
+)
 @listing(organizations.COLUMNS)
 def list_(
     ctx: typer.Context,
-    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's.")] = None,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="Only this tenant's.", rich_help_panel="Filters")
+    ] = None,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
     fields: FieldsOption = None,
@@ -75,12 +83,12 @@ def list_(
     )
 
 
-@app.command()
+@app.command(epilog=examples("migrationpilot orgs show acme-pay"))
 def show(
     ctx: typer.Context,
     org: Annotated[str, typer.Argument(help="Slug or id.")],
     fmt: FormatOption = None,
 ) -> None:
-    """One organization. Example: `migrationpilot orgs show acme-pay`."""
+    """One organization and its tenant."""
     with transaction(ctx.obj) as conn:
         render_record(organizations.get(conn, org), fmt=fmt)

@@ -9,7 +9,7 @@ import typer
 from migrationpilot_cli import validation
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
-from migrationpilot_cli.options import OrgOption, ProjectArgument
+from migrationpilot_cli.options import OrgOption, ProjectArgument, examples
 from migrationpilot_cli.output import (
     FieldsOption,
     FormatOption,
@@ -28,7 +28,13 @@ app = typer.Typer(
 )
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        'migrationpilot --as ana@acme.test projects create "Loans core" --source cobol \\',
+        "  --target java --framework spring-boot",
+        "migrationpilot projects create Payroll --source fortran --target python --org acme-pay",
+    )
+)
 def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Unique within the organization.")],
@@ -42,11 +48,10 @@ def create(
     fmt: FormatOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Create a project in draft.
+    """Create a project in draft: what is migrated, from which language to which.
 
-    Example: `migrationpilot --as ana@acme.test projects create "Loans core" --source cobol
-    --target java --framework spring-boot`. Operators name the organization with `--org`.
-    """
+    As a user (`--as`) the project is created in your organization; operators name it with
+    `--org`."""
     settings: Settings = ctx.obj
     if org is None and not settings.acting_user:
         raise BadInput("--org is required in operator mode (or act as a user with --as)")
@@ -71,20 +76,27 @@ def create(
     render_record(project, fmt=fmt, quiet=quiet)
 
 
-@app.command("list")
+@app.command(
+    "list",
+    epilog=examples(
+        "migrationpilot projects list --status analyzing",
+        "migrationpilot projects list --fields name,status,source_language",
+    ),
+)
 @listing(projects.COLUMNS)
 def list_(
     ctx: typer.Context,
     org: OrgOption = None,
     status: Annotated[
-        ProjectStatus | None, typer.Option("--status", help="Only projects in this state.")
+        ProjectStatus | None,
+        typer.Option("--status", help="Only projects in this state.", rich_help_panel="Filters"),
     ] = None,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
     fields: FieldsOption = None,
     header: HeaderOption = None,
 ) -> None:
-    """Projects you can see. Example: `migrationpilot projects list --status analyzing`."""
+    """Projects you can see, with their languages and workflow state."""
     with transaction(ctx.obj) as conn:
         rows = projects.list_all(
             conn,
@@ -96,19 +108,24 @@ def list_(
     )
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        'migrationpilot projects show "Loans core"',
+        'migrationpilot projects show "Loans core" --format json',
+    )
+)
 def show(
     ctx: typer.Context, project: ProjectArgument, org: OrgOption = None, fmt: FormatOption = None
 ) -> None:
-    """The project's dashboard: metadata plus statistics computed from its data.
-
-    Example: `migrationpilot projects show "Loans core" --format json`."""
+    """The project's dashboard: metadata plus statistics computed from its data."""
     with transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)
         render_record(projects.dashboard(conn, found), fmt=fmt)
 
 
-@app.command("set-status")
+@app.command(
+    "set-status", epilog=examples('migrationpilot projects set-status "Loans core" designing')
+)
 def set_status(
     ctx: typer.Context,
     project: ProjectArgument,
@@ -116,10 +133,10 @@ def set_status(
     org: OrgOption = None,
     fmt: FormatOption = None,
 ) -> None:
-    """Move the project along its workflow (draft -> analyzing -> ... -> completed; any state
-    -> failed; failed -> the state it failed from). The database refuses other moves.
+    """Move the project along its workflow; the database refuses any other move.
 
-    Example: `migrationpilot projects set-status "Loans core" analyzing`."""
+    draft -> analyzing -> ... -> completed; any state -> failed; failed -> the state it failed
+    from, or draft."""
     with transaction(ctx.obj) as conn:
         before = projects.resolve(conn, project, org)
         projects.set_status(conn, before["id"], status.value)

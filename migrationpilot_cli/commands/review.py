@@ -11,6 +11,7 @@ import typer
 from migrationpilot_cli import validation
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
+from migrationpilot_cli.options import examples
 from migrationpilot_cli.output import (
     FieldsOption,
     FormatOption,
@@ -59,7 +60,13 @@ SkipMissingOption = Annotated[
 ]
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        'migrationpilot --as ana@acme.test review approve 3 4 --comment "matches the spec"',
+        "migrationpilot rules list --pending --min-confidence 0.95 -q \\",
+        '  | migrationpilot --as ana@acme.test review approve - --comment "bulk: high confidence"',
+    )
+)
 @listing(reviews.COLUMNS)
 def approve(
     ctx: typer.Context,
@@ -77,17 +84,17 @@ def approve(
     fields: FieldsOption = None,
     header: HeaderOption = None,
 ) -> None:
-    """Approve rules; all or nothing. `-q` prints the ids of the rules this changed.
+    """Approve rules, one id or a piped batch; all or nothing.
 
-    Example: `migrationpilot rules list --pending --min-confidence 0.95 -q |
-    migrationpilot --as ana@acme.test review approve - --comment "bulk: high confidence"`.
-    """
+    `-q` prints the ids of the rules this changed."""
     _review(
         ctx.obj, "approve", ids, comment, expect_version, skip_missing, fmt, quiet, fields, header
     )
 
 
-@app.command()
+@app.command(
+    epilog=examples('migrationpilot --as ana@acme.test review reject 42 --comment "wrong rounding"')
+)
 @listing(reviews.COLUMNS)
 def reject(
     ctx: typer.Context,
@@ -100,16 +107,17 @@ def reject(
     fields: FieldsOption = None,
     header: HeaderOption = None,
 ) -> None:
-    """Reject rules, saying why; all or nothing. `-q` prints the ids of the rules this changed.
+    """Reject rules, saying why; all or nothing.
 
-    Example: `migrationpilot --as ana@acme.test review reject 42 --comment "wrong rounding"`.
-    """
+    `-q` prints the ids of the rules this changed."""
     _review(
         ctx.obj, "reject", ids, comment, expect_version, skip_missing, fmt, quiet, fields, header
     )
 
 
-@app.command()
+@app.command(
+    epilog=examples('migrationpilot --as ana@acme.test review clarify 42 --comment "which branch?"')
+)
 @listing(reviews.COLUMNS)
 def clarify(
     ctx: typer.Context,
@@ -122,11 +130,9 @@ def clarify(
     fields: FieldsOption = None,
     header: HeaderOption = None,
 ) -> None:
-    """Send rules back as needs_clarification with a question; all or nothing. `-q` prints the
-    ids of the rules this changed.
+    """Send rules back as needs_clarification, with a question; all or nothing.
 
-    Example: `migrationpilot --as ana@acme.test review clarify 42 --comment "which branch?"`.
-    """
+    `-q` prints the ids of the rules this changed."""
     _review(
         ctx.obj, "clarify", ids, comment, expect_version, skip_missing, fmt, quiet, fields, header
     )

@@ -14,7 +14,7 @@ import typer
 from migrationpilot_cli import routing
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
-from migrationpilot_cli.options import OrgOption, ProjectOption
+from migrationpilot_cli.options import OrgOption, ProjectOption, examples
 from migrationpilot_cli.output import (
     FieldsOption,
     FormatOption,
@@ -78,7 +78,12 @@ def _values(rule: dict[str, Any]) -> dict[str, Any]:
     return {field: rule[field] for field in _FIELDS}
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        'migrationpilot routing add -p "Loans core" --name accounts-read \\',
+        "  --pattern '/api/accounts/**' --target accounts-java --traffic 10",
+    )
+)
 def add(
     ctx: typer.Context,
     project: ProjectOption,
@@ -94,10 +99,7 @@ def add(
     fmt: FormatOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Add a routing rule (disabled unless --enable).
-
-    Example: `migrationpilot routing add -p "Loans core" --name accounts-read --pattern
-    '/api/accounts/**' --target accounts-java --traffic 10`."""
+    """Add a routing rule (disabled unless --enable)."""
     values = {
         "name": routing.rule_name(name),
         "pattern": routing.pattern(pattern),
@@ -116,24 +118,34 @@ def add(
     render_record(rule, fmt=fmt, quiet=quiet)
 
 
-@app.command("list")
+@app.command(
+    "list",
+    epilog=examples(
+        'migrationpilot routing list -p "Loans core" --enabled',
+        "migrationpilot routing list --fields name,pattern,traffic --format csv",
+    ),
+)
 @listing(rules.COLUMNS)
 def list_(
     ctx: typer.Context,
     project: Annotated[
-        str | None, typer.Option("--project", "-p", help="Project id or name. Default: all.")
+        str | None,
+        typer.Option(
+            "--project", "-p", help="Project id or name. Default: all.", rich_help_panel="Filters"
+        ),
     ] = None,
-    enabled: Annotated[bool, typer.Option("--enabled", help="Only rules in effect.")] = False,
+    enabled: Annotated[
+        bool, typer.Option("--enabled", help="Only rules in effect.", rich_help_panel="Filters")
+    ] = False,
     org: OrgOption = None,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
     fields: FieldsOption = None,
     header: HeaderOption = None,
 ) -> None:
-    """Routing rules, each project's in precedence order (the first match wins); with --org
-    alone, that organization's.
+    """Routing rules, each project's in precedence order: the first match wins.
 
-    Example: `migrationpilot routing list -p "Loans core" --enabled`."""
+    With --org alone, that organization's."""
     with transaction(ctx.obj) as conn:
         found = rules.list_all(
             conn,
@@ -158,7 +170,9 @@ def list_(
     )
 
 
-@app.command()
+@app.command(
+    epilog=examples('migrationpilot routing show loan-interest -p "Loans core" --format json')
+)
 def show(
     ctx: typer.Context,
     name: NameArgument,
@@ -166,15 +180,15 @@ def show(
     org: OrgOption = None,
     fmt: FormatOption = None,
 ) -> None:
-    """One rule, with the regular expression every export and `resolve` match it by.
-
-    Example: `migrationpilot routing show accounts-read -p "Loans core" --format json`."""
+    """One rule, with the regular expression every export and `resolve` match it by."""
     with transaction(ctx.obj) as conn:
         rule = rules.get(conn, projects.resolve(conn, project, org), name)
     render_record({**rule, "regex": routing.regex(rule["pattern"])}, fmt=fmt)
 
 
-@app.command("set")
+@app.command(
+    "set", epilog=examples('migrationpilot routing set loan-interest -p "Loans core" --traffic 50')
+)
 def set_(
     ctx: typer.Context,
     name: NameArgument,
@@ -189,9 +203,7 @@ def set_(
     org: OrgOption = None,
     fmt: FormatOption = None,
 ) -> None:
-    """Change a rule's traffic, shadow mode, target or pattern.
-
-    Example: `migrationpilot routing set accounts-read -p "Loans core" --traffic 25`."""
+    """Change a rule's traffic, shadow mode, target or pattern."""
     requested = {
         "traffic": None if traffic is None else routing.traffic(traffic),
         "shadow": shadow,
@@ -226,7 +238,7 @@ def _change(
     return after
 
 
-@app.command()
+@app.command(epilog=examples('migrationpilot routing enable payoff-quote -p "Loans core"'))
 def enable(
     ctx: typer.Context,
     name: NameArgument,
@@ -234,13 +246,11 @@ def enable(
     org: OrgOption = None,
     fmt: FormatOption = None,
 ) -> None:
-    """Put a rule in effect: its percentage of matching requests goes to its target.
-
-    Example: `migrationpilot routing enable accounts-read -p "Loans core"`."""
+    """Put a rule in effect: its percentage of matching requests goes to its target."""
     _switch(ctx, name, project, org, fmt, enabled=True)
 
 
-@app.command()
+@app.command(epilog=examples('migrationpilot routing disable loan-interest -p "Loans core"'))
 def disable(
     ctx: typer.Context,
     name: NameArgument,
@@ -248,9 +258,7 @@ def disable(
     org: OrgOption = None,
     fmt: FormatOption = None,
 ) -> None:
-    """Take a rule out of effect: its requests fall to the next matching rule, or legacy.
-
-    Example: `migrationpilot routing disable accounts-read -p "Loans core"`."""
+    """Take a rule out of effect: its requests fall to the next matching rule, or legacy."""
     _switch(ctx, name, project, org, fmt, enabled=False)
 
 
@@ -271,7 +279,7 @@ def _switch(
     render_record(after, fmt=fmt)
 
 
-@app.command()
+@app.command(epilog=examples('migrationpilot routing remove payoff-quote -p "Loans core"'))
 def remove(
     ctx: typer.Context,
     name: NameArgument,
@@ -280,9 +288,7 @@ def remove(
     fmt: FormatOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Delete a rule; prints what it was (the audit log keeps it too).
-
-    Example: `migrationpilot routing remove accounts-read -p "Loans core"`."""
+    """Delete a rule; prints what it was (the audit log keeps it too)."""
     with transaction(ctx.obj) as conn:
         before = rules.get(conn, projects.resolve(conn, project, org), name, for_update=True)
         rules.delete(conn, before["id"])
@@ -290,7 +296,13 @@ def remove(
     render_record(before, fmt=fmt, quiet=quiet)
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        'migrationpilot routing resolve /api/loans/42/interest -p "Loans core" --key user-174',
+        'migrationpilot routing resolve /api/loans/42/interest -p "Loans core" \\',
+        "  --keys-from - --summary < keys.txt",
+    )
+)
 def resolve(
     ctx: typer.Context,
     project: ProjectOption,
@@ -328,9 +340,7 @@ def resolve(
 ) -> None:
     """Where a request goes, and why: the matched rule, bucket, served_by, mirror_to.
 
-    Example: `migrationpilot routing resolve /api/accounts/42 -p "Loans core" --key user-174
-    --format json`; many keys: `... resolve /api/accounts/42 -p "Loans core" --keys-from - <
-    keys.txt --summary`."""
+    With --keys-from, one decision per key (a line each), or --summary counts per rule."""
     if keys_from is not None and key is not None:
         raise BadInput("--key and --keys-from exclude each other")
     if summary and keys_from is None:
@@ -401,7 +411,12 @@ def _lines(source: str) -> Iterable[str]:
         raise BadInput(f"--keys-from {source}: {error.strerror}") from error
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        'migrationpilot routing export -p "Loans core" --format nginx',
+        'migrationpilot routing export -p "Loans core" --format istio > routing.yaml',
+    )
+)
 def export(
     ctx: typer.Context,
     project: ProjectOption,
@@ -421,9 +436,7 @@ def export(
     """The project's enabled rules as nginx, Envoy or Istio configuration.
 
     An nginx snippet for http {}, an Envoy route configuration or an Istio VirtualService,
-    routes in precedence order; see docs/routing.md.
-
-    Example: `migrationpilot routing export -p "Loans core" --format istio > routing.yaml`."""
+    routes in precedence order; see docs/routing.md."""
     header = None if sticky_header is None else routing.header_name(sticky_header)
     with transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)

@@ -16,7 +16,7 @@ import typer
 from migrationpilot_cli import jsonrecords, rulefiles, validation
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput, NotFound
-from migrationpilot_cli.options import OrgOption, ProjectFilterOption, ProjectOption
+from migrationpilot_cli.options import OrgOption, ProjectFilterOption, ProjectOption, examples
 from migrationpilot_cli.output import (
     FieldsOption,
     FormatOption,
@@ -44,7 +44,13 @@ HISTORY_COLUMNS = ("version", "changed_at", "changed_by", "change_reason", "revi
 DIFF_COLUMNS = ("field", "from", "to")
 
 
-@app.command("import")
+@app.command(
+    "import",
+    epilog=examples(
+        'migrationpilot rules import rules.jsonl --project "Loans core"',
+        'analyzer --json-lines src/ | migrationpilot rules import - -p "Loans core"',
+    ),
+)
 def import_(
     ctx: typer.Context,
     source: Annotated[
@@ -58,16 +64,13 @@ def import_(
     org: OrgOption = None,
     fmt: FormatOption = None,
 ) -> None:
-    """Import (or re-import) extracted rules: new rules are added, changed ones updated (a new
-    version, and back to pending), unchanged ones left alone; all or nothing.
+    """Import (or re-import) the rules an analyzer extracted; validated first, all or nothing.
 
-    A rule is identified by its project, source file, line range and name. Fields: name,
-    category, confidence (0..1), source_file, source_start_line, source_end_line; optional
-    description, logic, formula, source_code (cut from the stored file when absent), inputs,
-    outputs (arrays).
-
-    Example: `migrationpilot rules import rules.jsonl --project "Loans core"`.
-    """
+    New rules are added, changed ones updated (a new version, and back to pending), unchanged
+    ones left alone. A rule is identified by its project, source file, line range and name.
+    Fields: name, category, confidence (0..1), source_file, source_start_line,
+    source_end_line; optional description, logic, formula, source_code (cut from the stored
+    file when absent), inputs, outputs (arrays)."""
     records = rulefiles.validate(jsonrecords.load(source))
     with transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)
@@ -93,35 +96,61 @@ def _confidence(value: float | None, option: str) -> Decimal | None:
     return Decimal(str(value))
 
 
-@app.command("list")
+@app.command(
+    "list",
+    epilog=examples(
+        'migrationpilot rules list --pending --min-confidence 0.9 --project "Loans core"',
+        "migrationpilot rules list --category calculation --search rate --fields id,name",
+        "migrationpilot rules list --sort=-extracted --limit 10 --format json",
+    ),
+)
 @listing(rules.COLUMNS)
 def list_(
     ctx: typer.Context,
     project: ProjectFilterOption = None,
     pending: Annotated[
-        bool, typer.Option("--pending", help="Only rules waiting for review (--status pending).")
+        bool,
+        typer.Option(
+            "--pending",
+            help="Only rules waiting for review (--status pending).",
+            rich_help_panel="Filters",
+        ),
     ] = False,
     status: Annotated[
-        ReviewStatus | None, typer.Option("--status", help="Only rules in this review state.")
+        ReviewStatus | None,
+        typer.Option(
+            "--status", help="Only rules in this review state.", rich_help_panel="Filters"
+        ),
     ] = None,
     category: Annotated[
-        RuleCategory | None, typer.Option("--category", help="Only rules of this category.")
+        RuleCategory | None,
+        typer.Option("--category", help="Only rules of this category.", rich_help_panel="Filters"),
     ] = None,
     min_confidence: Annotated[
         float | None,
         typer.Option(
-            "--min-confidence", help="At least this confidence (0..1).", show_default=False
+            "--min-confidence",
+            help="At least this confidence (0..1).",
+            show_default=False,
+            rich_help_panel="Filters",
         ),
     ] = None,
     max_confidence: Annotated[
         float | None,
         typer.Option(
-            "--max-confidence", help="At most this confidence (0..1).", show_default=False
+            "--max-confidence",
+            help="At most this confidence (0..1).",
+            show_default=False,
+            rich_help_panel="Filters",
         ),
     ] = None,
     source_file: Annotated[
         str | None,
-        typer.Option("--file", help="Only rules found in this source file (its exact path)."),
+        typer.Option(
+            "--file",
+            help="Only rules found in this source file (its exact path).",
+            rich_help_panel="Filters",
+        ),
     ] = None,
     search: Annotated[
         str | None,
@@ -129,6 +158,7 @@ def list_(
             "--search",
             help="Case-insensitive text in the name, description, logic or formula.",
             show_default=False,
+            rich_help_panel="Filters",
         ),
     ] = None,
     sort: Annotated[
@@ -149,11 +179,9 @@ def list_(
     fields: FieldsOption = None,
     header: HeaderOption = None,
 ) -> None:
-    """Rules you can see (without --project: in every project you can see), most confident
-    first. `-q` prints ids for `review approve -`.
+    """The rules you can see, most confident first: the reviewers' queue.
 
-    Example: `migrationpilot rules list --pending --min-confidence 0.9 --project "Loans core"`.
-    """
+    Without --project: in every project you can see. `-q` prints ids for `review approve -`."""
     if pending and status is not None:
         raise BadInput("--pending and --status cannot be combined (--pending is --status pending)")
     if sort.removeprefix("-") not in rules.SORT_COLUMNS:
@@ -193,7 +221,9 @@ def list_(
     )
 
 
-@app.command()
+@app.command(
+    epilog=examples("migrationpilot rules show 3", "migrationpilot rules show 3 --format json")
+)
 def show(
     ctx: typer.Context,
     rule_id: RuleIdArgument,
@@ -205,10 +235,7 @@ def show(
     ] = False,
     fmt: FormatOption = None,
 ) -> None:
-    """Every field of a rule; on a terminal followed by its source lines, numbered and
-    highlighted.
-
-    Example: `migrationpilot rules show 42`."""
+    """Every field of a rule; on a terminal, followed by its highlighted source lines."""
     with transaction(ctx.obj) as conn:
         record = rules.get(conn, rule_id)
     language = record.pop("source_language")
@@ -234,7 +261,12 @@ def _print_source(code: str, language: str | None, first_line: int) -> None:
     Console().print(Syntax(code, lexer, line_numbers=True, start_line=first_line, word_wrap=False))
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "migrationpilot rules history 3",
+        "migrationpilot rules history 3 --fields version,changed_by,change_reason",
+    )
+)
 @listing(HISTORY_COLUMNS)
 def history(
     ctx: typer.Context,
@@ -244,10 +276,9 @@ def history(
     fields: FieldsOption = None,
     header: HeaderOption = None,
 ) -> None:
-    """Every version of a rule: who made it, when, why, and its review status then. `-q`
-    prints the version numbers.
+    """Every version of a rule: who made it, when, why, and its review status then.
 
-    Example: `migrationpilot rules history 42`."""
+    `-q` prints the version numbers."""
     with transaction(ctx.obj) as conn:
         versions = rules.history(conn, rule_id)
     render(
@@ -262,7 +293,9 @@ def history(
     )
 
 
-@app.command()
+@app.command(
+    epilog=examples("migrationpilot rules diff 3", "migrationpilot rules diff 3 --from 1 --to 2")
+)
 @listing(DIFF_COLUMNS)
 def diff(
     ctx: typer.Context,
@@ -282,10 +315,10 @@ def diff(
     fields: FieldsOption = None,
     header: HeaderOption = None,
 ) -> None:
-    """Field-by-field difference between two versions of a rule (updated_at left out). The
-    first version is compared with nothing: every field it set. `-q` prints the field names.
+    """Field-by-field difference between two versions of a rule (updated_at left out).
 
-    Example: `migrationpilot rules diff 42 --from 1 --to 3`."""
+    The first version is compared with nothing: every field it set. `-q` prints the field
+    names."""
     with transaction(ctx.obj) as conn:
         latest = rules.latest_version(conn, rule_id)
         to = latest if new is None else new
@@ -309,7 +342,12 @@ def diff(
     )
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        'migrationpilot rules edit 3 --formula "interest = balance * rate / 12" \\',
+        '  --reason "the analyzer dropped the division"',
+    )
+)
 def edit(
     ctx: typer.Context,
     rule_id: RuleIdArgument,
@@ -333,11 +371,9 @@ def edit(
     category: Annotated[RuleCategory | None, typer.Option("--category", show_default=False)] = None,
     fmt: FormatOption = None,
 ) -> None:
-    """Correct a rule by hand: a new version with your reason. Values equal to the current
-    ones change nothing (no new version).
+    """Correct a rule by hand: a new version, with your reason.
 
-    Example: `migrationpilot rules edit 42 --formula "interest = balance * rate / 12"
-    --reason "the analyzer dropped the division"`."""
+    Values equal to the current ones change nothing (no new version)."""
     why = validation.text(reason, "--reason")
     wanted = _edits(name, description, logic, formula, confidence, category)
     with transaction(ctx.obj) as conn:
@@ -408,7 +444,12 @@ class ExportFormat(StrEnum):
     markdown = "markdown"
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        'migrationpilot rules export --project "Loans core" --format markdown -o rules.md',
+        'migrationpilot rules export -p "Loans core" --format json > rules.json',
+    )
+)
 def export(
     ctx: typer.Context,
     project: ProjectOption,
@@ -430,10 +471,7 @@ def export(
     ] = False,
     org: OrgOption = None,
 ) -> None:
-    """Every rule of a project, by category, for a review meeting or another tool.
-
-    Example: `migrationpilot rules export --project "Loans core" --format markdown -o rules.md`.
-    """
+    """Every rule of a project, by category, for a review meeting or another tool."""
     if output is not None and output.exists() and not force:
         raise BadInput(f"{output} exists; pass --force to overwrite it")
     with transaction(ctx.obj) as conn:
@@ -466,7 +504,12 @@ def _destination(output: Path | None, force: bool) -> Any:
         yield stream
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        'migrationpilot files import ./legacy -p "Loans core" \\',
+        '  && migrationpilot rules revalidate -p "Loans core"',
+    )
+)
 @listing(rules.REVALIDATE_COLUMNS)
 def revalidate(
     ctx: typer.Context,
@@ -477,11 +520,10 @@ def revalidate(
     fields: FieldsOption = None,
     header: HeaderOption = None,
 ) -> None:
-    """After a source re-import: flag every rule whose source lines changed or vanished
-    (needs_clarification, with an automatic comment) and list them. Rules already flagged
-    for the same reason are left alone.
+    """After a source re-import, flag and list the rules whose source lines changed.
 
-    Example: `migrationpilot rules revalidate --project "Loans core"`."""
+    Each rule whose lines changed or vanished goes to needs_clarification, with an automatic
+    comment. Rules already flagged for the same reason are left alone."""
     with transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)
         flagged, counts = rules.revalidate(conn, found["id"])

@@ -9,6 +9,7 @@ import typer
 from migrationpilot_cli import validation
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
+from migrationpilot_cli.options import examples
 from migrationpilot_cli.output import (
     FieldsOption,
     FormatOption,
@@ -49,7 +50,12 @@ def _limits(**given: int | None) -> dict[str, Any]:
     return {name: value for name, value in given.items() if value is not None}
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        'migrationpilot tenants create "Acme Corp" --slug acme --max-projects 20',
+        "migrationpilot tenants create Globex --slug globex --subscription enterprise",
+    )
+)
 def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Display name, e.g. 'Acme Corp'.")],
@@ -62,7 +68,7 @@ def create(
     fmt: FormatOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Create a tenant. Example: `migrationpilot tenants create "Acme Corp" --slug acme`."""
+    """Create a tenant: a customer, with its subscription and limits (operators only)."""
     validation.require_operator(ctx.obj, "tenants create")
     values = {
         "name": validation.text(name, "the tenant name"),
@@ -88,7 +94,13 @@ def create(
     render_record(tenant, fmt=fmt, quiet=quiet)
 
 
-@app.command("list")
+@app.command(
+    "list",
+    epilog=examples(
+        "migrationpilot tenants list",
+        "migrationpilot tenants list --fields slug,subscription,max_projects",
+    ),
+)
 @listing(tenants.COLUMNS)
 def list_(
     ctx: typer.Context,
@@ -105,18 +117,24 @@ def list_(
     )
 
 
-@app.command()
+@app.command(epilog=examples("migrationpilot tenants show acme --format json"))
 def show(
     ctx: typer.Context,
     tenant: Annotated[str, typer.Argument(help="Slug or id.")],
     fmt: FormatOption = None,
 ) -> None:
-    """One tenant. Example: `migrationpilot tenants show acme`."""
+    """One tenant: its plan, limits and organizations."""
     with transaction(ctx.obj) as conn:
         render_record(tenants.get(conn, tenant), fmt=fmt)
 
 
-@app.command("set")
+@app.command(
+    "set",
+    epilog=examples(
+        "migrationpilot tenants set acme --max-lines-of-code 5000000",
+        "migrationpilot tenants set acme --subscription pro",
+    ),
+)
 def set_(
     ctx: typer.Context,
     tenant: Annotated[str, typer.Argument(help="Slug or id.")],
@@ -128,7 +146,7 @@ def set_(
     retention_days: Retention = None,
     fmt: FormatOption = None,
 ) -> None:
-    """Change a tenant's plan or limits. Example: `tenants set acme --max-lines-of-code 5000000`.
+    """Change a tenant's plan or limits.
 
     Lowering a limit below current use is allowed: it only stops further growth."""
     validation.require_operator(ctx.obj, "tenants set")

@@ -9,7 +9,7 @@ import typer
 from migrationpilot_cli import jsonrecords
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
-from migrationpilot_cli.options import OrgOption, ProjectFilterOption, ProjectOption
+from migrationpilot_cli.options import OrgOption, ProjectFilterOption, ProjectOption, examples
 from migrationpilot_cli.output import (
     FieldsOption,
     FormatOption,
@@ -32,7 +32,13 @@ _REQUIRED = ("rule_id", "name", "inputs", "expected")
 _MAX_ID = 2**63 - 1  # bigint
 
 
-@app.command("import")
+@app.command(
+    "import",
+    epilog=examples(
+        'migrationpilot tests import cases.jsonl --project "Loans core"',
+        'generate-cases | migrationpilot tests import - -p "Loans core"',
+    ),
+)
 def import_(
     ctx: typer.Context,
     source: Annotated[
@@ -45,15 +51,14 @@ def import_(
     org: OrgOption = None,
     fmt: FormatOption = None,
 ) -> None:
-    """Import test cases: new ones are inserted, changed ones updated, unchanged ones left
-    alone; all or nothing. A case is identified by its rule and name.
+    """Import test cases for a project's rules; all or nothing.
+
+    New cases are inserted, changed ones updated, unchanged ones left alone. A case is
+    identified by its rule and name.
 
     Each record holds rule_id (a rule of the project), name, inputs (an object), expected (any
     JSON) and optionally description; any other field is an error. Every record is checked
-    before anything is written; an error names the line (JSON Lines) or index (array).
-
-    Example: `migrationpilot tests import cases.jsonl --project "Loans core"`.
-    """
+    before anything is written; an error names the line (JSON Lines) or index (array)."""
     cases = validated(jsonrecords.load(source))
     with transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)
@@ -119,13 +124,22 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-@app.command("list")
+@app.command(
+    "list",
+    epilog=examples('migrationpilot tests list --project "Loans core" --rule 42 --format json'),
+)
 @listing(test_cases.COLUMNS)
 def list_(
     ctx: typer.Context,
     project: ProjectFilterOption = None,
     rule: Annotated[
-        int | None, typer.Option("--rule", help="Only this rule's test cases.", show_default=False)
+        int | None,
+        typer.Option(
+            "--rule",
+            help="Only this rule's test cases.",
+            show_default=False,
+            rich_help_panel="Filters",
+        ),
     ] = None,
     org: OrgOption = None,
     fmt: FormatOption = None,
@@ -133,9 +147,7 @@ def list_(
     fields: FieldsOption = None,
     header: HeaderOption = None,
 ) -> None:
-    """Test cases you can see, by rule and name.
-
-    Example: `migrationpilot tests list --project "Loans core" --rule 42 --format json`."""
+    """Test cases you can see, by rule and name."""
     with transaction(ctx.obj) as conn:
         project_id = projects.resolve(conn, project, org)["id"] if project else None
         rows = test_cases.list_visible(conn, project_id=project_id, rule_id=rule)
@@ -150,15 +162,13 @@ def list_(
     )
 
 
-@app.command()
+@app.command(epilog=examples("migrationpilot tests show 7 --format json"))
 def show(
     ctx: typer.Context,
     case_id: Annotated[int, typer.Argument(metavar="ID", help="The test case's id.")],
     fmt: FormatOption = None,
 ) -> None:
-    """One test case with its rule, description, inputs and expected result.
-
-    Example: `migrationpilot tests show 7 --format json`."""
+    """One test case with its rule, description, inputs and expected result."""
     with transaction(ctx.obj) as conn:
         case = test_cases.get(conn, case_id)
     render_record(case, fmt=fmt)

@@ -8,6 +8,7 @@ import typer
 
 from migrationpilot_cli import validation
 from migrationpilot_cli.db.connect import transaction
+from migrationpilot_cli.options import examples
 from migrationpilot_cli.output import (
     FieldsOption,
     FormatOption,
@@ -23,7 +24,11 @@ from migrationpilot_cli.vocabulary import UserRole
 app = typer.Typer(help="Users: people, their organization and role.", no_args_is_help=True)
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        'migrationpilot users add ana@acme.test --name "Ana Lima" --org acme-pay --role reviewer'
+    )
+)
 def add(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="Unique email, stored lower-case.")],
@@ -35,9 +40,7 @@ def add(
     fmt: FormatOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Add a user to an organization.
-
-    Example: `migrationpilot users add ana@acme.test --name "Ana Lima" --org acme-pay`."""
+    """Add a user to an organization, with a role (default: developer)."""
     email, name = validation.email(email), validation.text(name, "--name")
     with transaction(ctx.obj) as conn:
         organization_id = organizations.get(conn, org)["id"]
@@ -55,11 +58,19 @@ def add(
     render_record(user, fmt=fmt, quiet=quiet)
 
 
-@app.command("list")
+@app.command(
+    "list",
+    epilog=examples(
+        "migrationpilot users list --org acme-pay", "migrationpilot users list --fields email,role"
+    ),
+)
 @listing(users.COLUMNS)
 def list_(
     ctx: typer.Context,
-    org: Annotated[str | None, typer.Option("--org", help="Only this organization's.")] = None,
+    org: Annotated[
+        str | None,
+        typer.Option("--org", help="Only this organization's.", rich_help_panel="Filters"),
+    ] = None,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
     fields: FieldsOption = None,
@@ -71,25 +82,25 @@ def list_(
     render(rows, users.COLUMNS, fmt=fmt, quiet=quiet, fields=fields, header=header, title="Users")
 
 
-@app.command()
+@app.command(epilog=examples("migrationpilot users show ana@acme.test"))
 def show(
     ctx: typer.Context,
     user: Annotated[str, typer.Argument(help="Email or id.")],
     fmt: FormatOption = None,
 ) -> None:
-    """One user. Example: `migrationpilot users show ana@acme.test`."""
+    """One user: name, organization, role."""
     with transaction(ctx.obj) as conn:
         render_record(users.get(conn, user), fmt=fmt)
 
 
-@app.command("set-role")
+@app.command("set-role", epilog=examples("migrationpilot users set-role ana@acme.test architect"))
 def set_role(
     ctx: typer.Context,
     user: Annotated[str, typer.Argument(help="Email or id.")],
     role: Annotated[UserRole, typer.Argument(help="The new role.")],
     fmt: FormatOption = None,
 ) -> None:
-    """Change a user's role. Example: `migrationpilot users set-role ana@acme.test architect`."""
+    """Change a user's role."""
     with transaction(ctx.obj) as conn:
         before = users.get(conn, user)
         users.set_role(conn, before["id"], role.value)
