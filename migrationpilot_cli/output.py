@@ -4,6 +4,10 @@ On a terminal the default is a Rich table; when stdout is not a terminal it is t
 values with no header, no colour, no truncation and exact ISO-8601 timestamps (the GitHub
 CLI's convention), so that ``cut``, ``awk`` and ``while read`` just work. Notices and progress
 go to stderr, and only when stderr is a terminal.
+
+Listing commands also share ``--fields`` (which columns, checked while the command line is
+parsed against the columns declared with ``@listing``) and ``--header/--no-header``.
+Timestamps are local time in tables and UTC in every machine format.
 """
 
 from __future__ import annotations
@@ -51,6 +55,21 @@ QuietOption = Annotated[
     ),
 ]
 
+_COLUMNS_ATTRIBUTE = "output_columns"
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def listing(columns: Sequence[str]) -> Callable[[_Command], _Command]:
+    """Declare what a listing command's ``--fields`` may choose from, so that the option is
+    checked while the command line is parsed. Put it under ``@app.command``."""
+
+    def declare(command: _Command) -> _Command:
+        setattr(command, _COLUMNS_ATTRIBUTE, tuple(columns))  # Typer copies it to its wrapper
+        return command
+
+    return declare
+
+
 LIST_FIELDS = "help"
 """``--fields help``: list the command's fields instead of running it."""
 
@@ -75,21 +94,6 @@ def _check_fields(ctx: typer.Context, value: str | None) -> str | None:
 def split_fields(value: str) -> list[str]:
     """``"id, name,id"`` -> ``["id", "name"]``: the order given, each field once."""
     return list(dict.fromkeys(field.strip() for field in value.split(",") if field.strip()))
-
-
-_COLUMNS_ATTRIBUTE = "output_columns"
-_Command = TypeVar("_Command", bound=Callable[..., Any])
-
-
-def listing(columns: Sequence[str]) -> Callable[[_Command], _Command]:
-    """Declare what a listing command's ``--fields`` may choose from, so that the option is
-    checked while the command line is parsed. Put it under ``@app.command``."""
-
-    def declare(command: _Command) -> _Command:
-        setattr(command, _COLUMNS_ATTRIBUTE, tuple(columns))  # Typer copies it to its wrapper
-        return command
-
-    return declare
 
 
 FieldsOption = Annotated[
