@@ -142,7 +142,8 @@ def root(
         typer.Option(
             "--database-url",
             help="PostgreSQL URL or key=value string. Default: MIGRATIONPILOT_DATABASE_URL,"
-            " then DATABASE_URL, then libpq's PG* variables, then the embedded server.",
+            " then DATABASE_URL, then libpq's PG* variables, then the profile's, then the"
+            " embedded server.",
             show_default=False,
             rich_help_panel="Connection",
         ),

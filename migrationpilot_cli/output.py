@@ -35,7 +35,8 @@ FormatOption = Annotated[
     OutputFormat | None,
     typer.Option(
         "--format",
-        help="Output format. Default: table on a terminal, tsv (no header) when piped.",
+        help="Output format. Default: MIGRATIONPILOT_FORMAT or the profile's, else table on a"
+        " terminal, tsv (no header) when piped.",
         rich_help_panel="Output",
         show_default=False,
     ),

@@ -4,6 +4,8 @@ profile > default, each setting on its own."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import rows
+from tests.conftest import CONSOLE_SCRIPT, rows
 
 PROFILES = """
 default_profile = "local"
@@ -368,3 +370,13 @@ def test_a_negative_wait_flag_is_bad_usage(cli: Any) -> None:
     result = cli("--wait", "-1", "config", "show")
     assert result.exit_code == 2
     assert "--wait" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_help_never_reads_the_config_file(config_file: Path) -> None:
+    config_file.write_text("[profiles.broken\n")
+    for command in (["--help"], ["rules", "list", "--help"], ["--profile", "x", "db", "--help"]):
+        result = subprocess.run([str(CONSOLE_SCRIPT), *command], capture_output=True, text=True)
+        assert (result.returncode, result.stderr) == (0, ""), command
+    probe = "import sys, migrationpilot_cli.app; print('tomllib' in sys.modules)"
+    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert imported.stdout == "False\n"

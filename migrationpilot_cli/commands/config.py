@@ -17,8 +17,10 @@ app = typer.Typer(
 
 @app.command()
 def show(ctx: typer.Context, fmt: FormatOption = None) -> None:
-    """Every setting in effect and where it came from: a flag, an environment variable, a
-    profile of the config file, or the default. Passwords are masked. Connects to nothing.
+    """The settings in effect, each with where it came from.
+
+    A setting comes from a flag, an environment variable, a profile of the config file or
+    the default, in that order. Passwords are masked; nothing is connected to or started.
 
     Example: `migrationpilot --profile prod config show`."""
     from migrationpilot_cli import config
@@ -49,8 +51,10 @@ def _row(name: str, setting: Setting) -> dict[str, Any]:
 
 @app.command()
 def path() -> None:
-    """Print where the config file is (or would be): `MIGRATIONPILOT_CONFIG`, else
-    `$XDG_CONFIG_HOME/migrationpilot/config.toml`, else the platform's config directory.
+    """Print the config file's path, whether or not it exists yet.
+
+    `MIGRATIONPILOT_CONFIG`, else `$XDG_CONFIG_HOME/migrationpilot/config.toml`, else the
+    platform's config directory (`~/.config/migrationpilot/config.toml` on Linux).
 
     Example: `$EDITOR "$(migrationpilot config path)"`."""
     from migrationpilot_cli import config
@@ -60,7 +64,9 @@ def path() -> None:
 
 @app.command()
 def profiles(ctx: typer.Context, fmt: FormatOption = None, quiet: QuietOption = False) -> None:
-    """The profiles in the config file; `default` marks the one used without --profile.
+    """The config file's profiles, the default one marked.
+
+    The default profile is the one used without --profile or MIGRATIONPILOT_PROFILE.
 
     Example: `migrationpilot config profiles -q`."""
     from migrationpilot_cli.db.connect import mask_password
