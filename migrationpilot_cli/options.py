@@ -52,11 +52,11 @@ def _project_names(ctx: typer.Context, incomplete: str) -> list[str]:
             conninfo,
             row_factory=dict_row,
             connect_timeout=2,
-            options="-c statement_timeout=1000",
             application_name="migrationpilot completion",
         ) as conn,
         conn.transaction(),
     ):
+        conn.execute("SET LOCAL statement_timeout = 1000")
         if settings.acting_user:
             act_as(conn, settings.acting_user)
         return projects.names_starting_with(conn, incomplete)
