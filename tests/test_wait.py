@@ -4,7 +4,9 @@ while the database does not answer, as a container starts, then exit 3 saying ho
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -42,9 +44,11 @@ def test_the_wait_comes_from_the_environment_or_the_profile(
     assert "after trying for 0.25s:" in from_environment.stderr
 
 
-def test_connects_once_a_server_starts_later(tmp_path: Path) -> None:
+def test_connects_once_a_server_starts_later() -> None:
     """A real second PostgreSQL, started two seconds after the command began trying."""
-    home = tmp_path / "late-server"
+    # Not under pytest's basetemp: another pytest session resets its root to mode 0700,
+    # which locks out the server's system user when the tests run as root.
+    home = Path(tempfile.mkdtemp(prefix="migrationpilot-late-"))
     url = embedded.ensure_running(home)  # initialise it, so that the later start is quick
     embedded.stop(home)
     command = [str(CONSOLE_SCRIPT), "--wait", "120", "--database-url", url, "db", "status"]
@@ -61,5 +65,6 @@ def test_connects_once_a_server_starts_later(tmp_path: Path) -> None:
             process.kill()
             process.wait()
         embedded.stop(home)
+        shutil.rmtree(home, ignore_errors=True)
     assert process.returncode == 0, stderr
     assert {row["state"] for row in json.loads(stdout)} == {"pending"}  # a new database
