@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from migrationpilot_cli import __version__
 from migrationpilot_cli.commands import (
+    config,
     db,
     demo,
     files,
@@ -32,6 +33,7 @@ from migrationpilot_cli.commands import (
 )
 from migrationpilot_cli.errors import MigrationPilotError
 from migrationpilot_cli.options import examples
+from migrationpilot_cli.output import set_default_format
 from migrationpilot_cli.settings import build_settings
 
 
@@ -119,6 +121,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(db.app, name="db", rich_help_panel="Set up")
+app.add_typer(config.app, name="config", rich_help_panel="Set up")
 app.add_typer(demo.app, name="demo", rich_help_panel="Set up")
 app.add_typer(tenants.app, name="tenants", rich_help_panel="Tenancy")
 app.add_typer(orgs.app, name="orgs", rich_help_panel="Tenancy")
@@ -146,7 +149,8 @@ def root(
         typer.Option(
             "--database-url",
             help="PostgreSQL URL or key=value string. Default: MIGRATIONPILOT_DATABASE_URL,"
-            " then DATABASE_URL, then libpq's PG* variables, then the embedded server.",
+            " then DATABASE_URL, then libpq's PG* variables, then the profile's, then the"
+            " embedded server.",
             show_default=False,
             rich_help_panel="Connection",
         ),
@@ -157,6 +161,29 @@ def root(
             "--as",
             metavar="EMAIL",
             help="Act as this user: row-level security applies (env MIGRATIONPILOT_USER).",
+            show_default=False,
+            rich_help_panel="Connection",
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            metavar="NAME",
+            help="Use this profile of the config file (env MIGRATIONPILOT_PROFILE; see"
+            " `migrationpilot config show`).",
+            show_default=False,
+            rich_help_panel="Connection",
+        ),
+    ] = None,
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            "--wait",
+            metavar="SECONDS",
+            min=0,
+            help="Keep retrying the connection this long while the database does not answer"
+            " (containers starting; env MIGRATIONPILOT_WAIT). Default: 0, give up at once.",
             show_default=False,
             rich_help_panel="Connection",
         ),
@@ -174,7 +201,10 @@ def root(
         ),
     ] = False,
 ) -> None:
-    ctx.obj = build_settings(database_url, acting_user, debug)
+    settings = build_settings(database_url, acting_user, debug, profile=profile, wait=wait)
+    # Asked only when a command renders: a broken config file never breaks `--help`.
+    set_default_format(lambda: settings.output_format)
+    ctx.obj = settings
 
 
 def main() -> None:

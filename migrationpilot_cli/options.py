@@ -5,12 +5,71 @@ The output options (``--format``, ``-q``) live with the renderer in ``output``."
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Annotated
 
 import typer
 
-ProjectOption = Annotated[str, typer.Option("--project", "-p", help="Project id or name.")]
-ProjectArgument = Annotated[str, typer.Argument(help="Project id or name.")]
+
+def complete_project(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Project names for shell completion, from a database that answers at once; nothing
+    otherwise. A completion must never hang, start the embedded server or print an error
+    into the user's prompt, so any failure is swallowed."""
+    try:
+        names = _project_names(ctx, incomplete)
+    except Exception:
+        return []
+    if os.environ.get("_MIGRATIONPILOT_COMPLETE") == "complete_bash":
+        # Bash inserts a completion verbatim (zsh and fish quote it themselves). Backslashes,
+        # not quotes: Typer keeps only completions that start with the word typed so far.
+        return [re.sub(r"([^\w@%+=:,./-])", r"\\\1", name) for name in names]
+    return names
+
+
+def _project_names(ctx: typer.Context, incomplete: str) -> list[str]:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from migrationpilot_cli.db import embedded
+    from migrationpilot_cli.db.connect import act_as
+    from migrationpilot_cli.queries import projects
+    from migrationpilot_cli.settings import build_settings
+
+    # Completion parses the command line without running the root callback: the global
+    # options typed so far are in the root context's params.
+    given = ctx.find_root().params
+    settings = build_settings(
+        given.get("database_url"), given.get("acting_user"), profile=given.get("profile")
+    )
+    if settings.uses_embedded_server:
+        conninfo = embedded.info(settings.home).url  # only if it is already running
+        if conninfo is None:
+            return []
+    else:
+        conninfo = settings.database_url or ""
+    with (
+        psycopg.connect(
+            conninfo,
+            row_factory=dict_row,
+            connect_timeout=2,
+            application_name="migrationpilot completion",
+        ) as conn,
+        conn.transaction(),
+    ):
+        conn.execute("SET LOCAL statement_timeout = 1000")
+        if settings.acting_user:
+            act_as(conn, settings.acting_user)
+        return projects.names_starting_with(conn, incomplete)
+
+
+ProjectOption = Annotated[
+    str,
+    typer.Option("--project", "-p", help="Project id or name.", autocompletion=complete_project),
+]
+ProjectArgument = Annotated[
+    str, typer.Argument(help="Project id or name.", autocompletion=complete_project)
+]
 OrgOption = Annotated[
     str | None,
     typer.Option(
@@ -26,6 +85,7 @@ ProjectFilterOption = Annotated[
         "-p",
         help="Project id or name. Default: every project you can see.",
         show_default=False,
+        autocompletion=complete_project,
     ),
 ]
 

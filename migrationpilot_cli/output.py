@@ -17,6 +17,7 @@ import csv
 import datetime as dt
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -40,7 +41,8 @@ FormatOption = Annotated[
     OutputFormat | None,
     typer.Option(
         "--format",
-        help="Output format. Default: table on a terminal, tsv (no header) when piped.",
+        help="Output format. Default: MIGRATIONPILOT_FORMAT or the profile's, else table on a"
+        " terminal, tsv (no header) when piped.",
         rich_help_panel="Output",
         show_default=False,
     ),
@@ -122,6 +124,30 @@ HeaderOption = Annotated[
 Row = Mapping[str, Any]
 
 
+def _no_configured_format() -> str | None:
+    return None
+
+
+# The configured default (profile, MIGRATIONPILOT_FORMAT), set by the root callback.
+_configured_format: Callable[[], str | None] = _no_configured_format
+
+
+def set_default_format(configured: Callable[[], str | None]) -> None:
+    """Where the configured default format comes from; asked only when a command renders."""
+    global _configured_format
+    _configured_format = configured
+
+
+def _chosen_format(fmt: OutputFormat | None) -> OutputFormat:
+    """``--format``, else the configured default, else table on a terminal, tsv when piped."""
+    if fmt is not None:
+        return fmt
+    configured = _configured_format()
+    if configured:
+        return OutputFormat(configured)
+    return OutputFormat.table if sys.stdout.isatty() else OutputFormat.tsv
+
+
 def render(
     rows: Sequence[Row],
     columns: Sequence[str],
@@ -143,7 +169,7 @@ def render(
         _write_lines(str(row[id_column]) for row in rows)
         sys.stdout.flush()
         return
-    chosen = fmt or (OutputFormat.table if sys.stdout.isatty() else OutputFormat.tsv)
+    chosen = _chosen_format(fmt)
     picked = split_fields(fields) if fields else None
     if chosen is OutputFormat.table:
         _render_table(rows, picked or table_columns or columns, title)
@@ -170,7 +196,7 @@ def render_record(
     if quiet:
         _write_lines([str(record[id_column])])
     else:
-        chosen = fmt or (OutputFormat.table if sys.stdout.isatty() else OutputFormat.tsv)
+        chosen = _chosen_format(fmt)
         if chosen is OutputFormat.table:
             _render_record_tables(record)
         elif chosen in (OutputFormat.json, OutputFormat.jsonl):
@@ -321,7 +347,6 @@ def _table_value(value: Any) -> str:
 
 
 def _render_table(rows: Sequence[Row], columns: Sequence[str], title: str | None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     if not rows:
@@ -332,10 +357,20 @@ def _render_table(rows: Sequence[Row], columns: Sequence[str], title: str | None
         table.add_column(column.replace("_", " "), overflow="fold")
     for row in rows:
         table.add_row(*(_table_value(row[c]) for c in columns))
-    Console().print(table)
+    _console().print(table)
 
 
 _RENDERERS = {OutputFormat.json: _render_json, OutputFormat.jsonl: _render_jsonl}
+
+
+def _console() -> Any:
+    """The console for tables. Rich honours NO_COLOR (and FORCE_COLOR) itself; we add
+    CLICOLOR_FORCE, which forces colour into a pipe (`--format table | less -R`) but never
+    changes the format, and which NO_COLOR overrides."""
+    from rich.console import Console
+
+    forced = os.environ.get("CLICOLOR_FORCE", "0") not in ("", "0")
+    return Console(force_terminal=True if forced and not os.environ.get("NO_COLOR") else None)
 
 
 @functools.cache

@@ -36,6 +36,9 @@ _OUR_VARIABLES = (
     "PGUSER",
     "PGSERVICE",
     "PGPASSWORD",
+    "PGSERVICEFILE",
+    "CLICOLOR_FORCE",
+    "FORCE_COLOR",
 )
 
 
@@ -46,6 +49,7 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
         if name.startswith("MIGRATIONPILOT_") or name in _OUR_VARIABLES:
             monkeypatch.delenv(name)
     monkeypatch.setenv("MIGRATIONPILOT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no config file
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "200")
 

@@ -51,13 +51,17 @@ def describe_target(settings: Settings, conninfo: str) -> str:
     return mask_password(conninfo) if conninfo else settings.database_url_source
 
 
-def connect(settings: Settings, *, autocommit: bool = False, wait_seconds: float = 0) -> Connection:
-    """Connect, retrying for up to ``wait_seconds``; exit 3 with a hint when nothing answers."""
+def connect(
+    settings: Settings, *, autocommit: bool = False, wait_seconds: float | None = None
+) -> Connection:
+    """Connect, retrying for up to ``wait_seconds`` (default: the ``--wait`` setting) while
+    nothing answers, as a container starts; then exit 3 with a hint."""
     import psycopg
     from psycopg.rows import dict_row
 
     conninfo = resolve_conninfo(settings)
-    deadline = time.monotonic() + wait_seconds
+    waiting = settings.wait_seconds if wait_seconds is None else wait_seconds
+    deadline = time.monotonic() + waiting
     while True:
         try:
             return psycopg.connect(
@@ -65,23 +69,27 @@ def connect(settings: Settings, *, autocommit: bool = False, wait_seconds: float
                 autocommit=autocommit,
                 row_factory=dict_row,
                 application_name="migrationpilot",
-                connect_timeout=10,
+                # An attempt never outlasts the wait by much (libpq's minimum is 2 s).
+                connect_timeout=int(min(10, max(2, deadline - time.monotonic()))),
             )
         except psycopg.OperationalError as error:
             if time.monotonic() >= deadline:
-                raise unreachable(settings, conninfo, error) from error
+                raise unreachable(settings, conninfo, error, waiting) from error
             time.sleep(0.25)
 
 
-def unreachable(settings: Settings, conninfo: str, error: Exception) -> DatabaseUnreachable:
+def unreachable(
+    settings: Settings, conninfo: str, error: Exception, waited: float = 0
+) -> DatabaseUnreachable:
     reason = mask_password(str(error).strip().splitlines()[0] if str(error).strip() else "")
     hint = (
         "start the embedded server with `migrationpilot db start`"
         if settings.uses_embedded_server
         else "check the URL, or set --database-url / MIGRATIONPILOT_DATABASE_URL"
     )
+    after = f" after trying for {waited:g}s" if waited else ""
     return DatabaseUnreachable(
-        f"cannot connect to {describe_target(settings, conninfo)}: {reason}; {hint}"
+        f"cannot connect to {describe_target(settings, conninfo)}{after}: {reason}; {hint}"
     )
 
 

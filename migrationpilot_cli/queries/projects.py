@@ -97,6 +97,19 @@ def list_all(
     ).fetchall()
 
 
+def names_starting_with(conn: Connection, prefix: str, limit: int = 100) -> list[str]:
+    """Project names for shell completion (under --as: only the visible ones)."""
+    rows = conn.execute(
+        """
+        SELECT DISTINCT name FROM projects
+        WHERE starts_with(name, %s)
+        ORDER BY name LIMIT %s
+        """,
+        (prefix, limit),
+    ).fetchall()
+    return [row["name"] for row in rows]
+
+
 def get(conn: Connection, ref: str, organization_id: int | None = None) -> dict[str, Any]:
     """A project by id, or by name (names are unique within an organization)."""
     rows = conn.execute(

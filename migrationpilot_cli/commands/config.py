@@ -1,0 +1,88 @@
+"""`migrationpilot config ...`: the resolved settings, the config file and its profiles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from migrationpilot_cli.output import FormatOption, QuietOption, render
+from migrationpilot_cli.settings import Setting, Settings
+
+app = typer.Typer(
+    help="Configuration: the settings in effect and where each came from; the profiles.",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def show(ctx: typer.Context, fmt: FormatOption = None) -> None:
+    """The settings in effect, each with where it came from.
+
+    A setting comes from a flag, an environment variable, a profile of the config file or
+    the default, in that order. Passwords are masked; nothing is connected to or started.
+
+    Example: `migrationpilot --profile prod config show`."""
+    from migrationpilot_cli import config
+    from migrationpilot_cli.db.connect import mask_password
+
+    settings: Settings = ctx.obj
+    resolved = settings.resolved  # first: a broken config file is the error to report
+    path, why = config.config_path()
+    url = resolved.database_url
+    rows = [
+        _row("profile", resolved.profile),
+        _row("config_file", Setting(str(path), why if path.exists() else f"{why}; not created")),
+        _row(
+            "database_url",
+            Setting(mask_password(str(url.value)) if url.value else None, url.source),
+        ),
+        _row("acting_user", resolved.acting_user),
+        _row("format", resolved.output_format),
+        _row("wait", resolved.wait_seconds),
+        _row("home", Setting(str(settings.home), settings.home_source)),
+    ]
+    render(rows, ("setting", "value", "source"), fmt=fmt, title="Settings")
+
+
+def _row(name: str, setting: Setting) -> dict[str, Any]:
+    return {"setting": name, "value": setting.value, "source": setting.source}
+
+
+@app.command()
+def path() -> None:
+    """Print the config file's path, whether or not it exists yet.
+
+    `MIGRATIONPILOT_CONFIG`, else `$XDG_CONFIG_HOME/migrationpilot/config.toml`, else the
+    platform's config directory (`~/.config/migrationpilot/config.toml` on Linux).
+
+    Example: `$EDITOR "$(migrationpilot config path)"`."""
+    from migrationpilot_cli import config
+
+    typer.echo(str(config.config_path()[0]))
+
+
+@app.command()
+def profiles(ctx: typer.Context, fmt: FormatOption = None, quiet: QuietOption = False) -> None:
+    """The config file's profiles, the default one marked.
+
+    The default profile is the one used without --profile or MIGRATIONPILOT_PROFILE.
+
+    Example: `migrationpilot config profiles -q`."""
+    from migrationpilot_cli.db.connect import mask_password
+
+    settings: Settings = ctx.obj
+    config_file = settings.config_file
+    rows = [
+        {
+            "profile": name,
+            "default": name == config_file.default_profile,
+            "database": mask_password(profile.conninfo) if profile.conninfo else None,
+            "user": profile.user,
+            "format": profile.format,
+            "wait": profile.wait,
+        }
+        for name, profile in sorted(config_file.profiles.items())
+    ]
+    columns = ("profile", "default", "database", "user", "format", "wait")
+    render(rows, columns, fmt=fmt, quiet=quiet, id_column="profile", title="Profiles")
