@@ -6,7 +6,15 @@ from typing import Any
 
 import typer
 
-from migrationpilot_cli.output import FormatOption, QuietOption, render
+from migrationpilot_cli.options import examples
+from migrationpilot_cli.output import (
+    FieldsOption,
+    FormatOption,
+    HeaderOption,
+    QuietOption,
+    listing,
+    render,
+)
 from migrationpilot_cli.settings import Setting, Settings
 
 app = typer.Typer(
@@ -15,14 +23,27 @@ app = typer.Typer(
 )
 
 
-@app.command()
-def show(ctx: typer.Context, fmt: FormatOption = None) -> None:
+SETTING_COLUMNS = ("setting", "value", "source")
+PROFILE_COLUMNS = ("profile", "default", "database", "user", "format", "wait")
+
+
+@app.command(
+    epilog=examples(
+        "migrationpilot --profile prod config show",
+        "migrationpilot config show --fields setting,source --format tsv",
+    )
+)
+@listing(SETTING_COLUMNS)
+def show(
+    ctx: typer.Context,
+    fmt: FormatOption = None,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
+) -> None:
     """The settings in effect, each with where it came from.
 
     A setting comes from a flag, an environment variable, a profile of the config file or
-    the default, in that order. Passwords are masked; nothing is connected to or started.
-
-    Example: `migrationpilot --profile prod config show`."""
+    the default, in that order. Passwords are masked; nothing is connected to or started."""
     from migrationpilot_cli import config
     from migrationpilot_cli.db.connect import mask_password
 
@@ -42,33 +63,38 @@ def show(ctx: typer.Context, fmt: FormatOption = None) -> None:
         _row("wait", resolved.wait_seconds),
         _row("home", Setting(str(settings.home), settings.home_source)),
     ]
-    render(rows, ("setting", "value", "source"), fmt=fmt, title="Settings")
+    render(rows, SETTING_COLUMNS, fmt=fmt, fields=fields, header=header, title="Settings")
 
 
 def _row(name: str, setting: Setting) -> dict[str, Any]:
     return {"setting": name, "value": setting.value, "source": setting.source}
 
 
-@app.command()
+@app.command(
+    epilog=examples("migrationpilot config path", '$EDITOR "$(migrationpilot config path)"')
+)
 def path() -> None:
     """Print the config file's path, whether or not it exists yet.
 
     `MIGRATIONPILOT_CONFIG`, else `$XDG_CONFIG_HOME/migrationpilot/config.toml`, else the
-    platform's config directory (`~/.config/migrationpilot/config.toml` on Linux).
-
-    Example: `$EDITOR "$(migrationpilot config path)"`."""
+    platform's config directory (`~/.config/migrationpilot/config.toml` on Linux)."""
     from migrationpilot_cli import config
 
     typer.echo(str(config.config_path()[0]))
 
 
-@app.command()
-def profiles(ctx: typer.Context, fmt: FormatOption = None, quiet: QuietOption = False) -> None:
+@app.command(epilog=examples("migrationpilot config profiles -q"))
+@listing(PROFILE_COLUMNS)
+def profiles(
+    ctx: typer.Context,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
+) -> None:
     """The config file's profiles, the default one marked.
 
-    The default profile is the one used without --profile or MIGRATIONPILOT_PROFILE.
-
-    Example: `migrationpilot config profiles -q`."""
+    The default profile is the one used without --profile or MIGRATIONPILOT_PROFILE."""
     from migrationpilot_cli.db.connect import mask_password
 
     settings: Settings = ctx.obj
@@ -84,5 +110,13 @@ def profiles(ctx: typer.Context, fmt: FormatOption = None, quiet: QuietOption = 
         }
         for name, profile in sorted(config_file.profiles.items())
     ]
-    columns = ("profile", "default", "database", "user", "format", "wait")
-    render(rows, columns, fmt=fmt, quiet=quiet, id_column="profile", title="Profiles")
+    render(
+        rows,
+        PROFILE_COLUMNS,
+        fmt=fmt,
+        quiet=quiet,
+        fields=fields,
+        header=header,
+        id_column="profile",
+        title="Profiles",
+    )
