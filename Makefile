@@ -2,13 +2,16 @@
 #              and show the reviewers' queue
 # make test  - the whole suite against a real PostgreSQL
 # make lint  - ruff, mypy and squawk (the migration linter)
+# make bench - the benchmark suite on its own embedded server (SCALE=small|medium|large);
+#              prints ours vs baseline and writes docs/benchmarks.md
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SCALE ?= small
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint bench clean
 
 install: $(STAMP)
 
@@ -28,6 +31,9 @@ run: install
 
 test: install
 	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python bench/run.py --scale $(SCALE)
 
 lint: install
 	$(BIN)/ruff check migrationpilot_cli tests
