@@ -36,8 +36,8 @@ bench: install
 	$(BIN)/python bench/run.py --scale $(SCALE)
 
 lint: install
-	$(BIN)/ruff check migrationpilot_cli tests
-	$(BIN)/ruff format --check migrationpilot_cli tests
+	$(BIN)/ruff check migrationpilot_cli tests bench
+	$(BIN)/ruff format --check migrationpilot_cli tests bench
 	$(BIN)/mypy
 	$(BIN)/squawk sql/migrations/*.sql
 

@@ -4,7 +4,9 @@ group holding a command) with the same help settings (Markdown help text, `-h`).
 
 import typer
 
-app = typer.Typer(rich_markup_mode="markdown", context_settings={"help_option_names": ["-h", "--help"]})
+app = typer.Typer(
+    rich_markup_mode="markdown", context_settings={"help_option_names": ["-h", "--help"]}
+)
 things = typer.Typer(help="Things.")
 app.add_typer(things, name="things")
 
