@@ -16,6 +16,8 @@
 -- each, as it would after real imports.
 \set ON_ERROR_STOP on
 BEGIN;
+-- The versioning trigger's transition table holds every new rule: in memory, not on disk.
+SET LOCAL work_mem = '256MB';
 SELECT setseed(0.42) AS seed \gset
 
 INSERT INTO tenants (name, slug, subscription, max_projects, max_lines_of_code)

@@ -141,41 +141,70 @@ class Command:
 
 
 @dataclass
-class Case:
-    name: str
-    ours: Command
-    baseline: Command
-    ours_label: str
-    baseline_label: str
+class Baseline:
+    name: str  # the row of the table it makes
+    command: Command
+    label: str
     goal: str
+
+
+@dataclass
+class Case:
+    """Our command and one or more baselines, each a row of the table. Every round runs all
+    of them back to back, in a rotating order, so that none always follows another."""
+
+    ours: Command
+    ours_label: str
+    baselines: list[Baseline]
     rows: int | None = None  # for throughput cases: rows written per run
-    times: dict[str, list[float]] = field(default_factory=lambda: {"ours": [], "baseline": []})
+    times: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.baselines[0].name
 
     def measure(self, runs: int) -> None:
-        self.ours.run()  # warm-up: caches, the server's buffers, Python's bytecode
-        self.baseline.run()
+        sides = [("ours", self.ours), *((b.name, b.command) for b in self.baselines)]
+        for _, command in sides:
+            command.run()  # warm-up: caches, the server's buffers, Python's bytecode
         for round_number in range(runs):
-            # Alternate who goes first, so neither always follows the other.
-            pair = [("ours", self.ours), ("baseline", self.baseline)]
-            for side, command in pair if round_number % 2 == 0 else reversed(pair):
-                self.times[side].append(command.run())
+            turn = round_number % len(sides)
+            for side, command in sides[turn:] + sides[:turn]:
+                self.times.setdefault(side, []).append(command.run())
 
-    def result(self) -> dict[str, Any]:
+    def results(self) -> list[dict[str, Any]]:
         ours = statistics.median(self.times["ours"])
-        baseline = statistics.median(self.times["baseline"])
-        # Throughput cases: ours as a fraction of the baseline's rows per second.
-        ratio = baseline / ours if self.rows else ours / baseline
-        return {
-            "case": self.name,
-            "ours": ours,
-            "baseline": baseline,
-            "ratio": ratio,
-            "goal": self.goal,
-            "ours_command": self.ours_label,
-            "baseline_command": self.baseline_label,
-            "rows": self.rows,
-            "runs": len(self.times["ours"]),
-        }
+        rows = []
+        for baseline in self.baselines:
+            theirs = statistics.median(self.times[baseline.name])
+            rows.append(
+                {
+                    "case": baseline.name,
+                    "ours": ours,
+                    "baseline": theirs,
+                    # Throughput cases: ours as a fraction of the baseline's rows per second.
+                    "ratio": theirs / ours if self.rows else ours / theirs,
+                    "goal": baseline.goal,
+                    "ours_command": self.ours_label,
+                    "baseline_command": baseline.label,
+                    "rows": self.rows,
+                    "runs": len(self.times["ours"]),
+                }
+            )
+        return rows
+
+
+def case(
+    name: str,
+    ours: Command,
+    baseline: Command,
+    ours_label: str,
+    baseline_label: str,
+    goal: str,
+    rows: int | None = None,
+) -> Case:
+    """A case with a single baseline."""
+    return Case(ours, ours_label, [Baseline(name, baseline, baseline_label, goal)], rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,7 +365,7 @@ def read_cases(url: str, work: Path, target: Subjects) -> list[Case]:
     floor_board.write_bytes(pickle.dumps(board.statements))
     floor = [PYTHON, str(BENCH / "floor.py"), url]
     return [
-        Case(
+        case(
             "start-up",
             Command([MP, "--version"]),
             Command([PYTHON, "-c", "import typer"]),
@@ -344,7 +373,7 @@ def read_cases(url: str, work: Path, target: Subjects) -> list[Case]:
             'python -c "import typer"',
             "<= 1.2",
         ),
-        Case(
+        case(
             "help",
             Command([MP, "rules", "list", "--help"]),
             Command([PYTHON, str(BENCH / "minimal_app.py"), "things", "list", "--help"]),
@@ -352,7 +381,7 @@ def read_cases(url: str, work: Path, target: Subjects) -> list[Case]:
             "bench/minimal_app.py things list --help",
             "<= 1.2",
         ),
-        Case(
+        case(
             "pending list",
             Command(listing),
             Command([*floor, str(floor_queue)]),
@@ -360,7 +389,7 @@ def read_cases(url: str, work: Path, target: Subjects) -> list[Case]:
             "bench/floor.py: psycopg, the same SQL, TSV",
             "<= 1.25",
         ),
-        Case(
+        case(
             "RLS cost",
             Command([MP, "--database-url", url, "--as", REVIEWER, *listing[3:]]),
             Command(listing),
@@ -368,7 +397,7 @@ def read_cases(url: str, work: Path, target: Subjects) -> list[Case]:
             "the same as operator",
             "<= 1.2",
         ),
-        Case(
+        case(
             "dashboard",
             Command(
                 [
@@ -399,7 +428,7 @@ def _decimal(text: str) -> Any:
 def write_cases(url: str, psql: str, work: Path, target: Subjects, scale: str) -> list[Case]:
     sizes = WRITES[scale]
     return [
-        *rules_import_cases(url, psql, work, target, sizes["import_rules"]),
+        rules_import_case(url, psql, work, target, sizes["import_rules"]),
         files_import_case(url, psql, work, target, sizes["import_files"]),
         approve_case(url, psql, work, target, sizes["approve"]),
     ]
@@ -444,7 +473,7 @@ def _fresh_project(url: str, target: Subjects, name: str, with_files_of: int | N
         )
 
 
-def rules_import_cases(url: str, psql: str, work: Path, target: Subjects, count: int) -> list[Case]:
+def rules_import_case(url: str, psql: str, work: Path, target: Subjects, count: int) -> Case:
     stored = _sql(
         url,
         "SELECT path, line_count FROM source_files WHERE project_id = %s ORDER BY path",
@@ -497,26 +526,25 @@ def rules_import_cases(url: str, psql: str, work: Path, target: Subjects, count:
     floor = Command(
         [psql, "-X", "-q", "-f", str(script), url], setup=ours.setup, cleanup=ours.cleanup
     )
-    return [
-        Case(
-            "rules import",
-            ours,
-            baseline,
-            label,
-            "psql \\copy of the same rows as CSV into a bare table",
-            ">= 0.5",
-            rows=count,
-        ),
-        Case(
-            "rules import (database floor)",
-            ours,
-            floor,
-            label,
-            "psql: \\copy into a temporary table, one INSERT into business_rules",
-            "report",
-            rows=count,
-        ),
-    ]
+    return Case(
+        ours,
+        label,
+        [
+            Baseline(
+                "rules import",
+                baseline,
+                "psql \\copy of the same rows as CSV into a bare table",
+                ">= 0.5",
+            ),
+            Baseline(
+                "rules import (database floor)",
+                floor,
+                "psql: \\copy into a temporary table, one INSERT into business_rules",
+                "report",
+            ),
+        ],
+        rows=count,
+    )
 
 
 # What the database itself costs for the same rows: business_rules' constraints, indexes and
@@ -563,7 +591,7 @@ def files_import_case(url: str, psql: str, work: Path, target: Subjects, count: 
         cleanup=lambda: _sql(url, "DELETE FROM projects WHERE name = %s", (name,)),
     )
     baseline = _copy_baseline(url, psql, "bench_bare_files", "path text, content text", csv_file)
-    return Case(
+    return case(
         "files import",
         ours,
         baseline,
@@ -639,7 +667,7 @@ def approve_case(url: str, psql: str, work: Path, target: Subjects, count: int) 
         setup=reset,
     )
     baseline = Command([psql, "-X", "-q", "-f", str(script), url], setup=reset)
-    return Case(
+    return case(
         "bulk approve",
         ours,
         baseline,
@@ -675,7 +703,7 @@ def migrate_cases(url: str, psql: str) -> list[Case]:
         cleanup=drop,
     )
     return [
-        Case(
+        case(
             "migrate (empty)",
             ours,
             baseline,
@@ -683,7 +711,7 @@ def migrate_cases(url: str, psql: str) -> list[Case]:
             "psql -f each migration file",
             "report",
         ),
-        Case(
+        case(
             "migrate (nothing to do)",
             Command([MP, "--database-url", url, "db", "migrate"]),
             Command([PYTHON, "-c", "import psycopg"]),
@@ -877,6 +905,14 @@ def print_table(results: list[dict[str, Any]], plans: list[dict[str, Any]]) -> N
         print(f"  {p['server_ms']:8.2f} ms  {p['listing']}{flag}")
 
 
+def _cell(rows: list[dict[str, Any]], key: str, name: str, field: str) -> str:
+    """A growth-table cell: the row named ``name`` at one scale, "-" when it was not run."""
+    for row in rows:
+        if row[key] == name:
+            return f"{row[field]:.2f} ms" if field == "server_ms" else _seconds(row[field])
+    return "-"
+
+
 def write_report(results_dir: Path, document: Path) -> None:
     runs = {}
     for scale in SCALES:
@@ -958,12 +994,18 @@ def write_report(results_dir: Path, document: Path) -> None:
             "| listing | " + " | ".join(scales) + " |",
             "|---|" + "---:|" * len(scales),
         ]
-        for index, plan in enumerate(runs[scales[0]]["plans"]):
-            cells = [f"{runs[s]['plans'][index]['server_ms']:.2f} ms" for s in scales]
+        for plan in runs[scales[0]]["plans"]:
+            cells = [
+                _cell(runs[s]["plans"], "listing", plan["listing"], "server_ms") for s in scales
+            ]
             lines.append(f"| {plan['listing']} | " + " | ".join(cells) + " |")
-        lines += ["", "| case | " + " | ".join(scales) + " |", "|---|" + "---:|" * len(scales)]
-        for index, result in enumerate(runs[scales[0]]["results"]):
-            cells = [_seconds(runs[s]["results"][index]["ours"]) for s in scales]
+        lines += [
+            "",
+            "| case (ours) | " + " | ".join(scales) + " |",
+            "|---|" + "---:|" * len(scales),
+        ]
+        for result in runs[scales[0]]["results"]:
+            cells = [_cell(runs[s]["results"], "case", result["case"], "ours") for s in scales]
             lines.append(f"| {result['case']} | " + " | ".join(cells) + " |")
         lines.append("")
     document.write_text("\n".join(lines))
@@ -990,13 +1032,13 @@ def main() -> int:
             *write_cases(url, psql, work, target, scale),
             *migrate_cases(url, psql),
         ]
-        for case in cases:
+        for one in cases:
             started = time.perf_counter()
-            case.measure(runs)
-            print(f"bench: {case.name}: {time.perf_counter() - started:.1f} s", flush=True)
+            one.measure(runs)
+            print(f"bench: {one.name}: {time.perf_counter() - started:.1f} s", flush=True)
         plans = explain_listings(url, target)
         table_sizes, by_organization = sizes(url), organizations_by_size(url)
-        results = [case.result() for case in cases]
+        results = [row for one in cases for row in one.results()]
         server = data["postgresql"]
     print_table(results, plans)
     run = {
