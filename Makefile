@@ -3,13 +3,16 @@
 # make test  - the whole suite against a real PostgreSQL
 # make lint  - ruff, mypy and squawk (the migration linter)
 # make docs  - regenerate docs/cli.md, the command reference, from the app itself
+# make bench - the benchmark suite on its own embedded server (SCALE=small|medium|large);
+#              prints ours vs baseline and writes docs/benchmarks.md
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SCALE ?= small
 
-.PHONY: install run test lint docs clean
+.PHONY: install run test lint docs bench clean
 
 install: $(STAMP)
 
@@ -30,9 +33,12 @@ run: install
 test: install
 	$(BIN)/pytest
 
+bench: install
+	$(BIN)/python bench/run.py --scale $(SCALE)
+
 lint: install
-	$(BIN)/ruff check migrationpilot_cli tests
-	$(BIN)/ruff format --check migrationpilot_cli tests
+	$(BIN)/ruff check migrationpilot_cli tests bench
+	$(BIN)/ruff format --check migrationpilot_cli tests bench
 	$(BIN)/mypy
 	$(BIN)/squawk sql/migrations/*.sql
 

@@ -1,3 +1,3 @@
-from migrationpilot_cli.app import main
+from migrationpilot_cli import main
 
 main()

@@ -7,38 +7,83 @@ found). Tracebacks only with ``--debug``.
 
 from __future__ import annotations
 
+import importlib
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from migrationpilot_cli import __version__
-from migrationpilot_cli.commands import (
-    config,
-    db,
-    demo,
-    files,
-    generated,
-    orgs,
-    projects,
-    review,
-    routing,
-    rules,
-    tenants,
-    testcases,
-    users,
-)
 from migrationpilot_cli.errors import MigrationPilotError
 from migrationpilot_cli.options import examples
 from migrationpilot_cli.output import set_default_format
 from migrationpilot_cli.settings import build_settings
 
+# The sub-apps: command name -> (module in migrationpilot_cli.commands, help panel). A module
+# is imported only when its command runs or its help is shown, so `rules list --help` does
+# not pay for the others.
+SUB_APPS = {
+    "db": ("db", "Set up"),
+    "config": ("config", "Set up"),
+    "demo": ("demo", "Set up"),
+    "tenants": ("tenants", "Tenancy"),
+    "orgs": ("orgs", "Tenancy"),
+    "users": ("users", "Tenancy"),
+    "projects": ("projects", "Projects and source"),
+    "files": ("files", "Projects and source"),
+    "generated": ("generated", "Projects and source"),
+    "rules": ("rules", "Rules and reviews"),
+    "review": ("review", "Rules and reviews"),
+    "tests": ("testcases", "Rules and reviews"),
+    "routing": ("routing", "Routing"),
+}
+
+
+class _SubApps(MutableMapping[str, Any]):
+    """The root group's commands: every name of SUB_APPS is listed, each built on first
+    lookup, the way `app.add_typer` would have built it (same help panel, same markup)."""
+
+    def __init__(self, built: MutableMapping[str, Any]) -> None:
+        self._built = built
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            module_name, panel = SUB_APPS[name]  # KeyError for an unknown name, like a dict
+            module = importlib.import_module(f"migrationpilot_cli.commands.{module_name}")
+            self._built[name] = typer.main.get_group_from_info(
+                typer.models.TyperInfo(module.app, name=name, rich_help_panel=panel),
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=app.rich_markup_mode,
+                suggest_commands=app.suggest_commands,
+            )
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(SUB_APPS), **dict.fromkeys(self._built)})
+
+    def __len__(self) -> int:
+        return len(SUB_APPS.keys() | self._built.keys())
+
 
 class MigrationPilotGroup(TyperGroup):
-    """Typer's group with our error boundary around the whole invocation."""
+    """Typer's group with our error boundary around the whole invocation, and the sub-apps
+    loaded lazily."""
+
+    def __init__(self, **attributes: Any) -> None:
+        super().__init__(**attributes)
+        self.commands = _SubApps(self.commands)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)  # the names, without building every sub-app
 
     def main(  # type: ignore[override]
         self,
@@ -120,19 +165,6 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(db.app, name="db", rich_help_panel="Set up")
-app.add_typer(config.app, name="config", rich_help_panel="Set up")
-app.add_typer(demo.app, name="demo", rich_help_panel="Set up")
-app.add_typer(tenants.app, name="tenants", rich_help_panel="Tenancy")
-app.add_typer(orgs.app, name="orgs", rich_help_panel="Tenancy")
-app.add_typer(users.app, name="users", rich_help_panel="Tenancy")
-app.add_typer(projects.app, name="projects", rich_help_panel="Projects and source")
-app.add_typer(files.app, name="files", rich_help_panel="Projects and source")
-app.add_typer(generated.app, name="generated", rich_help_panel="Projects and source")
-app.add_typer(rules.app, name="rules", rich_help_panel="Rules and reviews")
-app.add_typer(review.app, name="review", rich_help_panel="Rules and reviews")
-app.add_typer(testcases.app, name="tests", rich_help_panel="Rules and reviews")
-app.add_typer(routing.app, name="routing", rich_help_panel="Routing")
 
 
 def _print_version(value: bool) -> None:

@@ -61,8 +61,16 @@ def parse(text: str, source_name: str) -> list[Record]:
     return _parse_lines(text, source_name)
 
 
+# Compact JSON from the C encoder, for values without a Decimal (most: arrays of names).
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(value: Any) -> str:
     """Compact JSON text for a parsed value, with its ``Decimal`` numbers written exactly."""
+    try:
+        return _COMPACT.encode(value)
+    except TypeError:  # a Decimal somewhere inside: written by hand below, exactly
+        pass
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, dict):

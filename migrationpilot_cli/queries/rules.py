@@ -196,6 +196,9 @@ def merge(
     been reviewed and are pending again)."""
     from psycopg import sql
 
+    # A big import's hash joins and the versioning trigger's transition table (every new row)
+    # spill to temporary files at the default 4MB; this transaction alone gets more.
+    conn.execute("SET LOCAL work_mem = '64MB'")
     _stage_records(conn, records)
     _stage_sources(conn, project["id"], sorted({rule.source_file for rule in records}))
     _check_sources(conn, project)
@@ -244,7 +247,11 @@ def _stage_records(conn: Connection, records: Sequence[RuleRecord]) -> None:
                     rule.confidence,
                 )
             )
-    conn.execute("ANALYZE staged_rules")
+    # Statistics on what the statements join and filter by: the wide text columns would
+    # only make ANALYZE slower.
+    conn.execute(
+        "ANALYZE staged_rules (position, name, source_file, source_start_line, source_end_line)"
+    )
 
 
 def _check_sources(conn: Connection, project: dict[str, Any]) -> None:
@@ -267,14 +274,18 @@ def _check_sources(conn: Connection, project: dict[str, Any]) -> None:
 # Listing
 # ---------------------------------------------------------------------------------------------
 # Each filter is off when its parameter is NULL. PostgreSQL plans these unnamed statements
-# with the actual values, so the switched-off tests fold away and `--pending` can use the
-# partial index business_rules_pending_idx.
+# with the actual values, so the switched-off tests fold away and each common shape has an
+# index in its order (V0020): a project's rules by status and confidence, an organization's
+# or everyone's pending queue by confidence. The project's name is a sub-select, run for the
+# rows returned only: under row-level security a join to projects would apply the
+# organization filter twice in the planner's estimate, which then believes fewer rows match
+# than the LIMIT asks for and sorts the organization's every rule instead of reading the
+# index in order (465 ms instead of 1 ms at 200,000 rules).
 _LIST = """
-SELECT r.id, p.name AS project, r.name, r.category::text AS category, r.confidence,
-       r.review_status::text AS review_status, r.source_file, r.source_start_line,
-       r.source_end_line, r.version, r.extracted_at
+SELECT r.id, (SELECT p.name FROM projects p WHERE p.id = r.project_id) AS project, r.name,
+       r.category::text AS category, r.confidence, r.review_status::text AS review_status,
+       r.source_file, r.source_start_line, r.source_end_line, r.version, r.extracted_at
 FROM business_rules r
-JOIN projects p ON p.id = r.project_id
 WHERE (%(project)s::bigint IS NULL OR r.project_id = %(project)s)
   AND (%(organization)s::bigint IS NULL OR r.organization_id = %(organization)s)
   AND (%(status)s::review_status IS NULL OR r.review_status = %(status)s)
