@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from migrationpilot_cli import __version__
 from migrationpilot_cli.commands import (
+    audit,
     db,
     demo,
     files,
@@ -123,6 +124,7 @@ app.add_typer(rules.app, name="rules", rich_help_panel="Rules and reviews")
 app.add_typer(review.app, name="review", rich_help_panel="Rules and reviews")
 app.add_typer(testcases.app, name="tests", rich_help_panel="Rules and reviews")
 app.add_typer(routing.app, name="routing", rich_help_panel="Routing")
+app.add_typer(audit.app, name="audit", rich_help_panel="Audit")
 
 
 def _print_version(value: bool) -> None:
