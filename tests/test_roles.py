@@ -453,24 +453,24 @@ def as_user(conn: psycopg.Connection[Any], user_id: int) -> None:
     conn.execute("SELECT set_config('app.current_user_id', %s, true)", (str(user_id),))
 
 
-@pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("name", STATEMENTS)
 def test_each_role_through_plain_sql_as_the_app_role(
-    crew: Crew, conn: psycopg.Connection[Any], name: str, role: str
+    crew: Crew, conn: psycopg.Connection[Any], name: str
 ) -> None:
     needed, action, statement = STATEMENTS[name]
     params = {"project": crew.project, "rule": crew.rules["viewer"], "sha": SHA}
     before = snapshot(conn)
-    if allowed(role, needed):
-        with conn.transaction(force_rollback=True):
-            as_user(conn, crew.users[role])
-            assert conn.execute(statement, params).rowcount >= 1
-    else:
-        with pytest.raises(errors.InsufficientPrivilege) as refused, conn.transaction():
-            as_user(conn, crew.users[role])
-            conn.execute(statement, params)
-        assert refused.value.diag.message_primary == refusal(needed, action, role)
-    assert snapshot(conn) == before
+    for role in ROLES:
+        if allowed(role, needed):
+            with conn.transaction(force_rollback=True):
+                as_user(conn, crew.users[role])
+                assert conn.execute(statement, params).rowcount >= 1, role
+        else:
+            with pytest.raises(errors.InsufficientPrivilege) as refused, conn.transaction():
+                as_user(conn, crew.users[role])
+                conn.execute(statement, params)
+            assert refused.value.diag.message_primary == refusal(needed, action, role)
+        assert snapshot(conn) == before, role
 
 
 @pytest.mark.parametrize(
