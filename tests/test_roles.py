@@ -285,6 +285,20 @@ def test_each_role_may_do_what_its_column_allows_through_the_cli(
             assert snapshot(conn) == before, role
 
 
+def test_a_review_that_would_change_nothing_is_refused_too(
+    crew: Crew, acme: Any, conn: psycopg.Connection[Any]
+) -> None:
+    rule = str(crew.rules["viewer"])
+    assert acme("--as", email("reviewer"), "review", "approve", rule).exit_code == 0
+    before = snapshot(conn)
+    again = acme("--as", email("developer"), "review", "approve", rule)
+    assert (again.exit_code, again.stdout) == (1, "")
+    assert again.stderr == (
+        f"error: permission denied: {refusal('reviewer', 'review rules', 'developer')}\n"
+    )
+    assert snapshot(conn) == before
+
+
 def test_operator_mode_is_not_restricted_by_roles(crew: Crew, acme: Any) -> None:
     for args in (
         ["projects", "set-status", LOANS, "analyzing"],

@@ -57,7 +57,8 @@ def list_(
     fmt: FormatOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Audit rows, newest first (with --as: your organization's only).
+    """Audit rows, newest first (with --as: your organization's only). The old and new values
+    are in the metadata column of --format json, jsonl, csv and tsv.
 
     Example: `migrationpilot audit list --since 7d --action rule.approve --user ana@acme.test`.
     """

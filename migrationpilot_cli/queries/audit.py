@@ -107,8 +107,9 @@ COLUMNS = (
     "tenant",
     "metadata",
 )
+# A table is for scanning; the metadata (old and new values) is in json, jsonl, csv and tsv.
 TABLE_COLUMNS = ("id", "created_at", "actor", "action", "resource_type", "resource_id",
-                 "organization", "metadata")  # fmt: skip
+                 "organization")  # fmt: skip
 
 # Newest first. Every filter is optional (NULL: not applied); the actor is the user's email,
 # or the database login for operator-mode changes. Under row-level security only the acting
