@@ -39,6 +39,7 @@ SUB_APPS = {
     "review": ("review", "Rules and reviews"),
     "tests": ("testcases", "Rules and reviews"),
     "routing": ("routing", "Routing"),
+    "audit": ("audit", "Audit"),
 }
 
 

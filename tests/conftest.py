@@ -191,8 +191,9 @@ def rows(conn: psycopg.Connection[Any], query: str, *params: Any) -> list[tuple[
 
 @pytest.fixture
 def acme(mp: Any) -> Any:
-    """Two tenants: acme (org acme-pay: ana, a reviewer; org acme-cards: carl) and globex
-    (org globex-ops: bob). Created through the CLI, as an operator would."""
+    """Two tenants: acme (org acme-pay: ana, an architect, who may import, review, route and
+    move projects; org acme-cards: carl, a developer) and globex (org globex-ops: bob, a
+    developer). Created through the CLI, as an operator would."""
     for command in (
         ("tenants", "create", "Acme Corp", "--slug", "acme", "--max-projects", "3"),
         ("tenants", "create", "Globex", "--slug", "globex"),
@@ -208,7 +209,7 @@ def acme(mp: Any) -> Any:
             "--org",
             "acme-pay",
             "--role",
-            "reviewer",
+            "architect",
         ),
         ("users", "add", "carl@acme.test", "--name", "Carl", "--org", "acme-cards"),
         ("users", "add", "bob@globex.test", "--name", "Bob", "--org", "globex-ops"),

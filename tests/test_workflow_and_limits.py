@@ -107,9 +107,11 @@ def make_tenant(
             "INSERT INTO organizations (tenant_id, name, slug) VALUES (%s, %s, %s) RETURNING id",
             (tenant_id, org_slug, org_slug),
         )
-        email = f"dev@{org_slug}.test"
+        # An architect: may create projects, import sources and move projects along.
+        email = f"lead@{org_slug}.test"
         conn.execute(
-            "INSERT INTO users (email, name, organization_id) VALUES (%s, 'Dev', %s)",
+            "INSERT INTO users (email, name, organization_id, role)"
+            " VALUES (%s, 'Lead', %s, 'architect')",
             (email, org_id),
         )
         members.append(Org(org_id, email))

@@ -27,7 +27,8 @@ from migrationpilot_cli.settings import Settings
 
 app = typer.Typer(
     help="Review extracted business rules: approve, reject, or ask for clarification."
-    " Needs an acting user (--as EMAIL), who is recorded as the reviewer.",
+    " Needs an acting user (--as EMAIL) with the reviewer role or above, who is recorded as the"
+    " reviewer.",
     no_args_is_help=True,
 )
 

@@ -8,6 +8,7 @@ import typer
 
 from migrationpilot_cli import validation
 from migrationpilot_cli.db.connect import transaction
+from migrationpilot_cli.errors import BadInput
 from migrationpilot_cli.options import examples
 from migrationpilot_cli.output import (
     FieldsOption,
@@ -26,24 +27,36 @@ app = typer.Typer(help="Users: people, their organization and role.", no_args_is
 
 @app.command(
     epilog=examples(
-        'migrationpilot users add ana@acme.test --name "Ana Lima" --org acme-pay --role reviewer'
+        'migrationpilot users add ana@acme.test --name "Ana Lima" --org acme-pay --role reviewer',
+        'migrationpilot --as admin@acme.test users add dev@acme.test --name "Dev One"',
     )
 )
 def add(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="Unique email, stored lower-case.")],
     name: Annotated[str, typer.Option("--name", help="Full name.")],
-    org: Annotated[str, typer.Option("--org", help="Organization slug or id.")],
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org",
+            help="Organization slug or id. Default with --as: your own (admins only).",
+            show_default=False,
+        ),
+    ] = None,
     role: Annotated[
         UserRole, typer.Option("--role", help="What they may do.")
     ] = UserRole.developer,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Add a user to an organization, with a role (default: developer)."""
+    """Add a user to an organization, with a role (default: developer).
+
+    Operators name the organization; an organization's admins (with --as) add to their own."""
     email, name = validation.email(email), validation.text(name, "--name")
+    if org is None and not ctx.obj.acting_user:
+        raise BadInput("--org is required in operator mode (or act as an admin with --as)")
     with transaction(ctx.obj) as conn:
-        organization_id = organizations.get(conn, org)["id"]
+        organization_id = organizations.own_or(conn, org)
         user = users.add(
             conn, email=email, name=name, organization_id=organization_id, role=role.value
         )
@@ -100,7 +113,7 @@ def set_role(
     role: Annotated[UserRole, typer.Argument(help="The new role.")],
     fmt: FormatOption = None,
 ) -> None:
-    """Change a user's role."""
+    """Change a user's role (operators, or an organization's admins with --as)."""
     with transaction(ctx.obj) as conn:
         before = users.get(conn, user)
         users.set_role(conn, before["id"], role.value)

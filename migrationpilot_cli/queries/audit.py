@@ -91,3 +91,88 @@ def _dumps(value: Any) -> str:
     import json
 
     return json.dumps(value, default=str)  # dates and decimals as text
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and retention
+# ---------------------------------------------------------------------------------------------
+COLUMNS = (
+    "id",
+    "created_at",
+    "actor",
+    "action",
+    "resource_type",
+    "resource_id",
+    "organization",
+    "tenant",
+    "metadata",
+)
+# A table is for scanning; the metadata (old and new values) is in json, jsonl, csv and tsv.
+TABLE_COLUMNS = ("id", "created_at", "actor", "action", "resource_type", "resource_id",
+                 "organization")  # fmt: skip
+
+# Newest first. Every filter is optional (NULL: not applied); the actor is the user's email,
+# or the database login for operator-mode changes. Under row-level security only the acting
+# user's organization's rows are visible; tenant-level rows (no organization) never are.
+_LIST = """
+SELECT a.id, a.created_at, coalesce(a.actor_email, a.db_role) AS actor, a.action,
+       a.resource_type, a.resource_id, o.slug AS organization, t.slug AS tenant, a.metadata
+FROM audit_logs a
+LEFT JOIN organizations o ON o.id = a.organization_id
+LEFT JOIN tenants t ON t.id = a.tenant_id
+WHERE a.created_at >= coalesce(%(since)s::timestamptz, now() - %(ago)s::interval, '-infinity')
+  AND (%(action)s::text IS NULL OR a.action = %(action)s)
+  AND (%(prefix)s::text IS NULL OR starts_with(a.action, %(prefix)s))
+  AND (%(user)s::text IS NULL OR a.actor_email = %(user)s)
+  AND (%(resource_type)s::text IS NULL OR a.resource_type = %(resource_type)s)
+ORDER BY a.created_at DESC, a.id DESC
+LIMIT %(limit)s
+"""
+
+
+def list_recent(conn: Connection, filters: dict[str, Any]) -> list[dict[str, Any]]:
+    """Audit rows matching ``filters`` (keys of the query above; None: any)."""
+    return conn.execute(_LIST, filters).fetchall()
+
+
+# Per tenant: what its retention (data_retention_days) lets go. The purge is one statement:
+# delete, count per tenant, and file one `audit.purge` row per tenant that lost rows (that
+# row is new, so this purge never deletes it). Rows of deleted tenants have no retention
+# and are kept.
+_WOULD_PURGE = """
+SELECT t.slug AS tenant, t.data_retention_days AS retention_days, count(a.id) AS would_purge
+FROM tenants t
+LEFT JOIN audit_logs a
+  ON a.tenant_id = t.id AND a.created_at < now() - make_interval(days => t.data_retention_days)
+GROUP BY t.id
+ORDER BY t.slug
+"""
+_PURGE = """
+WITH purged AS (
+    DELETE FROM audit_logs a USING tenants t
+    WHERE a.tenant_id = t.id
+      AND a.created_at < now() - make_interval(days => t.data_retention_days)
+    RETURNING a.tenant_id
+), counts AS (
+    SELECT t.id AS tenant_id, t.slug AS tenant, t.data_retention_days AS retention_days,
+           coalesce(p.n, 0) AS purged
+    FROM tenants t
+    LEFT JOIN (SELECT tenant_id, count(*) AS n FROM purged GROUP BY tenant_id) p
+      ON p.tenant_id = t.id
+), recorded AS (
+    INSERT INTO audit_logs (tenant_id, action, resource_type, resource_id, metadata)
+    SELECT tenant_id, 'audit.purge', 'tenant', tenant_id::text,
+           jsonb_build_object('purged', purged, 'retention_days', retention_days,
+                              'older_than', now() - make_interval(days => retention_days))
+    FROM counts
+    WHERE purged > 0
+    ORDER BY counts.tenant_id
+)
+SELECT tenant, retention_days, purged FROM counts ORDER BY tenant
+"""
+
+
+def purge(conn: Connection, *, dry_run: bool) -> list[dict[str, Any]]:
+    """Delete (or, with ``dry_run``, count) each tenant's audit rows older than its retention.
+    Owner only: the app role has no DELETE on audit_logs."""
+    return conn.execute(_WOULD_PURGE if dry_run else _PURGE).fetchall()

@@ -51,3 +51,12 @@ def get(conn: Connection, ref: str) -> dict[str, Any]:
 def id_of(conn: Connection, ref: str | None) -> int | None:
     """The id of an optional ``--org`` option (None when not given)."""
     return int(get(conn, ref)["id"]) if ref else None
+
+
+def own_or(conn: Connection, ref: str | None) -> int:
+    """The organization ``--org`` names, or else the acting user's own."""
+    if ref:
+        return int(get(conn, ref)["id"])
+    row = conn.execute("SELECT current_organization_id() AS id").fetchone()
+    assert row is not None and row["id"] is not None, "called with an acting user"
+    return int(row["id"])

@@ -1,0 +1,139 @@
+"""`migrationpilot audit ...`: who changed what, and the retention purge."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any
+
+import typer
+
+from migrationpilot_cli import validation
+from migrationpilot_cli.db.connect import transaction
+from migrationpilot_cli.errors import BadInput
+from migrationpilot_cli.output import FormatOption, QuietOption, render
+from migrationpilot_cli.queries import audit
+
+app = typer.Typer(
+    help="The audit log: every change, who made it, and its old and new values.",
+    no_args_is_help=True,
+)
+
+_AGO = re.compile(r"^(\d{1,5})([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_ACTION = re.compile(r"^[a-z_]+\.([a-z_]+|\*)$")
+_RESOURCE_TYPE = re.compile(r"^[a-z_]+$")
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Only rows this recent: 30m, 24h, 7d, 2w, or an ISO date or time"
+            " (2026-01-31, 2026-01-31T09:00+01:00; UTC when no offset is given).",
+            show_default=False,
+        ),
+    ] = None,
+    action: Annotated[
+        str | None,
+        typer.Option(
+            "--action", help="One action (rule.approve) or a noun's (rule.*).", show_default=False
+        ),
+    ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option("--user", metavar="EMAIL", help="Only this actor's.", show_default=False),
+    ] = None,
+    resource_type: Annotated[
+        str | None,
+        typer.Option(
+            "--resource-type", help="rule, project, routing_rule, user, ...", show_default=False
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many rows.")] = 100,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Audit rows, newest first (with --as: your organization's only). The old and new values
+    are in the metadata column of --format json, jsonl, csv and tsv.
+
+    Example: `migrationpilot audit list --since 7d --action rule.approve --user ana@acme.test`.
+    """
+    filters = {
+        **_since(since),
+        **_action(action),
+        "user": validation.email(user) if user is not None else None,
+        "resource_type": _resource_type(resource_type),
+        "limit": limit,
+    }
+    with transaction(ctx.obj) as conn:
+        rows = audit.list_recent(conn, filters)
+    render(
+        rows,
+        audit.COLUMNS,
+        fmt=fmt,
+        quiet=quiet,
+        table_columns=audit.TABLE_COLUMNS,
+        title="Audit log",
+    )
+
+
+def _since(value: str | None) -> dict[str, Any]:
+    """``--since`` as either a moment (``since``) or a span before now (``ago``)."""
+    if value is None:
+        return {"since": None, "ago": None}
+    ago = _AGO.match(value.strip())
+    if ago:
+        return {"since": None, "ago": dt.timedelta(**{_UNITS[ago[2]]: int(ago[1])})}
+    try:
+        moment = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise BadInput(
+            f"--since {value!r}: use 30m, 24h, 7d, 2w, or an ISO date such as 2026-01-31"
+        ) from None
+    return {"since": moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC), "ago": None}
+
+
+def _action(value: str | None) -> dict[str, str | None]:
+    """``--action`` as an exact action or, for ``noun.*``, a prefix."""
+    if value is None:
+        return {"action": None, "prefix": None}
+    if not _ACTION.match(value):
+        raise BadInput(f"--action {value!r}: use noun.verb (rule.approve) or noun.* (rule.*)")
+    if value.endswith(".*"):
+        return {"action": None, "prefix": value[:-1]}
+    return {"action": value, "prefix": None}
+
+
+def _resource_type(value: str | None) -> str | None:
+    if value is not None and not _RESOURCE_TYPE.match(value):
+        raise BadInput(f"--resource-type {value!r}: use a lower-case name such as rule or project")
+    return value
+
+
+@app.command()
+def purge(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would go; delete nothing.")
+    ] = False,
+    fmt: FormatOption = None,
+) -> None:
+    """Delete audit rows older than their tenant's retention (operator only), in one
+    transaction; reports, per tenant, how many rows went, and audits the purge itself.
+
+    Example: `migrationpilot audit purge --dry-run`, then `migrationpilot audit purge`."""
+    validation.require_operator(ctx.obj, "audit purge")
+    with transaction(ctx.obj) as conn:
+        rows = audit.purge(conn, dry_run=dry_run)
+    counted = "would_purge" if dry_run else "purged"
+    render(
+        rows,
+        ("tenant", "retention_days", counted),
+        fmt=fmt,
+        id_column="tenant",
+        title="Audit purge (dry run)" if dry_run else "Audit purge",
+    )
