@@ -25,6 +25,7 @@ SOURCE = "       IDENTIFICATION DIVISION.\n       PROGRAM-ID. LOANCALC.\n       
 READ_ONLY = {
     *(f"db {verb}" for verb in ("migrate", "status", "verify", "new", "wait", "start", "stop")),
     "db info",
+    *(f"config {verb}" for verb in ("show", "path", "profiles")),
     "tenants list",
     "tenants show",
     "orgs list",
@@ -536,10 +537,3 @@ def test_purge_is_an_operator_command(aged: Any, conn: psycopg.Connection[Any]) 
         assert (result.exit_code, result.stdout) == (1, "")
         assert result.stderr == "error: `audit purge` is an operator command: run it without --as\n"
     assert rows(conn, "SELECT * FROM audit_logs ORDER BY id") == before
-
-
-@pytest.mark.parametrize("command", ["list", "purge"])
-def test_audit_commands_have_help_with_an_example(mp: Any, command: str) -> None:
-    result = mp("audit", command, "--help")
-    assert result.exit_code == 0
-    assert f"Example: migrationpilot audit {command}" in " ".join(result.stdout.split())

@@ -11,7 +11,15 @@ import typer
 from migrationpilot_cli import validation
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
-from migrationpilot_cli.output import FormatOption, QuietOption, render
+from migrationpilot_cli.options import examples
+from migrationpilot_cli.output import (
+    FieldsOption,
+    FormatOption,
+    HeaderOption,
+    QuietOption,
+    listing,
+    render,
+)
 from migrationpilot_cli.queries import audit
 
 app = typer.Typer(
@@ -25,7 +33,14 @@ _ACTION = re.compile(r"^[a-z_]+\.([a-z_]+|\*)$")
 _RESOURCE_TYPE = re.compile(r"^[a-z_]+$")
 
 
-@app.command("list")
+@app.command(
+    "list",
+    epilog=examples(
+        "migrationpilot audit list --since 7d --action rule.approve --user ana@acme.test",
+        "migrationpilot audit list --action 'routing.*' --format jsonl",
+    ),
+)
+@listing(audit.COLUMNS)
 def list_(
     ctx: typer.Context,
     since: Annotated[
@@ -35,33 +50,49 @@ def list_(
             help="Only rows this recent: 30m, 24h, 7d, 2w, or an ISO date or time"
             " (2026-01-31, 2026-01-31T09:00+01:00; UTC when no offset is given).",
             show_default=False,
+            rich_help_panel="Filters",
         ),
     ] = None,
     action: Annotated[
         str | None,
         typer.Option(
-            "--action", help="One action (rule.approve) or a noun's (rule.*).", show_default=False
+            "--action",
+            help="One action (rule.approve) or a noun's (rule.*).",
+            show_default=False,
+            rich_help_panel="Filters",
         ),
     ] = None,
     user: Annotated[
         str | None,
-        typer.Option("--user", metavar="EMAIL", help="Only this actor's.", show_default=False),
+        typer.Option(
+            "--user",
+            metavar="EMAIL",
+            help="Only this actor's.",
+            show_default=False,
+            rich_help_panel="Filters",
+        ),
     ] = None,
     resource_type: Annotated[
         str | None,
         typer.Option(
-            "--resource-type", help="rule, project, routing_rule, user, ...", show_default=False
+            "--resource-type",
+            help="rule, project, routing_rule, user, ...",
+            show_default=False,
+            rich_help_panel="Filters",
         ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many rows.")] = 100,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", min=1, help="At most this many rows.", rich_help_panel="Filters"),
+    ] = 100,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
 ) -> None:
-    """Audit rows, newest first (with --as: your organization's only). The old and new values
-    are in the metadata column of --format json, jsonl, csv and tsv.
+    """Audit rows, newest first (with --as: your organization's only).
 
-    Example: `migrationpilot audit list --since 7d --action rule.approve --user ana@acme.test`.
-    """
+    The old and new values are in the metadata column of --format json, jsonl, csv and tsv."""
     filters = {
         **_since(since),
         **_action(action),
@@ -76,6 +107,8 @@ def list_(
         audit.COLUMNS,
         fmt=fmt,
         quiet=quiet,
+        fields=fields,
+        header=header,
         table_columns=audit.TABLE_COLUMNS,
         title="Audit log",
     )
@@ -114,7 +147,7 @@ def _resource_type(value: str | None) -> str | None:
     return value
 
 
-@app.command()
+@app.command(epilog=examples("migrationpilot audit purge --dry-run", "migrationpilot audit purge"))
 def purge(
     ctx: typer.Context,
     dry_run: Annotated[
@@ -122,10 +155,9 @@ def purge(
     ] = False,
     fmt: FormatOption = None,
 ) -> None:
-    """Delete audit rows older than their tenant's retention (operator only), in one
-    transaction; reports, per tenant, how many rows went, and audits the purge itself.
+    """Delete audit rows older than their tenant's retention (operator only).
 
-    Example: `migrationpilot audit purge --dry-run`, then `migrationpilot audit purge`."""
+    One transaction; reports, per tenant, how many rows went, and audits the purge itself."""
     validation.require_operator(ctx.obj, "audit purge")
     with transaction(ctx.obj) as conn:
         rows = audit.purge(conn, dry_run=dry_run)
