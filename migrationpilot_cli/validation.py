@@ -47,14 +47,14 @@ def ids(arguments: Sequence[str]) -> list[int]:
 
     On stdin, blank lines and ``#`` comments are skipped and only the first tab-separated
     field counts, so both ``... -q |`` and plain tsv listings pipe straight in. The order is
-    kept and repeats are dropped."""
+    kept and repeats are dropped. An empty stdin is an empty batch, not an error, so that a
+    nightly ``rules list ... -q | review approve -`` that matches nothing succeeds (like
+    ``xargs -r``)."""
     found: dict[int, None] = {}
     for where, value in _id_values(arguments):
         if not value.isdigit() or len(value) > 18:
             raise BadInput(f"{where}: {value!r} is not an id")
         found.setdefault(int(value))
-    if not found:
-        raise BadInput("no ids given: pass ids, or - to read them from stdin")
     return list(found)
 
 

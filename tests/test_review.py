@@ -210,6 +210,18 @@ def test_a_bad_id_on_stdin_names_its_line_and_writes_nothing(
     assert state(conn) == before
 
 
+def test_an_empty_pipe_is_an_empty_batch_but_no_ids_at_all_is_a_usage_error(
+    acme: Any, three: list[int], conn: psycopg.Connection[Any]
+) -> None:
+    before = state(conn)
+    piped = review(acme, "approve", "-", "-q", input="# nothing matched\n\n")
+    assert (piped.exit_code, piped.stdout, piped.stderr) == (0, "", "")
+    bare = review(acme, "approve")
+    assert bare.exit_code == 2
+    assert "Missing argument" in bare.stderr
+    assert state(conn) == before
+
+
 def test_an_unknown_id_fails_the_whole_batch(
     acme: Any, three: list[int], conn: psycopg.Connection[Any]
 ) -> None:

@@ -155,6 +155,9 @@ def _review(
         raise BadInput("reviews need an acting user: pass --as EMAIL")
     note = None if comment is None else validation.text(comment, "--comment")
     rule_ids = validation.ids(arguments)
+    if not rule_ids:
+        notice("no ids on stdin: nothing to review")
+        return
     if expect_version is not None and len(rule_ids) != 1:
         raise BadInput(f"--expect-version takes a single id, not {len(rule_ids)}")
     with transaction(settings) as conn:
