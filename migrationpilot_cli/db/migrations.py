@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 HISTORY_TABLE = "migrationpilot_schema_history"
 # pg_advisory_lock key: the bytes of "mpilot-m" read as a bigint, unlikely to collide.
 LOCK_KEY = int.from_bytes(b"mpilot-m", "big")
+_LOCK_POLL_SECONDS = 0.05
 _HISTORY = sql.Identifier(HISTORY_TABLE)
 FILE_NAME = re.compile(r"^V(?P<version>[0-9]+)__(?P<slug>[A-Za-z0-9_]+)\.sql$")
 NO_TRANSACTION = re.compile(r"^--\s*migrationpilot:\s*no-transaction\s*$", re.IGNORECASE)
@@ -253,8 +254,17 @@ def pending(
 
 @contextmanager
 def migration_lock(conn: psycopg.Connection[Any]) -> Iterator[None]:
-    """Hold the advisory lock for the whole run; concurrent runs queue here."""
-    conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+    """Hold the advisory lock for the whole run; concurrent runs queue here.
+
+    A waiter polls ``pg_try_advisory_lock`` rather than blocking in ``pg_advisory_lock``: a
+    blocked statement keeps its snapshot, and ``CREATE INDEX CONCURRENTLY`` in the holder's
+    no-transaction file waits for every older snapshot, so the two would deadlock."""
+    from psycopg.rows import tuple_row
+
+    with conn.cursor(row_factory=tuple_row) as cursor:
+        taken = "SELECT pg_try_advisory_lock(%s)"
+        while cursor.execute(taken, (LOCK_KEY,)).fetchone() != (True,):
+            time.sleep(_LOCK_POLL_SECONDS)
     try:
         yield
     finally:
