@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from migrationpilot_cli.errors import BadInput
+
 # libpq reads these itself; when any is set we let libpq resolve the connection.
 LIBPQ_ENVIRONMENT = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
 
@@ -58,10 +60,25 @@ def build_settings(
     database_url: str | None, acting_user: str | None, debug: bool = False
 ) -> Settings:
     url, source = resolve_database_url(database_url)
-    user = acting_user or os.environ.get("MIGRATIONPILOT_USER") or None
     return Settings(
         database_url=url,
         database_url_source=source,
-        acting_user=user.strip().lower() if user else None,
+        acting_user=_acting_user(acting_user),
         debug=debug,
     )
+
+
+def _acting_user(flag_value: str | None) -> str | None:
+    """The acting user's email, lower-cased; None for operator mode.
+
+    An empty value is refused, never read as "no user": `--as "$REVIEWER"` with the variable
+    unset would otherwise run as the operator, past every row-level-security policy."""
+    given = (("--as", flag_value), ("MIGRATIONPILOT_USER", os.environ.get("MIGRATIONPILOT_USER")))
+    for where, value in given:
+        if value is not None and not value.strip():
+            raise BadInput(
+                f"{where} is empty: give a user's email, or leave it out for operator mode"
+            )
+        if value is not None:
+            return value.strip().lower()
+    return None
