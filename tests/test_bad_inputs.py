@@ -55,6 +55,7 @@ FILES: dict[str, str | bytes] = {
     "case-inputs-array.json": json.dumps(
         [{"rule_id": 1, "name": "x", "inputs": [], "expected": 1}]
     ),
+    "nul.jsonl": _jsonl({**RULE, "logic": "a\u0000b"}),
     "keys.tsv": "/api/loans/1/interest\tuser-1\nno-slash\tuser-2\n",
 }
 
@@ -75,6 +76,8 @@ CATALOGUE: list[tuple[str, list[str], int, str]] = [
     ("file language", ["files", "list", "-p", "{p}", "--language", "klingon"], 2,
      "--language 'klingon': expected one of"),
     ("rule sort key", ["rules", "list", "--sort", "bogus"], 2, "--sort 'bogus': expected one of"),
+    ("missing enum option", ["projects", "create", "X", "--target", "java", "--org",
+                             "acme-lending"], 2, "Missing option '--source'. Choose from: cobol,"),
     # out-of-range numbers
     ("min confidence 1.5", ["rules", "list", "--min-confidence", "1.5"], 2,
      "--min-confidence 1.5: expected a number between 0 and 1"),
@@ -116,6 +119,8 @@ CATALOGUE: list[tuple[str, list[str], int, str]] = [
     ("array element not an object", ["rules", "import", "{dir}/scalar.json", "-p", "{p}"], 2,
      "scalar.json [1]: expected a JSON object, got a number"),
     ("NaN", ["rules", "import", "{dir}/nan.jsonl", "-p", "{p}"], 2, "NaN is not a JSON value"),
+    ("NUL character in a record", ["rules", "import", "{dir}/nul.jsonl", "-p", "{p}"], 2,
+     "nul.jsonl line 1: a string holds \\u0000, which PostgreSQL cannot store"),
     ("no records", ["rules", "import", "{dir}/empty.jsonl", "-p", "{p}"], 2, "no rules found"),
     ("case rule_id as text", ["tests", "import", "{dir}/case-rule-text.jsonl", "-p", "{p}"], 2,
      "rule_id must be a rule's id"),
