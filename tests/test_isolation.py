@@ -684,3 +684,33 @@ def test_an_unknown_or_empty_acting_user_is_refused_before_anything_runs(
     assert (result.exit_code, result.stdout) == (code, "")
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
     assert after == before
+
+
+def test_a_tenant_limit_error_reveals_the_tenants_total_use(owner: Conn, world: World) -> None:
+    """Declared: limits are per tenant, so a refusal counts the rows of every organization of
+    the tenant, including those the acting user cannot see (docs/schema.md, V0010)."""
+    with owner.transaction(force_rollback=True):
+        owner.execute("UPDATE tenants SET max_projects = 1 WHERE id = %s", (world.a.tenant,))
+        sibling = _scalar(
+            owner,
+            "INSERT INTO organizations (tenant_id, name, slug) VALUES (%s, 'Sibling', 'sibling')"
+            " RETURNING id",
+            (world.a.tenant,),
+        )
+        user = _scalar(
+            owner,
+            "INSERT INTO users (email, name, organization_id, role)"
+            " VALUES ('s@sibling.example', 'S', %s, 'admin') RETURNING id",
+            (sibling,),
+        )
+        statement = sql.SQL(
+            "INSERT INTO projects (name, organization_id, source_language, target_language)"
+            " VALUES ('mine', %s, 'cobol', 'java')"
+        )
+        outcome = as_app(owner, str(user), statement, (sibling,))
+        visible = as_app(owner, str(user), sql.SQL("SELECT count(*) FROM projects"), ())
+    assert visible.count == (0,)
+    assert isinstance(outcome.error, errors.CheckViolation)
+    assert outcome.error.diag.message_primary == (
+        "tenant t-a: project limit reached (max_projects 1, 1 in use, creating 1 more)"
+    )
