@@ -89,6 +89,11 @@ def seeded(server: Server, template_database: str) -> Iterator[tuple[str, World]
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             world = seed(conn)
+            conn.execute(
+                "INSERT INTO users (email, name, organization_id, role)"
+                " VALUES ('colleague@a.example', 'Colleague', %s, 'viewer')",
+                (world.a.org,),
+            )
         yield url, world
     finally:
         server.drop_database(name)
@@ -116,11 +121,14 @@ def _scalar(conn: Conn, query: str | sql.Composable, params: Any = None) -> Any:
     return row[0]
 
 
-def _first_row(conn: Conn, table: str, org: Org) -> dict[str, Any]:
-    """The seed's first row of ``org`` in ``table``, as a JSON object (read as the owner)."""
+def _first_row(conn: Conn, table: str, org: Org, *, last: bool = False) -> dict[str, Any]:
+    """The seed's first (or last) row of ``org`` in ``table``, as a JSON object (read as the
+    owner)."""
     column, value = owner_key(table, org)
-    query = sql.SQL("SELECT to_jsonb(t) FROM {} AS t WHERE {} = %s ORDER BY t.id LIMIT 1")
-    row = _scalar(conn, query.format(sql.Identifier(table), sql.Identifier(column)), (value,))
+    query = sql.SQL("SELECT to_jsonb(t) FROM {} AS t WHERE {} = %s ORDER BY t.id {} LIMIT 1")
+    order = sql.SQL("DESC" if last else "ASC")
+    query = query.format(sql.Identifier(table), sql.Identifier(column), order)
+    row = _scalar(conn, query, (value,))
     assert row is not None, f"the seed has no row of {table} for {org}"
     return dict(row)
 
@@ -170,7 +178,8 @@ def statement_for(
     """The SQL of ``action`` aimed at organization A's rows of ``table``."""
     target = sql.Identifier(table)
     column, value = owner_key(table, world.a)
-    row_id = _first_row(conn, table, world.a)["id"]
+    # The last row: for users, a colleague rather than the acting admin.
+    row_id = _first_row(conn, table, world.a, last=True)["id"]
     if action == "select":
         query = sql.SQL(
             "SELECT count(*) FILTER (WHERE {c} = %s), count(*) FILTER (WHERE {c} <> %s) FROM {t}"
