@@ -915,7 +915,7 @@ How to read it:
   every option value (`python -X importtime`); `--help` shows the same cost against a
   minimal Typer app. Our own modules are imported only for the command that runs.
 * **RLS cost**: `--as` adds the user lookup and `SET LOCAL ROLE`; the queue then reads the
-  organization's pending index in order (V0020), like the operator's reads the global one.
+  organization's pending index in order (V0016), like the operator's reads the global one.
 * **rules import**: the bare `\\copy` writes rows into a table without keys, indexes or
   triggers. Each rule we import is validated, staged, matched against the project's rules,
   inserted with nine indexes, and versioned by the database's trigger (a JSON snapshot into

@@ -120,7 +120,9 @@ def describe(error: BaseException) -> tuple[str, int]:
         # A usage error from (Typer's vendored) Click: it knows its message and exit code.
         context = getattr(error, "ctx", None)
         command = context.command_path if context is not None else "migrationpilot"
-        return f"{error.format_message()} (see `{command} --help`)", int(error.exit_code)
+        # One line: Click lists an enum's choices one per line.
+        message = re.sub(r"\s*\n\s*", " ", error.format_message().strip())
+        return f"{message} (see `{command} --help`)", int(error.exit_code)
     if type(error).__module__.startswith("psycopg"):
         return _describe_database_error(error)
     return f"internal error: {type(error).__name__}: {error} (rerun with --debug)", 1

@@ -6,7 +6,8 @@ a location, ``cases.jsonl line 37`` (JSON Lines) or ``cases.json [12]`` (an arra
 
 * A text whose first non-blank character is ``[`` is one JSON array; anything else is JSON
   Lines (one object a line, blank lines skipped). A leading UTF-8 byte-order mark is ignored.
-* Every record must be an object. Malformed JSON is reported with its line.
+* Every record must be an object. Malformed JSON is reported with its line, and so is a
+  ``\u0000`` in any string (PostgreSQL stores no NUL character).
 * Numbers with a fraction or exponent become ``Decimal``, so ``0.955`` or ``1234.5678901234``
   survive exactly; ``dumps`` writes them back unchanged. ``NaN`` and ``Infinity`` are refused
   (they are not JSON and PostgreSQL's jsonb rejects them).
@@ -140,7 +141,21 @@ def _malformed(source_name: str, text: str, position: int, message: str) -> BadI
 def _object(value: Any, location: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadInput(f"{location}: expected a JSON object, got {_json_type(value)}")
+    if _holds_nul(value):
+        raise BadInput(f"{location}: a string holds \\u0000, which PostgreSQL cannot store")
     return value
+
+
+def _holds_nul(value: Any) -> bool:
+    """A NUL character anywhere in the record, keys included: neither text nor jsonb can hold
+    one, and the database's own error would not say which record it was."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def _json_type(value: Any) -> str:

@@ -140,12 +140,21 @@ class Settings:
         return Setting(None, EMBEDDED)
 
     def _acting_user(self, profile: Profile | None) -> Setting:
+        """--as > MIGRATIONPILOT_USER > the profile > operator mode.
+
+        An empty value is refused, never read as "no user": `--as "$REVIEWER"` with the
+        variable unset would otherwise run as the operator, past every row-level-security
+        policy."""
         for value, source in (
             (self.acting_user_flag, "--as"),
             (os.environ.get("MIGRATIONPILOT_USER"), "MIGRATIONPILOT_USER"),
             (profile.user if profile else None, profile.source if profile else ""),
         ):
-            if value and value.strip():
+            if value is not None and not value.strip():
+                raise BadInput(
+                    f"{source} is empty: give a user's email, or leave it out for operator mode"
+                )
+            if value is not None:
                 return Setting(value.strip().lower(), source)
         return Setting(None, "default: operator mode")
 

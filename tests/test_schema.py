@@ -923,7 +923,7 @@ USER = "INSERT INTO users (email, name, organization_id) VALUES (%s, 'Probe', %s
         ),
         pytest.param(
             errors.UniqueViolation,
-            "source_files_project_id_path_key",
+            "source_files_organization_id_project_id_path_key",
             "source_files",
             SOURCE,
             lambda o: (o.a.org, o.a.project, "src/MAIN.cbl", SHA),

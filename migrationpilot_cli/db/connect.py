@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from migrationpilot_cli.errors import DatabaseUnreachable, NotFound
+from migrationpilot_cli.errors import BadInput, DatabaseUnreachable, NotFound
 
 if TYPE_CHECKING:
     import psycopg
@@ -26,13 +26,29 @@ _KEYWORD_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<secret>[^&#]*)")
 
 
+_PASSWORDS = (_URL_PASSWORD, _KEYWORD_PASSWORD, _QUERY_PASSWORD)
+
+
 def mask_password(conninfo: str) -> str:
     """The connection string with any password replaced by ``***``, for every message."""
-    for pattern in (_URL_PASSWORD, _KEYWORD_PASSWORD, _QUERY_PASSWORD):
+    for pattern in _PASSWORDS:
         conninfo = pattern.sub(
             lambda m: m.group("head") + ("***" if m.group("secret") else ""), conninfo
         )
     return conninfo
+
+
+def mask_secrets(message: str, conninfo: str) -> str:
+    """``message`` with any password of ``conninfo`` masked, wherever it appears: libpq
+    quotes a token it cannot parse (``invalid percent-encoded token: "p%ZZw"``), and that
+    token may be the password itself, as typed or percent-decoded."""
+    from urllib.parse import unquote
+
+    typed = [m.group("secret") for p in _PASSWORDS for m in p.finditer(conninfo)]
+    secrets = {form for secret in typed for form in (secret, secret.strip("'"), unquote(secret))}
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        message = message.replace(secret, "***")
+    return mask_password(message)
 
 
 def resolve_conninfo(settings: Settings) -> str:
@@ -72,6 +88,12 @@ def connect(
                 # An attempt never outlasts the wait by much (libpq's minimum is 2 s).
                 connect_timeout=int(min(10, max(2, deadline - time.monotonic()))),
             )
+        except psycopg.ProgrammingError as error:
+            # libpq could not parse it. `from None`: the original message may quote the
+            # password, and --debug would print it in the chained traceback.
+            reason = mask_secrets(str(error).strip(), conninfo)
+            source = settings.database_url_source
+            raise BadInput(f"{source}: not a valid connection string: {reason}") from None
         except psycopg.OperationalError as error:
             if time.monotonic() >= deadline:
                 raise unreachable(settings, conninfo, error, waiting) from error
@@ -81,7 +103,9 @@ def connect(
 def unreachable(
     settings: Settings, conninfo: str, error: Exception, waited: float = 0
 ) -> DatabaseUnreachable:
-    reason = mask_password(str(error).strip().splitlines()[0] if str(error).strip() else "")
+    reason = mask_secrets(
+        str(error).strip().splitlines()[0] if str(error).strip() else "", conninfo
+    )
     hint = (
         "start the embedded server with `migrationpilot db start`"
         if settings.uses_embedded_server

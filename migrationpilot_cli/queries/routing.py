@@ -34,7 +34,7 @@ CHANGEABLE = {
     "enabled": "enabled",
 }
 
-_NAME_KEY = "routing_rules_project_id_name_key"
+_NAME_KEY = "routing_rules_organization_id_project_id_name_key"
 
 _SELECT = """
 SELECT r.id, r.project_id, p.name AS project, r.organization_id, r.name,

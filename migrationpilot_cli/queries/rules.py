@@ -275,7 +275,7 @@ def _check_sources(conn: Connection, project: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------
 # Each filter is off when its parameter is NULL. PostgreSQL plans these unnamed statements
 # with the actual values, so the switched-off tests fold away and each common shape has an
-# index in its order (V0020): a project's rules by status and confidence, an organization's
+# index in its order (V0016): a project's rules by status and confidence, an organization's
 # or everyone's pending queue by confidence. The project's name is a sub-select, run for the
 # rows returned only: under row-level security a join to projects would apply the
 # organization filter twice in the planner's estimate, which then believes fewer rows match

@@ -1,5 +1,5 @@
 -- migrationpilot: no-transaction
--- V0020: an index path for every listing at scale (issue 7; docs/benchmarks.md shows the
+-- V0016: an index path for every listing at scale (issue 7; docs/benchmarks.md shows the
 -- plans at a million rules).
 --
 -- Outside a transaction, with CONCURRENTLY, so that a live database keeps taking writes
