@@ -618,10 +618,11 @@ WITH changed AS (
     WHERE r.id IN (SELECT id FROM ids) AND r.review_status <> 'approved'
     RETURNING r.organization_id, r.id, r.version
 )
-INSERT INTO audit_logs (tenant_id, organization_id, user_id, action, resource_type,
-                        resource_id, metadata)
-SELECT o.tenant_id, c.organization_id, (SELECT current_user_id()), 'rule.approve', 'rule',
-       c.id::text, jsonb_build_object('version', c.version)
+INSERT INTO audit_logs (tenant_id, organization_id, user_id, actor_email, action,
+                        resource_type, resource_id, metadata)
+SELECT o.tenant_id, c.organization_id, (SELECT current_user_id()),
+       (SELECT current_user_email()), 'rule.approve', 'rule', c.id::text,
+       jsonb_build_object('version', c.version)
 FROM changed c JOIN organizations o ON o.id = c.organization_id;
 COMMIT;
 """
