@@ -1042,6 +1042,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=SCALES, default=os.environ.get("SCALE", "small"))
     parser.add_argument("--runs", type=int, default=None, help="Rounds per case.")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="CASE",
+        help="Measure only the cases whose name contains CASE (repeatable); for quick "
+        "iterations: prints the table, writes no report.",
+    )
     options = parser.parse_args()
     scale = options.scale
     runs = options.runs or WRITES[scale]["runs"]
@@ -1059,6 +1066,8 @@ def main() -> int:
             *write_cases(url, psql, work, target, scale),
             *migrate_cases(url, psql),
         ]
+        if options.only:
+            cases = [c for c in cases if any(part in c.name for part in options.only)]
         for one in cases:
             started = time.perf_counter()
             one.measure(runs)
@@ -1068,6 +1077,8 @@ def main() -> int:
         results = [row for one in cases for row in one.results()]
         server = data["postgresql"]
     print_table(results, plans)
+    if options.only:
+        return 0
     run = {
         "scale": scale,
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
