@@ -7,10 +7,12 @@ found). Tracebacks only with ``--debug``.
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib
 import re
 import sys
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Annotated, Any
 
 import typer
@@ -43,36 +45,62 @@ SUB_APPS = {
 }
 
 
-class _SubApps(MutableMapping[str, Any]):
-    """The root group's commands: every name of SUB_APPS is listed, each built on first
-    lookup, the way `app.add_typer` would have built it (same help panel, same markup)."""
+class _LazyCommands(MutableMapping[str, Any]):
+    """A group's commands, each built on first lookup by its builder: running one command
+    builds only the groups and the command on its path, since Typer's building of a command
+    (reading its signature into Click parameters) costs more than running a listing's query.
+    Iterating (for `--help`) builds them all."""
 
-    def __init__(self, built: MutableMapping[str, Any]) -> None:
+    def __init__(
+        self, builders: Mapping[str, Callable[[], Any]], built: MutableMapping[str, Any]
+    ) -> None:
+        self._builders = dict(builders)
         self._built = built
 
     def __getitem__(self, name: str) -> Any:
         if name not in self._built:
-            module_name, panel = SUB_APPS[name]  # KeyError for an unknown name, like a dict
-            module = importlib.import_module(f"migrationpilot_cli.commands.{module_name}")
-            self._built[name] = typer.main.get_group_from_info(
-                typer.models.TyperInfo(module.app, name=name, rich_help_panel=panel),
-                pretty_exceptions_short=app.pretty_exceptions_short,
-                rich_markup_mode=app.rich_markup_mode,
-                suggest_commands=app.suggest_commands,
-            )
+            self._built[name] = self._builders[name]()  # KeyError for an unknown name
         return self._built[name]
 
     def __setitem__(self, name: str, command: Any) -> None:
         self._built[name] = command
 
     def __delitem__(self, name: str) -> None:
+        self._builders.pop(name, None)
         del self._built[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter({**dict.fromkeys(SUB_APPS), **dict.fromkeys(self._built)})
+        return iter({**dict.fromkeys(self._builders), **dict.fromkeys(self._built)})
 
     def __len__(self) -> int:
-        return len(SUB_APPS.keys() | self._built.keys())
+        return len(self._builders.keys() | self._built.keys())
+
+
+def _build_sub_app(name: str) -> TyperGroup:
+    """The group of SUB_APPS[name], the way `app.add_typer` would have built it (same help
+    panel, same markup), with its commands built lazily."""
+    module_name, panel = SUB_APPS[name]
+    sub_app = importlib.import_module(f"migrationpilot_cli.commands.{module_name}").app
+    shell = copy.copy(sub_app)
+    shell.registered_commands = []  # the group without its commands: they come lazily
+    group = typer.main.get_group_from_info(
+        typer.models.TyperInfo(shell, name=name, rich_help_panel=panel),
+        pretty_exceptions_short=app.pretty_exceptions_short,
+        rich_markup_mode=app.rich_markup_mode,
+        suggest_commands=app.suggest_commands,
+    )
+    builders = {
+        info.name or typer.main.get_command_name(info.callback.__name__): functools.partial(
+            typer.main.get_command_from_info,
+            info,
+            pretty_exceptions_short=app.pretty_exceptions_short,
+            rich_markup_mode=app.rich_markup_mode,
+        )
+        for info in sub_app.registered_commands
+        if info.callback is not None
+    }
+    group.commands = _LazyCommands(builders, group.commands)
+    return group
 
 
 class MigrationPilotGroup(TyperGroup):
@@ -81,7 +109,8 @@ class MigrationPilotGroup(TyperGroup):
 
     def __init__(self, **attributes: Any) -> None:
         super().__init__(**attributes)
-        self.commands = _SubApps(self.commands)
+        builders = {name: functools.partial(_build_sub_app, name) for name in SUB_APPS}
+        self.commands = _LazyCommands(builders, self.commands)
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands)  # the names, without building every sub-app

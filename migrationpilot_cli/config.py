@@ -96,16 +96,18 @@ def config_path() -> tuple[Path, str]:
 
 def load(path: Path) -> ConfigFile:
     """Read and validate the whole file; a missing file holds no profiles."""
-    import tomllib  # only when a setting is needed: `--help` never pays for it
-
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return ConfigFile(path, exists=False)
-    except tomllib.TOMLDecodeError as error:
-        raise BadInput(f"{path}: not valid TOML: {error}") from error
     except (OSError, UnicodeDecodeError) as error:
         raise BadInput(f"{path}: cannot read it: {error}") from error
+    import tomllib  # only for a file that exists: every command reads the settings
+
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise BadInput(f"{path}: not valid TOML: {error}") from error
     return _parse(path, document)
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from migrationpilot_cli import jsonrecords, rulefiles, validation
+from migrationpilot_cli import validation
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput, NotFound
 from migrationpilot_cli.options import OrgOption, ProjectFilterOption, ProjectOption, examples
@@ -71,6 +71,8 @@ def import_(
     Fields: name, category, confidence (0..1), source_file, source_start_line,
     source_end_line; optional description, logic, formula, source_code (cut from the stored
     file when absent), inputs, outputs (arrays)."""
+    from migrationpilot_cli import jsonrecords, rulefiles  # not paid by the listings
+
     records = rulefiles.validate(jsonrecords.load(source))
     with transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)
@@ -479,6 +481,8 @@ def export(
         rows = rules.export(conn, found["id"])
     with _destination(output, force) as stream, contextlib.redirect_stdout(stream):
         if export_format is ExportFormat.markdown:
+            from migrationpilot_cli import rulefiles
+
             exported_at = dt.datetime.now(dt.UTC)
             sys.stdout.write(rulefiles.review_report(found, rows, exported_at))
             sys.stdout.flush()
