@@ -21,9 +21,10 @@ is refused (exit 2) with one line naming the file and the problem, never half ap
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from migrationpilot_cli.errors import BadInput
 
@@ -39,8 +40,7 @@ PROFILE_KEYS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Profile:
+class Profile(NamedTuple):  # not a dataclass: cheaper to define, see settings.Setting
     name: str
     path: Path
     database_url: str | None = None
@@ -64,12 +64,11 @@ class Profile:
         return f"profile {self.name} in {self.path}"
 
 
-@dataclass(frozen=True)
-class ConfigFile:
+class ConfigFile(NamedTuple):
     path: Path
     exists: bool
     default_profile: str | None = None
-    profiles: dict[str, Profile] = field(default_factory=dict)
+    profiles: Mapping[str, Profile] = MappingProxyType({})
 
     def profile(self, name: str, chosen_by: str) -> Profile:
         if name in self.profiles:
