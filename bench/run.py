@@ -913,9 +913,12 @@ How to read it:
 * **start-up**: `--version` is answered before Typer or any command module is imported.
 * **help**, **pending list**, **dashboard**: the server time of a listing is a millisecond or
   a few (the plans below); the rest is the process. Over the psycopg floor, every command
-  pays for Typer and, at its first option, for pydantic, through which Typer 0.29 converts
-  every option value (`python -X importtime`); `--help` shows the same cost against a
-  minimal Typer app. Our own modules are imported only for the command that runs.
+  pays for importing Typer and for Typer reading the one command's signature into Click
+  parameters (the others are not built); our own modules are imported only for the command
+  that runs (`python -X importtime`). Typer stays below 0.29, which converts every option
+  through pydantic: importing it cost ~160 ms per command. `--help` renders every option's
+  help as Markdown, so it grows with the command's options against a two-option minimal app.
+  The bench compiles our bytecode first, as installing a wheel does.
 * **RLS cost**: `--as` adds the user lookup and `SET LOCAL ROLE`; the queue then reads the
   organization's pending index in order (V0016), like the operator's reads the global one.
 * **rules import**: the bare `\\copy` writes rows into a table without keys, indexes or
