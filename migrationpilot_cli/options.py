@@ -93,5 +93,8 @@ ProjectFilterOption = Annotated[
 def examples(*lines: str) -> str:
     """A command's epilog: copyable command lines in a code block, rendered as such by
     ``--help`` (markdown mode) and in docs/cli.md. Lines starting with ``migrationpilot``
-    are parsed against the app by tests/test_help.py, so an example cannot go stale."""
-    return "**Examples**\n\n```sh\n" + "\n".join(lines) + "\n```"
+    are parsed against the app by tests/test_help.py, so an example cannot go stale.
+
+    The block names no language: highlighting it as ``sh`` made Rich load Pygments' shell
+    lexer and compile its patterns, a tenth of the time of a command's ``--help``."""
+    return "**Examples**\n\n```\n" + "\n".join(lines) + "\n```"

@@ -22,7 +22,7 @@ _REDIRECTIONS = {"<", ">", ">>"}
 
 def example_lines(epilog: str) -> list[str]:
     """The command lines in an epilog's code block, with `\\` continuations joined."""
-    block = re.search(r"```sh\n(.*?)\n```", epilog, re.S)
+    block = re.search(r"```\n(.*?)\n```", epilog, re.S)
     joined = re.sub(r"\\\n\s*", " ", block[1]) if block else ""
     return [line for line in joined.splitlines() if line and not line.startswith("#")]
 
