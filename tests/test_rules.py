@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -595,6 +596,37 @@ def test_ids_pipe_into_review_approve_through_real_processes(
         conn,
         "SELECT name FROM business_rules WHERE review_comments = 'bulk' ORDER BY name",
     ) == [("Monthly interest",), ("Rate floor",)]
+
+
+def test_the_queue_loads_only_what_it_runs(
+    listed: dict[str, int], conn: psycopg.Connection[Any], database_url: str
+) -> None:
+    # The reviewers' queue runs in loops: it must not pay for pydantic (Typer 0.29's option
+    # conversion), for the import modules of its own sub-app, or for a TOML parser without a
+    # config file; and of the rules sub-app, Typer builds the `list` command only.
+    argv = ["--database-url", database_url, "rules", "list", "--pending", "-q"]
+    probe = (
+        "import sys\n"
+        "import typer.main\n"
+        "from migrationpilot_cli import main\n"
+        "built = []\n"
+        "build = typer.main.get_command_from_info\n"
+        "typer.main.get_command_from_info = lambda info, **kw: built.append(info.name) or"
+        " build(info, **kw)\n"
+        f"sys.argv = ['migrationpilot', *{argv!r}]\n"
+        "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
+        "loaded = {'pydantic', 'tomllib', 'migrationpilot_cli.rulefiles',"
+        " 'migrationpilot_cli.jsonrecords'} & sys.modules.keys()\n"
+        "print(sorted(loaded), built, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "[] ['list']"
+    pending = [row[0] for row in conn.execute(
+        "SELECT id FROM business_rules WHERE review_status = 'pending'"
+        " ORDER BY confidence DESC, id"
+    ).fetchall()]  # fmt: skip
+    assert [int(line) for line in result.stdout.split()] == pending != []
 
 
 # ---------------------------------------------------------------------------------------------
