@@ -21,6 +21,7 @@ is refused (exit 2) with one line naming the file and the problem, never half ap
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -87,6 +88,8 @@ def config_path() -> tuple[Path, str]:
     xdg = os.environ.get("XDG_CONFIG_HOME")
     if xdg:  # honoured on every platform, as gh does, not only where platformdirs does
         return Path(xdg).expanduser() / "migrationpilot" / "config.toml", "XDG_CONFIG_HOME"
+    if sys.platform.startswith("linux"):  # platformdirs' answer, without importing it per command
+        return Path.home() / ".config" / "migrationpilot" / "config.toml", "default"
     import platformdirs
 
     directory = platformdirs.user_config_dir("migrationpilot", appauthor=False)

@@ -185,6 +185,20 @@ def test_config_path_follows_xdg_config_home(cli: Any, config_file: Path) -> Non
     assert (result.exit_code, result.stdout) == (0, f"{config_file}\n")
 
 
+def test_without_xdg_the_path_is_the_platforms_default(
+    cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On Linux the path is spelled out rather than asked of platformdirs (a module import
+    # per command): it must stay what platformdirs says.
+    import platformdirs
+
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("MIGRATIONPILOT_CONFIG", raising=False)
+    expected = Path(platformdirs.user_config_dir("migrationpilot", appauthor=False))
+    result = cli("config", "path")
+    assert (result.exit_code, result.stdout) == (0, f"{expected / 'config.toml'}\n")
+
+
 def test_config_profiles_lists_them_with_the_default_marked(cli: Any, config_file: Path) -> None:
     config_file.write_text(PROFILES + '\n[profiles.svc]\nservice = "mp prod"\n')
     listed = json.loads(cli("config", "profiles", "--format", "json").stdout)
