@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from migrationpilot_cli import sourcetree
 from tests.conftest import CONSOLE_SCRIPT, rows
 
 ANA = ("--as", "ana@acme.test")
@@ -206,15 +207,15 @@ def test_unreadable_file_fails_unless_skipped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Permission bits do not stop root (CI runs as root), so the refusal is injected where
-    # the operating system would raise it.
-    read_bytes = Path.read_bytes
+    # the operating system would raise it: the one function through which the tree is read.
+    read_bytes = sourcetree.read_bytes
 
-    def refuse_locked(path: Path) -> bytes:
-        if path.name == "LOANCALC.cbl":
+    def refuse_locked(path: str) -> bytes:
+        if path.endswith("/LOANCALC.cbl"):
             raise PermissionError(13, "Permission denied")
         return read_bytes(path)
 
-    monkeypatch.setattr(Path, "read_bytes", refuse_locked)
+    monkeypatch.setattr(sourcetree, "read_bytes", refuse_locked)
     refused = import_files(acme, tree)
     assert refused.exit_code == 2
     assert refused.stderr == (
