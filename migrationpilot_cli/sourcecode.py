@@ -189,44 +189,9 @@ def decode(data: bytes, encoding: str | None = None) -> tuple[str, str]:
 
 
 # --- count_lines --------------------------------------------------------------------------
-# At a million lines a Python step per line is most of an import's time. The formats whose
-# rules look at one line alone (COBOL, Fortran, JCL) are counted by two regular expressions
-# over the whole text, one for blank lines and one for comments, which run in C; code is
-# what is left. VB and Java carry state from line to line (a continued comment, an open
-# block comment) and keep a flat loop with local counters that calls no function for the
-# common line.
-
-# A line of the text, or the whitespace within one: "\n" is the only line break (see
-# _split_lines), and the regex \s is exactly str.isspace(), which the rules are written in.
-_LINE = r"[^\n]"
-_SPACE = r"[^\S\n]"
-
-
-def _line_patterns(blank: str, comment: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
-    """The blank and comment patterns of a format, each matching a line from its start.
-
-    Every line of the text searched is preceded by "\n" (see _count_by_pattern), so a
-    pattern starts at the one character the regex engine can scan for quickly."""
-    return re.compile(f"\\n(?:{blank})$", re.MULTILINE), re.compile(f"\\n(?:{comment})")
-
-
-# Fixed-format COBOL: columns 7-72 are the indicator and areas A and B.
-_COBOL_FIXED = _line_patterns(
-    # Nothing but whitespace in columns 7-72 (or no column 7 at all).
-    f"{_LINE}{{0,5}}|{_LINE}{{6}}(?:{_SPACE}{{66}}{_LINE}*|{_SPACE}{{0,65}})",
-    # * or / in column 7, or a floating *> first in columns 8-72 (ending by column 72).
-    f"{_LINE}{{6}}(?:[*/]|{_LINE}{_SPACE}{{0,63}}\\*>)",
-)
-# Fixed-form Fortran: columns 1-72 are the statement.
-_FORTRAN_FIXED = _line_patterns(
-    f"{_SPACE}{{72}}{_LINE}*|{_SPACE}{{0,71}}",
-    # C c * ! in column 1, or ! first in columns 2-72 but not in column 6 (a continuation).
-    f"[Cc*!]|{_SPACE}{{1,4}}!|{_SPACE}{{6,71}}!",
-)
-_FIRST_NONBLANK = {
-    marker: _line_patterns(f"{_SPACE}*", f"{_SPACE}*{re.escape(marker)}") for marker in ("!", "*>")
-}
-_JCL = _line_patterns(f"{_SPACE}*", "//\\*")
+# Each counter makes one pass over the lines and returns (code, comment, blank). They are
+# flat loops with local counters that call no function for the common line: at a million
+# lines, a call per line is a noticeable share of the time.
 
 
 def _split_lines(text: str) -> list[str]:
@@ -236,27 +201,6 @@ def _split_lines(text: str) -> list[str]:
     if lines[-1] == "":  # the newline ending the last line opens no new line
         lines.pop()
     return lines
-
-
-def _count_by_pattern(
-    lines: str, patterns: tuple[re.Pattern[str], re.Pattern[str]]
-) -> tuple[int, int, int]:
-    """(code, comment, blank) of ``lines``: text holding ``lines.count("\\n") + 1`` lines (no
-    newline ending the last one), counted by a format's blank and comment patterns."""
-    blank_pattern, comment_pattern = patterns
-    searched = "\n" + lines
-    blank = len(blank_pattern.findall(searched))
-    comment = len(comment_pattern.findall(searched))  # a comment line is never blank
-    return searched.count("\n") - blank - comment, comment, blank
-
-
-def _count_text(
-    text: str, patterns: tuple[re.Pattern[str], re.Pattern[str]]
-) -> tuple[int, int, int]:
-    """(code, comment, blank) of a whole text, whose final newline opens no line."""
-    if not text:
-        return 0, 0, 0
-    return _count_by_pattern(text.removesuffix("\n"), patterns)
 
 
 # >>SOURCE [FORMAT] [IS] FREE|FIXED (COBOL 2002), after an optional sequence area.
@@ -287,23 +231,16 @@ def _cobol_format_directive(line: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
-def _count_cobol(text: str) -> tuple[int, int, int]:
+def _count_cobol(lines: list[str], text: str) -> tuple[int, int, int]:
     """Fixed format (the default) until a directive says free, and back at a FIXED one.
 
     Directives: ``>>SOURCE [FORMAT] [IS] FREE|FIXED`` and Micro Focus ``$SET
     SOURCEFORMAT"FREE"|"FIXED"``, any case; other formats (VARIABLE, ...) are not recognized.
     The directive lines are code (the compiler reads them). A file whose free-format text has
     no directive (a free-format copybook, typically) is counted as fixed format.
-
-    Fixed format: columns 1-6 (sequence) and 73+ (identification) are ignored; column 7 is
-    the indicator. ``*`` or ``/`` (page eject) in column 7 makes a comment, and so does area
-    A/B text that starts with the floating ``*>``. ``D`` (debugging line), ``-``
-    (continuation) and any other indicator leave the line code. Tabs are not expanded.
-    Free format: a floating ``*>`` first on the line makes a comment, wherever it starts.
     """
     if not _may_hold_cobol_directives(text):
-        return _count_text(text, _COBOL_FIXED)
-    lines = _split_lines(text)
+        return _count_cobol_fixed(lines)
     code = comment = blank = 0
     start, free = 0, False
     for index, line in enumerate(lines):
@@ -318,9 +255,67 @@ def _count_cobol(text: str) -> tuple[int, int, int]:
 
 
 def _count_cobol_section(lines: list[str], free: bool) -> tuple[int, int, int]:
-    if not lines:
-        return 0, 0, 0
-    return _count_by_pattern("\n".join(lines), _FIRST_NONBLANK["*>"] if free else _COBOL_FIXED)
+    # Free format: a floating *> first on the line makes a comment, wherever the line starts.
+    return _count_first_nonblank(lines, "*>") if free else _count_cobol_fixed(lines)
+
+
+def _count_cobol_fixed(lines: list[str]) -> tuple[int, int, int]:
+    """Columns 1-6 (sequence) and 73+ (identification) are ignored; column 7 is the indicator.
+
+    ``*`` or ``/`` (page eject) in column 7 makes a comment, and so does area A/B text that
+    starts with the floating ``*>``. ``D`` (debugging line), ``-`` (continuation) and any
+    other indicator leave the line code. Tabs are not expanded.
+    """
+    code = comment = blank = 0
+    for line in lines:
+        area = line[6:72]  # indicator (column 7) and areas A and B (columns 8-72)
+        if not area or area.isspace():
+            blank += 1
+        elif area[0] in "*/" or ("*>" in area and area[1:].lstrip().startswith("*>")):
+            comment += 1
+        else:
+            code += 1
+    return code, comment, blank
+
+
+def _count_fortran_fixed(lines: list[str]) -> tuple[int, int, int]:
+    """``C``, ``c``, ``*`` or ``!`` in column 1, or ``!`` as first non-blank, is a comment.
+
+    Columns 73+ (the old card sequence field) are ignored. A ``!`` in column 6 is a
+    continuation mark, so it is code, not a comment.
+    """
+    code = comment = blank = 0
+    for line in lines:
+        statement = line[:72]
+        if not statement or statement.isspace():
+            blank += 1
+        elif statement[0] in "Cc*!" or ("!" in statement and _bang_comment(statement)):
+            comment += 1
+        else:
+            code += 1
+    return code, comment, blank
+
+
+def _bang_comment(statement: str) -> bool:
+    """A ``!`` first on the line, unless in column 6 where it marks a continuation."""
+    stripped = statement.lstrip()
+    return stripped.startswith("!") and len(statement) - len(stripped) != 5
+
+
+def _count_first_nonblank(lines: list[str], marker: str) -> tuple[int, int, int]:
+    """A line whose first non-blank text is ``marker`` is a comment.
+
+    The rule of free-form Fortran (``!``) and free-format COBOL (``*>``).
+    """
+    code = comment = blank = 0
+    for line in lines:
+        if not line or line.isspace():
+            blank += 1
+        elif marker in line and line.lstrip().startswith(marker):
+            comment += 1
+        else:
+            code += 1
+    return code, comment, blank
 
 
 def _is_rem_comment(stripped: str) -> bool:
@@ -414,6 +409,19 @@ def _count_java(lines: list[str]) -> tuple[int, int, int]:
     return code, comment, blank
 
 
+def _count_jcl(lines: list[str]) -> tuple[int, int, int]:
+    """``//*`` in column 1 is a comment; everything else (``//`` end of job too) is code."""
+    code = comment = blank = 0
+    for line in lines:
+        if not line or line.isspace():
+            blank += 1
+        elif line.startswith("//*"):
+            comment += 1
+        else:
+            code += 1
+    return code, comment, blank
+
+
 def count_lines(text: str, kind: str, *, fixed_form: bool | None = None) -> LineCounts:
     """Code, comment and blank lines of ``text`` (as returned by ``decode``) for a file kind.
 
@@ -423,19 +431,20 @@ def count_lines(text: str, kind: str, *, fixed_form: bool | None = None) -> Line
     """
     if kind not in SOURCE_FILE_KINDS:
         raise ValueError(f"unknown source file kind {kind!r}")
-    text = _normalize_newlines(text)
+    lines = _split_lines(text)
     if kind in ("cobol", "cobol-copybook"):
-        code, comment, blank = _count_cobol(text)
+        code, comment, blank = _count_cobol(lines, text)
     elif kind == "fortran":
         if fixed_form is None:
             raise ValueError("fortran needs fixed_form: see fortran_fixed_form(path)")
-        code, comment, blank = _count_text(
-            text, _FORTRAN_FIXED if fixed_form else _FIRST_NONBLANK["!"]
-        )
+        if fixed_form:
+            code, comment, blank = _count_fortran_fixed(lines)
+        else:
+            code, comment, blank = _count_first_nonblank(lines, "!")
     elif kind in ("vb6", "vba"):
-        code, comment, blank = _count_vb(_split_lines(text))
+        code, comment, blank = _count_vb(lines)
     elif kind == "java":
-        code, comment, blank = _count_java(_split_lines(text))
+        code, comment, blank = _count_java(lines)
     else:
-        code, comment, blank = _count_text(text, _JCL)
-    return LineCounts(total=code + comment + blank, code=code, comment=comment, blank=blank)
+        code, comment, blank = _count_jcl(lines)
+    return LineCounts(total=len(lines), code=code, comment=comment, blank=blank)
