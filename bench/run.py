@@ -56,7 +56,7 @@ SCALES = {
     "large": dict(orgs=100, projects=1_000, files=100_000, rules=1_000_000, audit=1_000_000),
 }
 WRITES = {
-    "small": dict(import_rules=5_000, import_files=500, approve=500, runs=2),
+    "small": dict(import_rules=5_000, import_files=10_000, approve=500, runs=2),
     "medium": dict(import_rules=100_000, import_files=10_000, approve=10_000, runs=5),
     "large": dict(import_rules=100_000, import_files=10_000, approve=10_000, runs=3),
 }
