@@ -19,6 +19,7 @@ import argparse
 import compileall
 import csv
 import datetime as dt
+import hashlib
 import json
 import os
 import pickle
@@ -40,6 +41,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from migrationpilot_cli import sourcecode
 from migrationpilot_cli.db import embedded, migrations
 from migrationpilot_cli.db.connect import act_as
 from migrationpilot_cli.queries import files, projects, rules
@@ -57,7 +59,7 @@ SCALES = {
     "large": dict(orgs=100, projects=1_000, files=100_000, rules=1_000_000, audit=1_000_000),
 }
 WRITES = {
-    "small": dict(import_rules=5_000, import_files=500, approve=500, runs=2),
+    "small": dict(import_rules=5_000, import_files=10_000, approve=500, runs=2),
     "medium": dict(import_rules=100_000, import_files=10_000, approve=10_000, runs=5),
     "large": dict(import_rules=100_000, import_files=10_000, approve=10_000, runs=3),
 }
@@ -570,7 +572,7 @@ COMMIT;
 
 def files_import_case(url: str, psql: str, work: Path, target: Subjects, count: int) -> Case:
     tree = work / "legacy"
-    rows = []
+    rows, stored = [], []
     for number in range(count):
         path = f"src/batch{number % 20:02d}/PROG{number:05d}.cbl"
         body = [f"      * PROGRAM {number}: MONTHLY INTEREST"]
@@ -582,9 +584,16 @@ def files_import_case(url: str, psql: str, work: Path, target: Subjects, count: 
         (tree / path).parent.mkdir(parents=True, exist_ok=True)
         (tree / path).write_text(content)
         rows.append((path, content))
-    csv_file = work / "files.csv"
+        lines = sourcecode.count_lines(content, "cobol")
+        data = content.encode()
+        checksum = hashlib.sha256(data).hexdigest()
+        counts = (lines.total, lines.code, lines.comment, lines.blank)
+        stored.append((path, content, "cobol", "utf-8", len(data), checksum, *counts))
+    csv_file, stored_csv = work / "files.csv", work / "files_stored.csv"
     with csv_file.open("w", newline="") as handle:
         csv.writer(handle).writerows(rows)
+    with stored_csv.open("w", newline="") as handle:
+        csv.writer(handle).writerows(stored)
     name = "Bench files import"
     ours = Command(
         [MP, "--database-url", url, "files", "import", str(tree), "--project", name],
@@ -592,15 +601,45 @@ def files_import_case(url: str, psql: str, work: Path, target: Subjects, count: 
         cleanup=lambda: _sql(url, "DELETE FROM projects WHERE name = %s", (name,)),
     )
     baseline = _copy_baseline(url, psql, "bench_bare_files", "path text, content text", csv_file)
-    return case(
-        "files import",
+    script = work / "files_floor.sql"
+    script.write_text(_FILES_FLOOR_SQL.format(csv=stored_csv, project=name))
+    floor = Command(
+        [psql, "-X", "-q", "-f", str(script), url], setup=ours.setup, cleanup=ours.cleanup
+    )
+    return Case(
         ours,
-        baseline,
         f"migrationpilot files import ({count:,} files, {count * LINES_PER_FILE:,} lines)",
-        "psql \\copy of the same content",
-        ">= 0.5",
+        [
+            Baseline("files import", baseline, "psql \\copy of the same content", ">= 0.5"),
+            Baseline(
+                "files import (database floor)",
+                floor,
+                "psql: \\copy of the rows we store into a temporary table, one INSERT"
+                " into source_files",
+                "report",
+            ),
+        ],
         rows=count,
     )
+
+
+# What the database itself costs for the same files: source_files' constraints, indexes,
+# foreign key and tenant-limit trigger, with the rows (line counts and checksums included)
+# already made, so none of our code runs.
+_FILES_FLOOR_SQL = """
+\\set ON_ERROR_STOP on
+BEGIN;
+CREATE TEMPORARY TABLE staged (
+    path text, content text, language source_file_kind, encoding text, size_bytes bigint,
+    sha256 text, line_count int, code_lines int, comment_lines int, blank_lines int
+) ON COMMIT DROP;
+\\copy staged FROM '{csv}' CSV
+INSERT INTO source_files (organization_id, project_id, path, content, language, encoding,
+                          size_bytes, sha256, line_count, code_lines, comment_lines, blank_lines)
+SELECT p.organization_id, p.id, s.*
+FROM staged s, projects p WHERE p.name = '{project}';
+COMMIT;
+"""
 
 
 _APPROVE_SQL = """
@@ -927,8 +966,14 @@ How to read it:
   `rule_versions`, with its own indexes and foreign keys). The *database floor*
   row is psql inserting the same rows into `business_rules`: what those invariants cost
   without any of our code; the rest of the gap is ours (parsing, validation, staging).
-* **files import**: reading the tree and counting code, comment and blank lines of every
-  file in Python, against a copy of the content alone.
+* **files import**: every scale imports the same 10,000 files (1M lines). Ours lists the
+  tree, reads, decodes, hashes and counts code, comment and blank lines of every file in
+  Python, streaming each into a binary COPY while the next is read, then inserts the staged
+  rows into `source_files` (four indexes, a foreign key, the tenant line-limit trigger). The
+  *database floor* row is psql doing that last part from a CSV of the finished rows: what
+  the table's invariants cost with none of our code. The gap between the floor and the bare
+  `\\copy` is the database's; the rest is ours: the process start-up (about 0.4 s of Typer,
+  pydantic and psycopg imports, as for every command) and the Python work per line.
 * **bulk approve**: the same UPDATE (through the versioning trigger) and audit INSERT,
   through psql; ours also locks the batch first and prints a row per rule.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from migrationpilot_cli import sourcetree
 from tests.conftest import CONSOLE_SCRIPT, rows
 
 ANA = ("--as", "ana@acme.test")
@@ -206,15 +208,15 @@ def test_unreadable_file_fails_unless_skipped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Permission bits do not stop root (CI runs as root), so the refusal is injected where
-    # the operating system would raise it.
-    read_bytes = Path.read_bytes
+    # the operating system would raise it: the one function through which the tree is read.
+    read_bytes = sourcetree.read_bytes
 
-    def refuse_locked(path: Path) -> bytes:
-        if path.name == "LOANCALC.cbl":
+    def refuse_locked(path: str) -> bytes:
+        if path.endswith("/LOANCALC.cbl"):
             raise PermissionError(13, "Permission denied")
         return read_bytes(path)
 
-    monkeypatch.setattr(Path, "read_bytes", refuse_locked)
+    monkeypatch.setattr(sourcetree, "read_bytes", refuse_locked)
     refused = import_files(acme, tree)
     assert refused.exit_code == 2
     assert refused.stderr == (
@@ -237,6 +239,77 @@ def test_symlinks_are_not_followed(
     result = json.loads(import_files(acme, tree, "--format", "json").stdout)
     assert result["skipped_by_reason"]["not_regular_file"] == 1
     assert "src/LINK.cbl" not in [path for path, *_ in stored(conn)]
+
+
+def test_links_to_directories_are_neither_followed_nor_counted(
+    acme: Any, loans: int, tree: Path, conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "SECRET.cbl").write_text("       DISPLAY 'SECRET'.\n")
+    (tree / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (tree / "src" / "DANGLING.cbl").symlink_to(tmp_path / "gone.cbl")
+    result = json.loads(import_files(acme, tree, "--format", "json").stdout)
+    # As os.walk had it: the link to a directory is skipped silently, a dangling link is a
+    # file that is not regular.
+    assert (result["added"], result["skipped_by_reason"]["not_regular_file"]) == (6, 1)
+    assert not [path for path, *_ in stored(conn) if "SECRET" in path or "DANGLING" in path]
+
+
+def test_line_endings_empty_and_unterminated_files_keep_their_counts(
+    acme: Any, loans: int, conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    tree = tmp_path / "edges"
+    tree.mkdir()
+    files = {
+        "CRLF.cbl": b"      * NOTE\r\n       DISPLAY 1.\r\n\r\n",  # 3 = 1 code, 1 comment, 1 blank
+        "CR.cbl": b"      * NOTE\r       DISPLAY 1.\r",  # old Mac endings: 2 = 1 + 1
+        "EMPTY.cbl": b"",  # no line at all
+        "OPEN.f90": b"! last line has no newline\nend",  # 2 = 1 code + 1 comment
+        "PC.bas": "' Intérêt\r\nx = 1 ' €\r\n".encode("cp1252"),  # 2 = 1 code + 1 comment
+        "BOM.jcl": b"\xef\xbb\xbf//*\n//JOB\n",  # 2 = 1 code + 1 comment, BOM not stored
+    }
+    for name, data in files.items():
+        (tree / name).write_bytes(data)
+    result = acme(*ANA, "files", "import", str(tree), "--project", "Loans core")
+    assert result.exit_code == 0, result.stderr
+    size = {name: len(data) for name, data in files.items()}
+    assert rows(
+        conn,
+        "SELECT path, content, encoding, size_bytes, line_count, code_lines,"
+        " comment_lines, blank_lines FROM source_files ORDER BY path",
+    ) == [  # size_bytes: the bytes on disk, BOM and CRs included
+        ("BOM.jcl", "//*\n//JOB\n", "utf-8", size["BOM.jcl"], 2, 1, 1, 0),
+        ("CR.cbl", "      * NOTE\n       DISPLAY 1.\n", "utf-8", size["CR.cbl"], 2, 1, 1, 0),
+        ("CRLF.cbl", "      * NOTE\n       DISPLAY 1.\n\n", "utf-8", size["CRLF.cbl"], 3, 1, 1, 1),
+        ("EMPTY.cbl", "", "utf-8", size["EMPTY.cbl"], 0, 0, 0, 0),
+        ("OPEN.f90", "! last line has no newline\nend", "utf-8", size["OPEN.f90"], 2, 1, 1, 0),
+        ("PC.bas", "' Intérêt\nx = 1 ' €\n", "cp1252", size["PC.bas"], 2, 1, 1, 0),
+    ]
+    # The checksum is of the bytes on disk, before decoding and normalizing.
+    assert rows(conn, "SELECT path, sha256 FROM source_files ORDER BY path") == sorted(
+        (name, hashlib.sha256(data).hexdigest()) for name, data in files.items()
+    )
+
+
+def test_a_file_failing_after_many_were_sent_leaves_nothing_behind(
+    acme: Any, loans: int, conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    # Files are streamed to the server while the tree is read: a failure at the last file
+    # must still end in one line, exit 2, and no file and no audit row stored.
+    tree = tmp_path / "many"
+    for number in range(300):
+        (tree / f"batch{number % 3}").mkdir(parents=True, exist_ok=True)
+        (tree / f"batch{number % 3}" / f"P{number:03d}.cbl").write_text("       STOP RUN.\n")
+    (tree / "zz").mkdir()
+    (tree / "zz" / "LAST.cbl").write_bytes("      * café\n".encode("cp1252"))
+    result = import_files(acme, tree, "--encoding", "ascii")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "error: zz/LAST.cbl: not valid ascii: byte 0xe9 at offset 11 (ordinal not in range(128))\n"
+    )
+    assert stored(conn) == []
+    assert rows(conn, "SELECT count(*) FROM audit_logs WHERE action = 'file.import'") == [(0,)]
 
 
 def test_missing_directory_and_unknown_project(acme: Any, loans: int, tmp_path: Path) -> None:

@@ -127,8 +127,10 @@ def _files(conn: Any, project: dict[str, Any]) -> dict[str, int]:
     from migrationpilot_cli import sourcetree
     from migrationpilot_cli.queries import files
 
-    scan = sourcetree.read(DATA / "legacy", source_language=project["source_language"])
-    return _counts(files.merge(conn, project, scan.files, prune=False))
+    tree = sourcetree.read(
+        DATA / "legacy", sourcetree.Scan(), source_language=project["source_language"]
+    )
+    return _counts(files.merge(conn, project, tree, prune=False))
 
 
 def _rules(conn: Any, project: dict[str, Any]) -> dict[str, int]:

@@ -83,22 +83,24 @@ def import_(
         _check_encoding(encoding)
     with transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)
+        scan = sourcetree.Scan()
         with progress("reading files") as advance:
-            scan = sourcetree.read(
+            tree = sourcetree.read(
                 directory,
+                scan,
                 source_language=found["source_language"],
                 excludes=exclude or (),
                 encoding=encoding,
                 skip_unreadable=skip_unreadable,
                 progress=advance,
             )
-        outcome = files.merge(conn, found, scan.files, prune=prune)
+            outcome = files.merge(conn, found, tree, prune=prune)
         summary = {
             **{name: len(paths) for name, paths in outcome.items()},
             "pruned": prune,
             "skipped": sum(scan.skipped.values()),
             "skipped_by_reason": {reason: scan.skipped[reason] for reason in SKIP_REASONS},
-            "lines": sum(file.lines.total for file in scan.files),
+            "lines": scan.lines,
         }
         audit.record(
             conn,

@@ -150,13 +150,13 @@ def read_tree(
 
 def _read_one(
     relative: str,
-    absolute: Path,
+    absolute: str,
     file_type: GeneratedFileType | None,
     skip_binary: bool,
     scan: sourcetree.Scan,
 ) -> GeneratedFile | None:
     try:
-        data = absolute.read_bytes()
+        data = sourcetree.read_bytes(absolute)
     except OSError as error:
         raise BadInput(f"{relative}: cannot read ({error.strerror})") from error
     try:
