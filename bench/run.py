@@ -918,11 +918,15 @@ How to read it:
 * **RLS cost**: `--as` adds the user lookup and `SET LOCAL ROLE`; the queue then reads the
   organization's pending index in order (V0016), like the operator's reads the global one.
 * **rules import**: the bare `\\copy` writes rows into a table without keys, indexes or
-  triggers. Each rule we import is validated, staged, matched against the project's rules,
-  inserted with nine indexes, and versioned by the database's trigger (a JSON snapshot into
-  `rule_versions`, with its own indexes and foreign keys). The *database floor*
-  row is psql inserting the same rows into `business_rules`: what those invariants cost
-  without any of our code; the rest of the gap is ours (parsing, validation, staging).
+  triggers, a few microseconds a row. A rule costs the database far more, whoever writes it:
+  eight index entries in `business_rules`, its foreign-key checks, and the versioning
+  trigger's JSON snapshot into `rule_versions` (two index entries and a foreign-key check of
+  its own). The *database floor* row is psql inserting the same rows into `business_rules`:
+  what those invariants cost without any of our code. Its EXPLAIN (ANALYZE, BUFFERS) for
+  100,000 rules on 2 busy CPUs: heap and primary key 1.0 s, the other index entries 4.1 s,
+  foreign-key checks 1.2 s, versions 5.2 s; so with these guarantees no client reaches 0.5
+  of `\\copy`, and ours is best read against the floor. The rest of the gap is ours:
+  parsing and validating the JSON in Python, the COPY, cutting each rule's source lines.
 * **files import**: reading the tree and counting code, comment and blank lines of every
   file in Python, against a copy of the content alone.
 * **bulk approve**: the same UPDATE (through the versioning trigger) and audit INSERT,
