@@ -961,19 +961,23 @@ How to read it:
 * **RLS cost**: `--as` adds the user lookup and `SET LOCAL ROLE`; the queue then reads the
   organization's pending index in order (V0016), like the operator's reads the global one.
 * **rules import**: the bare `\\copy` writes rows into a table without keys, indexes or
-  triggers. Each rule we import is validated, staged, matched against the project's rules,
-  inserted with nine indexes, and versioned by the database's trigger (a JSON snapshot into
-  `rule_versions`, with its own indexes and foreign keys). The *database floor*
-  row is psql inserting the same rows into `business_rules`: what those invariants cost
-  without any of our code; the rest of the gap is ours (parsing, validation, staging).
+  triggers, a few microseconds a row. A rule costs the database far more, whoever writes it:
+  eight index entries in `business_rules`, its foreign-key checks, and the versioning
+  trigger's JSON snapshot into `rule_versions` (two index entries and a foreign-key check of
+  its own). The *database floor* row is psql inserting the same rows into `business_rules`:
+  what those invariants cost without any of our code. Its EXPLAIN (ANALYZE, BUFFERS) for
+  100,000 rules on 2 busy CPUs: heap and primary key 1.0 s, the other index entries 4.1 s,
+  foreign-key checks 1.2 s, versions 5.2 s; so with these guarantees no client reaches 0.5
+  of `\\copy`, and ours is best read against the floor. The rest of the gap is ours:
+  parsing and validating the JSON in Python, the COPY, cutting each rule's source lines.
 * **files import**: every scale imports the same 10,000 files (1M lines). Ours lists the
   tree, reads, decodes, hashes and counts code, comment and blank lines of every file in
   Python, streaming each into a binary COPY while the next is read, then inserts the staged
   rows into `source_files` (four indexes, a foreign key, the tenant line-limit trigger). The
   *database floor* row is psql doing that last part from a CSV of the finished rows: what
   the table's invariants cost with none of our code. The gap between the floor and the bare
-  `\\copy` is the database's; the rest is ours: the process start-up (about 0.4 s of Typer,
-  pydantic and psycopg imports, as for every command) and the Python work per line.
+  `\\copy` is the database's; the rest is ours: the process start-up (Typer and psycopg, as
+  for every command) and the Python work per line.
 * **bulk approve**: the same UPDATE (through the versioning trigger) and audit INSERT,
   through psql; ours also locks the batch first and prints a row per rule.
 """

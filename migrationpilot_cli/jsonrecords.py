@@ -36,6 +36,7 @@ def _refuse_constant(name: str) -> Any:
 
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
 _WHITESPACE = " \t\n\r"
+_NUL_ESCAPE = "\\u0000"
 
 
 def load(argument: str) -> list[Record]:
@@ -57,9 +58,13 @@ def parse(text: str, source_name: str) -> list[Record]:
     """``(location, record)`` for every record of ``text``, in order; BadInput (exit 2) naming
     the line for malformed JSON, and the location for a record that is not an object."""
     text = text.removeprefix("\ufeff")
+    # JSON can only spell a NUL character as the escape \u0000 (the decoder refuses raw
+    # control characters): without one in the text, no record needs to be searched for it,
+    # which saves walking every value of a 100,000-record import.
+    may_hold_nul = _NUL_ESCAPE in text
     if text.lstrip(_WHITESPACE).startswith("["):
-        return _parse_array(text, source_name)
-    return _parse_lines(text, source_name)
+        return _parse_array(text, source_name, may_hold_nul)
+    return _parse_lines(text, source_name, may_hold_nul)
 
 
 # Compact JSON from the C encoder, for values without a Decimal (most: arrays of names).
@@ -82,7 +87,7 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _parse_lines(text: str, source_name: str) -> list[Record]:
+def _parse_lines(text: str, source_name: str, may_hold_nul: bool) -> list[Record]:
     records: list[Record] = []
     # Split on newlines only: U+2028 and friends may stand unescaped inside JSON strings.
     for number, line in enumerate(text.split("\n"), start=1):
@@ -96,11 +101,11 @@ def _parse_lines(text: str, source_name: str) -> list[Record]:
             raise BadInput(message) from error
         except _NotJson as error:
             raise BadInput(f"{location}: malformed JSON: {error}") from error
-        records.append((location, _object(value, location)))
+        records.append((location, _object(value, location, may_hold_nul)))
     return records
 
 
-def _parse_array(text: str, source_name: str) -> list[Record]:
+def _parse_array(text: str, source_name: str, may_hold_nul: bool) -> list[Record]:
     """Walk the array element by element, so that an error knows its line and every record
     its index."""
     records: list[Record] = []
@@ -114,7 +119,7 @@ def _parse_array(text: str, source_name: str) -> list[Record]:
         except _NotJson as error:
             raise _malformed(source_name, text, position, str(error)) from error
         location = f"{source_name} [{len(records)}]"
-        records.append((location, _object(value, location)))
+        records.append((location, _object(value, location, may_hold_nul)))
         position = _skip_whitespace(text, position)
         if text.startswith(",", position):
             position = _skip_whitespace(text, position + 1)
@@ -138,10 +143,10 @@ def _malformed(source_name: str, text: str, position: int, message: str) -> BadI
     return BadInput(f"{source_name} line {line}: malformed JSON: {message}")
 
 
-def _object(value: Any, location: str) -> dict[str, Any]:
+def _object(value: Any, location: str, may_hold_nul: bool) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadInput(f"{location}: expected a JSON object, got {_json_type(value)}")
-    if _holds_nul(value):
+    if may_hold_nul and _holds_nul(value):
         raise BadInput(f"{location}: a string holds \\u0000, which PostgreSQL cannot store")
     return value
 

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from migrationpilot_cli.db import embedded, migrations
@@ -62,3 +63,34 @@ def test_start_prints_the_url_and_stop_stops(cli: Any, home: Path) -> None:
     assert cli("db", "migrate").exit_code == 0
     cli("db", "stop")
     assert cli("db", "migrate").stdout == ""
+
+
+def _settings(url: str) -> dict[str, str]:
+    """What the running server reports (as SHOW does) for each of our settings."""
+    with psycopg.connect(url) as conn:
+        query = "SELECT name, current_setting(name) FROM unnest(%s::text[]) AS name"
+        return dict(conn.execute(query, (list(embedded.SETTINGS),)).fetchall())
+
+
+def test_the_server_runs_tuned_for_imports_and_an_older_data_directory_is_tuned_too(
+    cli: Any, home: Path
+) -> None:
+    url = cli("db", "start").stdout.strip()
+    tuned = {"shared_buffers": "512MB", "max_wal_size": "4GB", "checkpoint_timeout": "15min"}
+    assert _settings(url) == embedded.SETTINGS == tuned
+
+    # A data directory of an earlier release, running: no settings file, no include line.
+    assert cli("db", "stop").exit_code == 0
+    pgdata = home / "postgres"
+    (pgdata / embedded.SETTINGS_FILE).unlink()
+    conf = pgdata / "postgresql.conf"
+    conf.write_text(conf.read_text().replace(f"include_if_exists = '{embedded.SETTINGS_FILE}'", ""))
+    embedded._start(pgdata.resolve())
+    assert _settings(url)["shared_buffers"] == "128MB"
+
+    # The next command configures it: the reloadable settings at once, the buffers at restart.
+    assert cli("db", "start").exit_code == 0
+    assert _settings(url) == {**embedded.SETTINGS, "shared_buffers": "128MB"}
+    assert cli("db", "stop").exit_code == 0
+    assert cli("db", "start").exit_code == 0
+    assert _settings(url) == embedded.SETTINGS

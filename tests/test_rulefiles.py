@@ -135,6 +135,22 @@ def test_malformed_json_names_its_line() -> None:
         read(lines(RULE, {**RULE, "name": "Two"}) + '{"name": "oops",\n')
 
 
+def test_a_nul_character_is_found_escaped_anywhere_and_refused_raw() -> None:
+    """JSON spells a NUL only as the escape \\u0000, which is all the parser looks for before
+    searching a record; a raw NUL is not JSON at all, and a literal backslash-u0000 is text."""
+    nested = {**RULE, "inputs": [{"names": ["ok", "a\x00b"]}]}
+    in_key = {**RULE, "outputs": [{"x\x00": 1}]}
+    for record in (nested, in_key):
+        with pytest.raises(BadInput, match=r"^rules\.jsonl line 2: a string holds"):
+            read(lines(RULE, record))
+        with pytest.raises(BadInput, match=r"^rules\.json \[1\]: a string holds"):
+            read(json.dumps([RULE, record]), "rules.json")
+    with pytest.raises(BadInput, match=r"^rules\.jsonl line 1: malformed JSON"):
+        read(lines({**RULE, "logic": "@"}).replace("@", "\x00"))
+    [rule] = read(lines({**RULE, "logic": "\\u0000"}))
+    assert rule.logic == "\\u0000"
+
+
 def test_the_same_rule_twice_is_refused_naming_both_records() -> None:
     with pytest.raises(BadInput) as refused:
         read(lines(RULE, {**RULE, "name": "Other"}, {**RULE, "confidence": 0.5}))

@@ -22,7 +22,7 @@ import pytest
 from psycopg import errors, sql
 
 from migrationpilot_cli.db.connect import APP_ROLE, act_as
-from tests.conftest import Server, with_database
+from tests.conftest import Server, rows, with_database
 
 Conn = psycopg.Connection[Any]
 SHA = "0" * 64
@@ -475,6 +475,8 @@ def test_seed_index_exists(owner: Conn, table: str, leading: list[str]) -> None:
     assert any(keys[: len(leading)] == leading for keys in indexes.values()), indexes
 
 
+# A partial index serves a foreign key when its predicate is "one of the key's columns IS NOT
+# NULL" (V0017): the key's lookups (`column = $1`) never look for NULL.
 UNINDEXED_FOREIGN_KEYS = """
     SELECT c.conrelid::regclass::text || '.' || c.conname
       FROM pg_constraint AS c
@@ -484,7 +486,11 @@ UNINDEXED_FOREIGN_KEYS = """
            SELECT 1
              FROM pg_index AS i
             WHERE i.indrelid = c.conrelid
-              AND i.indpred IS NULL
+              AND (i.indpred IS NULL
+                   OR pg_get_expr(i.indpred, i.indrelid) IN (
+                          SELECT '(' || quote_ident(a.attname) || ' IS NOT NULL)'
+                            FROM pg_attribute AS a
+                           WHERE a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)))
               AND i.indnkeyatts >= cardinality(c.conkey)
               AND (SELECT array_agg(k ORDER BY k)
                      FROM unnest((i.indkey::int2[])[0:cardinality(c.conkey) - 1]) AS k)
@@ -507,6 +513,10 @@ def test_the_foreign_key_index_check_finds_an_unindexed_key(owner: Conn) -> None
     with owner.transaction(force_rollback=True):
         owner.execute("CREATE TABLE fk_probe (id int PRIMARY KEY, p bigint REFERENCES tenants)")
         assert owner.execute(UNINDEXED_FOREIGN_KEYS).fetchall() == [("fk_probe.fk_probe_p_fkey",)]
+        owner.execute("CREATE INDEX ON fk_probe (p) WHERE p > 10")  # misses p = 3
+        assert owner.execute(UNINDEXED_FOREIGN_KEYS).fetchall() == [("fk_probe.fk_probe_p_fkey",)]
+        owner.execute("CREATE INDEX ON fk_probe (p) WHERE p IS NOT NULL")
+        assert owner.execute(UNINDEXED_FOREIGN_KEYS).fetchall() == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -816,6 +826,47 @@ def test_an_update_that_changes_nothing_records_no_version(conn: Conn, world: Wo
         conn.execute("UPDATE business_rules SET version = 42 WHERE id = %s", (rule,))  # by hand
     assert _rule_version(conn, rule) == 1
     assert [v[0] for v in _versions(conn, rule)] == [1]
+
+
+def test_a_multi_row_insert_and_update_version_every_rule_once(conn: Conn, world: World) -> None:
+    with conn.transaction():
+        user = act_as(conn, world.a.email)
+        conn.execute("SELECT set_config('app.change_reason', 'bulk', true)")
+        inserted = conn.execute(
+            "INSERT INTO business_rules (organization_id, project_id, name, category, confidence)"
+            " SELECT %s, %s, 'bulk ' || n, 'calculation', 0.5 FROM generate_series(1, 3) AS n",
+            (world.a.org, world.a.project),
+        ).rowcount
+        # One statement: two rules really change, the third is set to what it already is.
+        updated = conn.execute(
+            "UPDATE business_rules SET confidence = CASE name WHEN 'bulk 3' THEN 0.5 ELSE 0.7 END"
+            " WHERE name LIKE 'bulk %'"
+        ).rowcount
+    assert (inserted, updated) == (3, 3)
+    assert rows(
+        conn,
+        "SELECT r.name, r.version, v.version, (v.snapshot->>'confidence')::numeric,"
+        "       v.change_reason, v.changed_by"
+        " FROM business_rules r JOIN rule_versions v ON v.rule_id = r.id"
+        " WHERE starts_with(r.name, 'bulk ') ORDER BY r.name, v.version",
+    ) == [
+        ("bulk 1", 2, 1, Decimal("0.5"), "bulk", user),
+        ("bulk 1", 2, 2, Decimal("0.7"), "bulk", user),
+        ("bulk 2", 2, 1, Decimal("0.5"), "bulk", user),
+        ("bulk 2", 2, 2, Decimal("0.7"), "bulk", user),
+        ("bulk 3", 1, 1, Decimal("0.5"), "bulk", user),
+    ]
+
+
+def test_an_insert_with_a_version_of_its_own_still_starts_at_1(conn: Conn, world: World) -> None:
+    rule = scalar(
+        conn,
+        "INSERT INTO business_rules (organization_id, project_id, name, category, confidence,"
+        " version) VALUES (%s, %s, 'forged', 'decision', 0.5, 7) RETURNING id",
+        (world.a.org, world.a.project),
+    )
+    assert _rule_version(conn, rule) == 1
+    assert [v[:3] for v in _versions(conn, rule)] == [(1, "forged", 1)]
 
 
 def test_deleting_a_reviewer_keeps_the_rule_and_forgets_only_who_reviewed(

@@ -111,35 +111,40 @@ def _snapshot_rules(conn: Connection, project_id: int) -> None:
 # ---------------------------------------------------------------------------------------------
 # Import
 # ---------------------------------------------------------------------------------------------
+# The records as they came (copied_rules), then with their source lines (staged_rules).
 _STAGE = """
-CREATE TEMPORARY TABLE staged_rules (
-    position integer PRIMARY KEY, location text NOT NULL, name text NOT NULL,
+CREATE TEMPORARY TABLE copied_rules (
+    position integer NOT NULL, location text NOT NULL, name text NOT NULL,
     description text, category rule_category NOT NULL, source_file text NOT NULL,
     source_start_line integer NOT NULL, source_end_line integer NOT NULL, source_code text,
     inputs jsonb NOT NULL, outputs jsonb NOT NULL, logic text, formula text,
-    confidence numeric(4,3) NOT NULL, source_hash text
+    confidence numeric(4,3) NOT NULL
 ) ON COMMIT DROP
 """
 _COPY = """
-COPY staged_rules (position, location, name, description, category, source_file,
+COPY copied_rules (position, location, name, description, category, source_file,
                    source_start_line, source_end_line, source_code, inputs, outputs, logic,
                    formula, confidence) FROM STDIN
 """
 # The first record (in input order) whose source file or line range is not in the project.
 _OUTSIDE_SOURCES = """
 SELECT s.location, s.source_file, s.source_end_line, f.line_count
-FROM staged_rules s
+FROM copied_rules s
 LEFT JOIN staged_sources f ON f.path = s.source_file
 WHERE f.path IS NULL OR s.source_end_line > f.line_count
 ORDER BY s.position
 LIMIT 1
 """
+# Every record has its file (checked above). A new table rather than an UPDATE of the copied
+# one: writing each wide row once instead of twice saves a third of this step.
 _CUT_SOURCE = """
+CREATE TEMPORARY TABLE staged_rules ON COMMIT DROP AS
 WITH f AS MATERIALIZED ({file_lines})
-UPDATE staged_rules r
-SET source_code = coalesce(r.source_code, {excerpt}), source_hash = {hash}
-FROM f
-WHERE f.path = r.source_file
+SELECT r.position, r.location, r.name, r.description, r.category, r.source_file,
+       r.source_start_line, r.source_end_line, coalesce(r.source_code, {excerpt}) AS source_code,
+       r.inputs, r.outputs, r.logic, r.formula, r.confidence, {hash} AS source_hash
+FROM copied_rules r
+JOIN f ON f.path = r.source_file
 """
 # Each record that is already a stored rule (same identity): which one, and whether it
 # changed. A table of its own rather than an UPDATE of the wide staging rows.
@@ -199,14 +204,10 @@ def merge(
     # A big import's hash joins and the versioning trigger's transition table (every new row)
     # spill to temporary files at the default 4MB; this transaction alone gets more.
     conn.execute("SET LOCAL work_mem = '64MB'")
-    _stage_records(conn, records)
+    _copy_records(conn, records)
     _stage_sources(conn, project["id"], sorted({rule.source_file for rule in records}))
     _check_sources(conn, project)
-    conn.execute(
-        sql.SQL(_CUT_SOURCE).format(
-            file_lines=sql.SQL(_FILE_LINES), excerpt=sql.SQL(_EXCERPT), hash=sql.SQL(_SOURCE_HASH)
-        )
-    )
+    _cut_sources(conn)
     _snapshot_rules(conn, project["id"])
     content = sql.SQL(", ").join(sql.Identifier(column) for column in _CONTENT)
     staged = sql.SQL(", ").join(sql.Identifier("s", column) for column in _CONTENT)
@@ -223,7 +224,7 @@ def merge(
     return {"inserted": inserted.rowcount, **{name: int(n) for name, n in counts.items()}}
 
 
-def _stage_records(conn: Connection, records: Sequence[RuleRecord]) -> None:
+def _copy_records(conn: Connection, records: Sequence[RuleRecord]) -> None:
     from migrationpilot_cli.jsonrecords import dumps
 
     conn.execute(_STAGE)
@@ -247,6 +248,17 @@ def _stage_records(conn: Connection, records: Sequence[RuleRecord]) -> None:
                     rule.confidence,
                 )
             )
+
+
+def _cut_sources(conn: Connection) -> None:
+    from psycopg import sql
+
+    conn.execute(
+        sql.SQL(_CUT_SOURCE).format(
+            file_lines=sql.SQL(_FILE_LINES), excerpt=sql.SQL(_EXCERPT), hash=sql.SQL(_SOURCE_HASH)
+        )
+    )
+    conn.execute("ALTER TABLE staged_rules ADD PRIMARY KEY (position)")
     # Statistics on what the statements join and filter by: the wide text columns would
     # only make ANALYZE slower.
     conn.execute(
