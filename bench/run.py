@@ -437,6 +437,12 @@ def write_cases(url: str, psql: str, work: Path, target: Subjects, scale: str) -
     ]
 
 
+def _goal(goal: str, size: int, stated_for: int, unit: str) -> str:
+    """The issue states the write goals for one size; below it (SCALE=small, the CI smoke
+    run) process start-up dominates and the row is only reported."""
+    return goal if size >= stated_for else f"report (goal {goal} at {stated_for:,} {unit})"
+
+
 def _sql(url: str, query: str, params: Any = None) -> list[Any]:
     with psycopg.connect(url, autocommit=True) as conn:
         cursor = conn.execute(query, params)
@@ -537,7 +543,7 @@ def rules_import_case(url: str, psql: str, work: Path, target: Subjects, count: 
                 "rules import",
                 baseline,
                 "psql \\copy of the same rows as CSV into a bare table",
-                ">= 0.5",
+                _goal(">= 0.5", count, 100_000, "rules"),
             ),
             Baseline(
                 "rules import (database floor)",
@@ -714,7 +720,7 @@ def approve_case(url: str, psql: str, work: Path, target: Subjects, count: int) 
         baseline,
         f"migrationpilot --as ... review approve - ({len(ids):,} ids on stdin)",
         "the same UPDATE and audit INSERT through psql",
-        "<= 1.5",
+        _goal("<= 1.5", len(ids), 10_000, "ids"),
     )
 
 

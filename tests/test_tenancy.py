@@ -71,12 +71,12 @@ def test_create_tenant_with_limits_is_stored_and_audited(
         (("--slug", "acme", "--subscription", "gold"), "'gold' is not one of"),
         (
             ("--slug", "acme", "--max-projects", "-1"),
-            "'--max-projects': Input should be greater than or equal to 0",
+            "'--max-projects': -1 is not in the range x>=0",
         ),
         (("--slug", "acme", "--retention-days", "0"), "--retention-days must be at least 1"),
         (
             ("--slug", "acme", "--max-lines-of-code", "lots"),
-            "'--max-lines-of-code': Input should be a valid integer",
+            "'--max-lines-of-code': 'lots' is not a valid int",
         ),
     ],
 )
