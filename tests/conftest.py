@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -167,6 +168,20 @@ def run_cli(*args: str, input: str | None = None) -> Outcome:
     """Invoke the CLI in-process, as a user would type it (stdout is not a terminal)."""
     result = CliRunner().invoke(app, list(args), input=input)
     return Outcome(result.exit_code, result.stdout, result.stderr)
+
+
+def probe_cli(argv: list[str], *, before: str = "", after: str = "") -> Any:
+    """Run the console script's entry point on ``argv`` in a fresh interpreter, with the
+    Python of ``before`` run first and of ``after`` run once the command is done (it prints
+    what a test checks, e.g. ``sys.modules``, to stderr). A failing command fails the probe."""
+    script = (
+        f"import sys\n{before}"
+        "from migrationpilot_cli import main\n"
+        f"sys.argv = ['migrationpilot', *{argv!r}]\n"
+        "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
+        f"{after}"
+    )
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
 
 
 @pytest.fixture

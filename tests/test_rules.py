@@ -9,7 +9,6 @@ import hashlib
 import io
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.conftest import CONSOLE_SCRIPT, rows
+from tests.conftest import CONSOLE_SCRIPT, probe_cli, rows
 
 ANA = ("--as", "ana@acme.test")
 
@@ -605,21 +604,17 @@ def test_the_queue_loads_only_what_it_runs(
     # conversion), for the import modules of its own sub-app, or for a TOML parser without a
     # config file; and of the rules sub-app, Typer builds the `list` command only.
     argv = ["--database-url", database_url, "rules", "list", "--pending", "-q"]
-    probe = (
-        "import sys\n"
-        "import typer.main\n"
-        "from migrationpilot_cli import main\n"
+    result = probe_cli(
+        argv,
+        before="import typer.main\n"
         "built = []\n"
         "build = typer.main.get_command_from_info\n"
         "typer.main.get_command_from_info = lambda info, **kw: built.append(info.name) or"
-        " build(info, **kw)\n"
-        f"sys.argv = ['migrationpilot', *{argv!r}]\n"
-        "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
-        "loaded = {'pydantic', 'tomllib', 'migrationpilot_cli.rulefiles',"
+        " build(info, **kw)\n",
+        after="loaded = {'pydantic', 'tomllib', 'migrationpilot_cli.rulefiles',"
         " 'migrationpilot_cli.jsonrecords'} & sys.modules.keys()\n"
-        "print(sorted(loaded), built, file=sys.stderr)\n"
+        "print(sorted(loaded), built, file=sys.stderr)\n",
     )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "[] ['list']"
     pending = [row[0] for row in conn.execute(
