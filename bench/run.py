@@ -1028,7 +1028,8 @@ def write_report(results_dir: Path, document: Path) -> None:
             f"{run['date']}: {m['cpus']} CPUs ({m['cpu']}), {m['memory_gb']} GB, PostgreSQL"
             f" {m['postgresql']} (embedded), Python {m['python']}, psql {m['psql']}.",
             f"Data: {rows}; database {run['facts']['database_size']}, generated in"
-            f" {run['generate_seconds']:.0f} s. {run['results'][0]['runs']} runs per case.",
+            f" {run['generate_seconds']:.0f} s. {run['results'][0]['runs']} runs per read case,"
+            f" {run['results'][-1]['runs']} per write case.",
             "",
             *table(run["results"]),
             "",
