@@ -139,10 +139,16 @@ def _configure(pgdata: Path) -> bool:
 
 
 def _reload(url: str) -> None:
+    with _maintenance(url) as conn:
+        conn.execute("SELECT pg_reload_conf()")
+
+
+def _maintenance(url: str) -> Any:
+    """An autocommit connection to the ``postgres`` database of the server at ``url``, which
+    is there even before ours is created."""
     import psycopg
 
-    with psycopg.connect(url.replace(f"/{DATABASE_NAME}?", "/postgres?"), autocommit=True) as conn:
-        conn.execute("SELECT pg_reload_conf()")
+    return psycopg.connect(url.replace(f"/{DATABASE_NAME}?", "/postgres?"), autocommit=True)
 
 
 def _ensure_database(url: str) -> None:
@@ -150,7 +156,7 @@ def _ensure_database(url: str) -> None:
     import psycopg
     from psycopg import sql
 
-    with psycopg.connect(url.replace(f"/{DATABASE_NAME}?", "/postgres?"), autocommit=True) as conn:
+    with _maintenance(url) as conn:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
         ).fetchone()
