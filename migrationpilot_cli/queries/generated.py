@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from migrationpilot_cli.queries import one
+from migrationpilot_cli.queries import copy_rows, one
 
 if TYPE_CHECKING:
     from migrationpilot_cli.db.connect import Connection
@@ -69,19 +69,10 @@ def merge(
     then one statement each for changed and new files. Stored files missing from ``files``
     are kept. Returns the paths by outcome: added, changed, unchanged."""
     conn.execute(_STAGE)
-    with conn.cursor() as cursor, cursor.copy(_COPY) as copy:
-        for file in files:
-            copy.write_row(
-                (
-                    file.path,
-                    file.content,
-                    file.type,
-                    file.language,
-                    file.size_bytes,
-                    file.line_count,
-                    file.sha256,
-                )
-            )
+    rows = (
+        (f.path, f.content, f.type, f.language, f.size_bytes, f.line_count, f.sha256) for f in files
+    )
+    copy_rows(conn, _COPY, rows)
     ids = {"project": project["id"], "organization": project["organization_id"]}
     changed = [row["path"] for row in conn.execute(_UPDATE_CHANGED, ids).fetchall()]
     added = [row["path"] for row in conn.execute(_INSERT_NEW, ids).fetchall()]

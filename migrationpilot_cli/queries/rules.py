@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from migrationpilot_cli.errors import BadInput
-from migrationpilot_cli.queries import one
+from migrationpilot_cli.queries import copy_rows, one
 
 if TYPE_CHECKING:
     from psycopg import sql
@@ -228,26 +228,26 @@ def _copy_records(conn: Connection, records: Sequence[RuleRecord]) -> None:
     from migrationpilot_cli.jsonrecords import dumps
 
     conn.execute(_STAGE)
-    with conn.cursor() as cursor, cursor.copy(_COPY) as copy:
-        for position, rule in enumerate(records):
-            copy.write_row(
-                (
-                    position,
-                    rule.location,
-                    rule.name,
-                    rule.description,
-                    rule.category,
-                    rule.source_file,
-                    rule.source_start_line,
-                    rule.source_end_line,
-                    rule.source_code,
-                    dumps(rule.inputs),
-                    dumps(rule.outputs),
-                    rule.logic,
-                    rule.formula,
-                    rule.confidence,
-                )
-            )
+    rows = (
+        (
+            position,
+            rule.location,
+            rule.name,
+            rule.description,
+            rule.category,
+            rule.source_file,
+            rule.source_start_line,
+            rule.source_end_line,
+            rule.source_code,
+            dumps(rule.inputs),
+            dumps(rule.outputs),
+            rule.logic,
+            rule.formula,
+            rule.confidence,
+        )
+        for position, rule in enumerate(records)
+    )
+    copy_rows(conn, _COPY, rows)
 
 
 def _cut_sources(conn: Connection) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from migrationpilot_cli.errors import BadInput
-from migrationpilot_cli.queries import one
+from migrationpilot_cli.queries import copy_rows, one
 
 if TYPE_CHECKING:
     from migrationpilot_cli.db.connect import Connection
@@ -77,19 +77,11 @@ def merge(conn: Connection, project: dict[str, Any], cases: Sequence[CaseRecord]
     the project's (naming the first such record), then one statement each for changed and
     new cases. Returns the counts: inserted, updated, unchanged."""
     conn.execute(_STAGE)
-    with conn.cursor() as cursor, cursor.copy(_COPY) as copy:
-        for ordinal, case in enumerate(cases):
-            copy.write_row(
-                (
-                    ordinal,
-                    case.location,
-                    case.rule_id,
-                    case.name,
-                    case.description,
-                    case.inputs,
-                    case.expected,
-                )
-            )
+    rows = (
+        (ordinal, c.location, c.rule_id, c.name, c.description, c.inputs, c.expected)
+        for ordinal, c in enumerate(cases)
+    )
+    copy_rows(conn, _COPY, rows)
     ids = {"project": project["id"], "organization": project["organization_id"]}
     foreign = conn.execute(_FIRST_FOREIGN_RULE, ids).fetchone()
     if foreign is not None:
