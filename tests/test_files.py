@@ -15,6 +15,11 @@ from migrationpilot_cli import sourcetree
 from tests.conftest import CONSOLE_SCRIPT, rows
 
 ANA = ("--as", "ana@acme.test")
+OPERATOR: tuple[str, ...] = ()
+# Who imports decides the way in: a user acting with --as is under row level security, so the
+# files are staged and merged; the operator's first import of a project COPYs them straight
+# into source_files. Both must store the same rows and refuse the same way.
+BOTH_WAYS = pytest.mark.parametrize("actor", [ANA, OPERATOR], ids=["as-user", "operator"])
 
 # Fixed-format COBOL: sequence numbers in columns 1-6, the indicator in column 7, and an
 # identification area from column 73. Lines: 12 = 7 code + 3 comment + 2 blank.
@@ -83,14 +88,15 @@ def stored(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
     )
 
 
-def import_files(acme: Any, tree: Path, *options: str) -> Any:
-    return acme(*ANA, "files", "import", str(tree), "--project", "Loans core", *options)
+def import_files(acme: Any, tree: Path, *options: str, actor: tuple[str, ...] = ANA) -> Any:
+    return acme(*actor, "files", "import", str(tree), "--project", "Loans core", *options)
 
 
+@BOTH_WAYS
 def test_import_stores_each_file_with_language_encoding_and_line_counts(
-    acme: Any, loans: int, tree: Path, conn: psycopg.Connection[Any]
+    acme: Any, loans: int, tree: Path, conn: psycopg.Connection[Any], actor: tuple[str, ...]
 ) -> None:
-    result = import_files(acme, tree, "--format", "json")
+    result = import_files(acme, tree, "--format", "json", actor=actor)
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
     assert {k: summary[k] for k in ("added", "changed", "unchanged", "removed", "skipped")} == {
@@ -124,19 +130,20 @@ def test_import_stores_each_file_with_language_encoding_and_line_counts(
     ) == [("file.import", "6")]
 
 
+@BOTH_WAYS
 def test_reimport_is_idempotent_then_reports_changes_and_prunes(
-    acme: Any, loans: int, tree: Path, conn: psycopg.Connection[Any]
+    acme: Any, loans: int, tree: Path, conn: psycopg.Connection[Any], actor: tuple[str, ...]
 ) -> None:
-    import_files(acme, tree)
+    import_files(acme, tree, actor=actor)
     before = rows(conn, "SELECT path, updated_at FROM source_files ORDER BY path")
-    again = json.loads(import_files(acme, tree, "--format", "json").stdout)
+    again = json.loads(import_files(acme, tree, "--format", "json", actor=actor).stdout)
     assert (again["added"], again["changed"], again["unchanged"]) == (0, 0, 6)
     assert rows(conn, "SELECT path, updated_at FROM source_files ORDER BY path") == before
 
     (tree / "src" / "LOANCALC.cbl").write_text(LOANCALC + "000000     STOP RUN.\n")
     (tree / "src" / "NEW.cbl").write_text("       STOP RUN.\n")
     (tree / "copy" / "LOANREC.cpy").unlink()
-    changed = json.loads(import_files(acme, tree, "--format", "json").stdout)
+    changed = json.loads(import_files(acme, tree, "--format", "json", actor=actor).stdout)
     assert {k: changed[k] for k in ("added", "changed", "unchanged", "removed")} == {
         "added": 1,
         "changed": 1,
@@ -144,7 +151,7 @@ def test_reimport_is_idempotent_then_reports_changes_and_prunes(
         "removed": 1,
     }
     assert "copy/LOANREC.cpy" in [path for path, *_ in stored(conn)]  # kept without --prune
-    pruned = json.loads(import_files(acme, tree, "--prune", "--format", "json").stdout)
+    pruned = json.loads(import_files(acme, tree, "--prune", "--format", "json", actor=actor).stdout)
     assert (pruned["removed"], pruned["pruned"]) == (1, True)
     assert "copy/LOANREC.cpy" not in [path for path, *_ in stored(conn)]
     assert rows(conn, "SELECT line_count FROM source_files WHERE path = 'src/LOANCALC.cbl'") == [
@@ -292,8 +299,9 @@ def test_line_endings_empty_and_unterminated_files_keep_their_counts(
     )
 
 
+@BOTH_WAYS
 def test_a_file_failing_after_many_were_sent_leaves_nothing_behind(
-    acme: Any, loans: int, conn: psycopg.Connection[Any], tmp_path: Path
+    acme: Any, loans: int, conn: psycopg.Connection[Any], tmp_path: Path, actor: tuple[str, ...]
 ) -> None:
     # Files are streamed to the server while the tree is read: a failure at the last file
     # must still end in one line, exit 2, and no file and no audit row stored.
@@ -303,7 +311,7 @@ def test_a_file_failing_after_many_were_sent_leaves_nothing_behind(
         (tree / f"batch{number % 3}" / f"P{number:03d}.cbl").write_text("       STOP RUN.\n")
     (tree / "zz").mkdir()
     (tree / "zz" / "LAST.cbl").write_bytes("      * café\n".encode("cp1252"))
-    result = import_files(acme, tree, "--encoding", "ascii")
+    result = import_files(acme, tree, "--encoding", "ascii", actor=actor)
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == (
         "error: zz/LAST.cbl: not valid ascii: byte 0xe9 at offset 11 (ordinal not in range(128))\n"
@@ -317,6 +325,19 @@ def test_missing_directory_and_unknown_project(acme: Any, loans: int, tmp_path: 
     assert (missing.exit_code, "not a directory" in missing.stderr) == (2, True)
     unknown = acme(*ANA, "files", "import", str(tmp_path), "--project", "Nope")
     assert unknown.exit_code == 4
+
+
+@BOTH_WAYS
+def test_a_first_import_over_the_line_limit_stores_nothing(
+    acme: Any, loans: int, tree: Path, conn: psycopg.Connection[Any], actor: tuple[str, ...]
+) -> None:
+    acme("tenants", "set", "acme", "--max-lines-of-code", "20")
+    refused = import_files(acme, tree, actor=actor)
+    assert (refused.exit_code, refused.stdout) == (1, "")
+    assert "max_lines_of_code 20" in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+    assert stored(conn) == []
+    assert rows(conn, "SELECT count(*) FROM audit_logs WHERE action = 'file.import'") == [(0,)]
 
 
 def test_line_limit_leaves_the_project_exactly_as_before(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from migrationpilot_cli.queries import one
+from migrationpilot_cli.queries import copy_rows, one
 
 if TYPE_CHECKING:
     from migrationpilot_cli.db.connect import Connection
@@ -33,13 +33,25 @@ CREATE TEMPORARY TABLE staged_source_files (
     blank_lines integer NOT NULL
 ) ON COMMIT DROP
 """
-_COPY = """
-COPY staged_source_files (path, content, language, encoding, size_bytes, sha256, line_count,
-                          code_lines, comment_lines, blank_lines) FROM STDIN (FORMAT BINARY)
-"""
+_FILE_COLUMNS = """path, content, language, encoding, size_bytes, sha256, line_count,
+                   code_lines, comment_lines, blank_lines"""
+_COPY = f"COPY staged_source_files ({_FILE_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 # Binary COPY: the server takes each text as it comes instead of parsing escapes out of 60 MB
 # of source, and the client need not escape them. An enum's binary form is its label's text.
 _COPY_TYPES = ("text", "text", "text", "text", "int8", "text", "int4", "int4", "int4", "int4")
+# A project's first import has nothing to compare against, so the files can go straight into
+# source_files, saving the staging table's second write (10,000 files: 0.12 s of 0.7). COPY
+# FROM is refused where row-level security applies (a user acting with --as), so only a
+# connection that bypasses it (the operator) takes this way.
+_DIRECT = """
+SELECT NOT row_security_active('source_files')
+       AND NOT EXISTS (SELECT 1 FROM source_files
+                       WHERE organization_id = %(organization)s AND project_id = %(project)s)
+       AS direct
+"""
+_COPY_DIRECT = (
+    f"COPY source_files (organization_id, project_id, {_FILE_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+)
 # One set-based statement per outcome. The tenant's line limit is checked by the database's
 # statement-level triggers on source_files, once per statement.
 _UPDATE_CHANGED = """
@@ -80,32 +92,20 @@ def merge(
     conn: Connection, project: dict[str, Any], files: Iterable[SourceFile], *, prune: bool
 ) -> dict[str, list[str]]:
     """Bring the project's stored files in line with ``files``: COPY into a staging table,
-    then one statement each for changed, new and (with ``prune``) removed files.
+    then one statement each for changed, new and (with ``prune``) removed files; or, on the
+    operator's first import of the project, COPY straight into source_files.
 
     ``files`` may be a generator reading the tree: the server stores each file while the
     next is read. Returns the paths by outcome: added, changed, unchanged, removed."""
-    conn.execute(_STAGE)
-    paths = []
-    with conn.cursor() as cursor, cursor.copy(_COPY) as copy:
-        copy.set_types(_COPY_TYPES)
-        for file in files:
-            counts = file.lines
-            copy.write_row(
-                (
-                    file.path,
-                    file.content,
-                    file.language,
-                    file.encoding,
-                    file.size_bytes,
-                    file.sha256,
-                    counts.total,
-                    counts.code,
-                    counts.comment,
-                    counts.blank,
-                )
-            )
-            paths.append(file.path)
     ids = {"project": project["id"], "organization": project["organization_id"]}
+    paths: list[str] = []
+    if _may_copy_directly(conn, ids):
+        owner = (project["organization_id"], project["id"])
+        rows = _copy_rows(files, paths, owner)
+        copy_rows(conn, _COPY_DIRECT, rows, types=("int8", "int8", *_COPY_TYPES))
+        return {"added": paths, "changed": [], "unchanged": [], "removed": []}
+    conn.execute(_STAGE)
+    copy_rows(conn, _COPY, _copy_rows(files, paths), types=_COPY_TYPES)
     changed = [row["path"] for row in conn.execute(_UPDATE_CHANGED, ids).fetchall()]
     added = [row["path"] for row in conn.execute(_INSERT_NEW, ids).fetchall()]
     removed = [row["path"] for row in conn.execute(_GONE, ids).fetchall()]
@@ -114,6 +114,35 @@ def merge(
     touched = set(changed) | set(added)
     unchanged = [path for path in paths if path not in touched]
     return {"added": added, "changed": changed, "unchanged": unchanged, "removed": removed}
+
+
+def _may_copy_directly(conn: Connection, ids: dict[str, int]) -> bool:
+    row = conn.execute(_DIRECT, ids).fetchone()
+    assert row is not None, "a SELECT without FROM returns one row"
+    return bool(row["direct"])
+
+
+def _copy_rows(
+    files: Iterable[SourceFile], paths: list[str], owner: tuple[int, ...] = ()
+) -> Iterator[tuple[Any, ...]]:
+    """The COPY rows of ``files`` (``owner``'s columns first), noting each path in ``paths``
+    as it goes by."""
+    for file in files:
+        counts = file.lines
+        paths.append(file.path)
+        yield (
+            *owner,
+            file.path,
+            file.content,
+            file.language,
+            file.encoding,
+            file.size_bytes,
+            file.sha256,
+            counts.total,
+            counts.code,
+            counts.comment,
+            counts.blank,
+        )
 
 
 def list_for_project(
