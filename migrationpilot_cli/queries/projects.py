@@ -31,30 +31,36 @@ JOIN organizations o ON o.id = p.organization_id
 LEFT JOIN users creator ON creator.id = p.created_by
 """
 
-# The dashboard's statistics in one round trip, computed from the data itself.
+# The dashboard's statistics in one round trip, computed from the data itself. The project's
+# files and rules are each read once, grouped as finely as any figure needs (a CTE used more
+# than once is computed once), and every figure is summed from those few groups: four passes
+# over a big project's rules and three over its files cost 14,000 buffers at SCALE=large.
 _STATISTICS = """
+WITH files AS (
+  SELECT language::text AS language, count(*) AS files, sum(line_count) AS lines,
+         sum(code_lines) AS code, sum(comment_lines) AS comments, sum(blank_lines) AS blank
+  FROM source_files WHERE project_id = %(id)s GROUP BY language
+), rules AS (
+  SELECT review_status::text AS status, category::text AS category, count(*) AS n,
+         sum(confidence) AS confidence
+  FROM business_rules WHERE project_id = %(id)s GROUP BY review_status, category
+)
 SELECT
-  (SELECT count(*) FROM source_files WHERE project_id = %(id)s) AS files,
-  (SELECT coalesce(sum(line_count), 0) FROM source_files WHERE project_id = %(id)s) AS lines,
+  (SELECT coalesce(sum(files), 0)::bigint FROM files) AS files,
+  (SELECT coalesce(sum(lines), 0)::bigint FROM files) AS lines,
   (SELECT coalesce(jsonb_object_agg(language, jsonb_build_object(
             'files', files, 'lines', lines, 'code_lines', code, 'comment_lines', comments,
             'blank_lines', blank) ORDER BY language), '{}')
-     FROM (SELECT language::text AS language, count(*) AS files, sum(line_count) AS lines,
-                  sum(code_lines) AS code, sum(comment_lines) AS comments,
-                  sum(blank_lines) AS blank
-           FROM source_files WHERE project_id = %(id)s GROUP BY language) AS f
+     FROM files
   ) AS files_by_language,
-  (SELECT count(*) FROM business_rules WHERE project_id = %(id)s) AS rules,
+  (SELECT coalesce(sum(n), 0)::bigint FROM rules) AS rules,
   (SELECT coalesce(jsonb_object_agg(status, n ORDER BY status), '{}')
-     FROM (SELECT review_status::text AS status, count(*) AS n FROM business_rules
-           WHERE project_id = %(id)s GROUP BY review_status) AS s
+     FROM (SELECT status, sum(n) AS n FROM rules GROUP BY status) AS s
   ) AS rules_by_status,
   (SELECT coalesce(jsonb_object_agg(category, n ORDER BY category), '{}')
-     FROM (SELECT category::text AS category, count(*) AS n FROM business_rules
-           WHERE project_id = %(id)s GROUP BY category) AS c
+     FROM (SELECT category, sum(n) AS n FROM rules GROUP BY category) AS c
   ) AS rules_by_category,
-  (SELECT round(avg(confidence), 3) FROM business_rules WHERE project_id = %(id)s)
-    AS average_confidence,
+  (SELECT round(sum(confidence) / sum(n), 3) FROM rules) AS average_confidence,
   (SELECT count(*) FROM test_cases WHERE project_id = %(id)s) AS test_cases,
   (SELECT count(*) FROM generated_files WHERE project_id = %(id)s) AS generated_files,
   (SELECT coalesce(jsonb_object_agg(name, jsonb_build_object(
