@@ -466,6 +466,14 @@ def _copy_baseline(url: str, psql: str, table: str, columns: str, data: Path) ->
     )
 
 
+def _drop_project(url: str, name: str, *written: str) -> None:
+    """Delete a write case's project, then vacuum the tables it wrote: the bare baseline
+    starts every run from a truncated table, so ours must not start among the dead rows and
+    index entries of the run before."""
+    _sql(url, "DELETE FROM projects WHERE name = %s", (name,))
+    _sql(url, f"VACUUM {', '.join(written)}")
+
+
 def _fresh_project(
     url: str, target: Subjects, name: str, with_files_of: int | None, project_id: int | None = None
 ) -> None:
@@ -534,7 +542,7 @@ def rules_import_case(url: str, psql: str, work: Path, target: Subjects, count: 
     ours = Command(
         [MP, "--database-url", url, "rules", "import", str(jsonl), "--project", name],
         setup=lambda: _fresh_project(url, target, name, target.project_id),
-        cleanup=lambda: _sql(url, "DELETE FROM projects WHERE name = %s", (name,)),
+        cleanup=lambda: _drop_project(url, name, "business_rules", "rule_versions"),
     )
     columns = (
         "name text, category text, confidence numeric, source_file text,"
@@ -620,7 +628,7 @@ def files_import_case(url: str, psql: str, work: Path, target: Subjects, count: 
         setup=lambda: _fresh_project(
             url, Subjects(0, target.organization_id, "cobol"), name, None, FILES_PROJECT_ID
         ),
-        cleanup=lambda: _sql(url, "DELETE FROM projects WHERE name = %s", (name,)),
+        cleanup=lambda: _drop_project(url, name, "source_files"),
     )
     baseline = _copy_baseline(url, psql, "bench_bare_files", "path text, content text", csv_file)
     # What the database itself costs for the same files: source_files' constraints, indexes,
