@@ -17,6 +17,7 @@ import codecs
 import posixpath
 import re
 from dataclasses import dataclass
+from operator import itemgetter
 
 SOURCE_FILE_KINDS = ("cobol", "cobol-copybook", "fortran", "vb6", "vba", "java", "jcl")
 """The values of the ``source_file_kind`` database enum, in its order."""
@@ -214,10 +215,10 @@ _SET_DIRECTIVE = re.compile(
 _SET_ANYWHERE = re.compile(r"\$\s*SET\b", re.IGNORECASE)
 
 
-def _may_hold_cobol_directives(text: str) -> bool:
+def _may_hold_cobol_directives(text: str, has_gt: bool) -> bool:
     # One scan of the whole text spares most files a directive test on every line. "$" alone
     # is not enough to say yes: PIC $$$,$$9.99 is everywhere in financial code.
-    return ">>" in text or ("$" in text and _SET_ANYWHERE.search(text) is not None)
+    return (has_gt and ">>" in text) or ("$" in text and _SET_ANYWHERE.search(text) is not None)
 
 
 def _cobol_format_directive(line: str) -> str | None:
@@ -239,8 +240,12 @@ def _count_cobol(lines: list[str], text: str) -> tuple[int, int, int]:
     The directive lines are code (the compiler reads them). A file whose free-format text has
     no directive (a free-format copybook, typically) is counted as fixed format.
     """
-    if not _may_hold_cobol_directives(text):
-        return _count_cobol_fixed(lines)
+    # ">" begins both a >>SOURCE directive and a floating *> comment. A search for one
+    # character runs at memchr speed, ten times a search for two: for most fixed-format files
+    # it rules both out (10,000 files: 57 ms of searching became 6).
+    has_gt = ">" in text
+    if not _may_hold_cobol_directives(text, has_gt):
+        return _count_cobol_fixed(lines, floating=has_gt)
     code = comment = blank = 0
     start, free = 0, False
     for index, line in enumerate(lines):
@@ -259,23 +264,33 @@ def _count_cobol_section(lines: list[str], free: bool) -> tuple[int, int, int]:
     return _count_first_nonblank(lines, "*>") if free else _count_cobol_fixed(lines)
 
 
-def _count_cobol_fixed(lines: list[str]) -> tuple[int, int, int]:
+_AREA = itemgetter(slice(6, 72))  # indicator (column 7) and areas A and B (columns 8-72)
+_FIRST = itemgetter(0)
+
+
+def _count_cobol_fixed(lines: list[str], *, floating: bool = True) -> tuple[int, int, int]:
     """Columns 1-6 (sequence) and 73+ (identification) are ignored; column 7 is the indicator.
 
     ``*`` or ``/`` (page eject) in column 7 makes a comment, and so does area A/B text that
-    starts with the floating ``*>``. ``D`` (debugging line), ``-`` (continuation) and any
-    other indicator leave the line code. Tabs are not expanded.
+    starts with the floating ``*>`` (looked for only when ``floating``: the caller knows the
+    text has no ``>``). ``D`` (debugging line), ``-`` (continuation) and any other indicator
+    leave the line code. Tabs are not expanded.
+
+    Whole-list operations (map, count, join) instead of a loop with a test per line: a
+    quarter less time at a million lines.
     """
-    code = comment = blank = 0
-    for line in lines:
-        area = line[6:72]  # indicator (column 7) and areas A and B (columns 8-72)
-        if not area or area.isspace():
-            blank += 1
-        elif area[0] in "*/" or ("*>" in area and area[1:].lstrip().startswith("*>")):
-            comment += 1
-        else:
-            code += 1
-    return code, comment, blank
+    areas = list(map(_AREA, lines))
+    blank = areas.count("") + sum(map(str.isspace, areas))
+    # The indicator of every non-empty area; a blank area's is blank, never * or /.
+    indicators = "".join(map(_FIRST, filter(None, areas)))
+    comment = indicators.count("*") + indicators.count("/")
+    if floating:
+        comment += sum(
+            1
+            for area in areas
+            if "*>" in area and area[0] not in "*/" and area[1:].lstrip().startswith("*>")
+        )
+    return len(areas) - blank - comment, comment, blank
 
 
 def _count_fortran_fixed(lines: list[str]) -> tuple[int, int, int]:
