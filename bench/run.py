@@ -607,6 +607,7 @@ COMMIT;
 def files_import_case(url: str, psql: str, work: Path, target: Subjects, count: int) -> Case:
     tree = work / "legacy"
     rows, stored = [], []
+    owner = (target.organization_id, FILES_PROJECT_ID)
     for number in range(count):
         path = f"src/batch{number % 20:02d}/PROG{number:05d}.cbl"
         body = [f"      * PROGRAM {number}: MONTHLY INTEREST"]
@@ -622,7 +623,6 @@ def files_import_case(url: str, psql: str, work: Path, target: Subjects, count: 
         data = content.encode()
         checksum = hashlib.sha256(data).hexdigest()
         counts = (lines.total, lines.code, lines.comment, lines.blank)
-        owner = (target.organization_id, FILES_PROJECT_ID)
         stored.append((*owner, path, content, "cobol", "utf-8", len(data), checksum, *counts))
     csv_file, stored_csv = work / "files.csv", work / "files_stored.csv"
     with csv_file.open("w", newline="") as handle:
@@ -1001,7 +1001,7 @@ How to read it:
   every file in Python, streaming each into a binary COPY straight into `source_files` while
   the next is read (a re-import, or a user acting with `--as`, stages the rows and merges
   them). The *database floor* row is psql's `\\copy` of the finished rows into
-  `source_files`: what the table's invariants (four indexes, a foreign key, the tenant
+  `source_files`: what the table's invariants (three indexes, a foreign key, the tenant
   line-limit trigger) cost with none of our code. The gap between the floor and the bare
   `\\copy` is the database's; the rest is ours: the process start-up (Typer and psycopg, as
   for every command) and the Python work per line, most of it overlapped with the server's.

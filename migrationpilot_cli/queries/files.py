@@ -101,11 +101,11 @@ def merge(
     paths: list[str] = []
     if _may_copy_directly(conn, ids):
         owner = (project["organization_id"], project["id"])
-        rows = _copy_rows(files, paths, owner)
+        rows = _file_rows(files, paths, owner)
         copy_rows(conn, _COPY_DIRECT, rows, types=("int8", "int8", *_COPY_TYPES))
         return {"added": paths, "changed": [], "unchanged": [], "removed": []}
     conn.execute(_STAGE)
-    copy_rows(conn, _COPY, _copy_rows(files, paths), types=_COPY_TYPES)
+    copy_rows(conn, _COPY, _file_rows(files, paths), types=_COPY_TYPES)
     changed = [row["path"] for row in conn.execute(_UPDATE_CHANGED, ids).fetchall()]
     added = [row["path"] for row in conn.execute(_INSERT_NEW, ids).fetchall()]
     removed = [row["path"] for row in conn.execute(_GONE, ids).fetchall()]
@@ -122,7 +122,7 @@ def _may_copy_directly(conn: Connection, ids: dict[str, int]) -> bool:
     return bool(row["direct"])
 
 
-def _copy_rows(
+def _file_rows(
     files: Iterable[SourceFile], paths: list[str], owner: tuple[int, ...] = ()
 ) -> Iterator[tuple[Any, ...]]:
     """The COPY rows of ``files`` (``owner``'s columns first), noting each path in ``paths``
