@@ -14,6 +14,8 @@
 --   * audit: reviews dominate, then imports and edits, spread over 90 days.
 -- Every rule is written through the versioning triggers, so rule_versions holds version 1 of
 -- each, as it would after real imports.
+-- Keys are uuids the database generates: the n-th tenant, organization and project is found by
+-- the number in its slug or name (bench-3, bench-org-7, Bench project 12), not by its id.
 \set ON_ERROR_STOP on
 BEGIN;
 -- The versioning trigger's transition table holds every new rule: in memory, not on disk.
@@ -22,20 +24,27 @@ SELECT setseed(0.42) AS seed \gset
 
 INSERT INTO tenants (name, slug, subscription, max_projects, max_lines_of_code)
 SELECT 'Bench tenant ' || t, 'bench-' || t, (ARRAY['free', 'pro', 'enterprise'])[1 + t % 3],
-       1000000, 1000000000000
+       1000000, 2147483647  -- no limit: max_lines_of_code is an integer
 FROM generate_series(1, greatest(:orgs / 4, 1)) AS t;
 
+-- Organization o belongs to tenant 1 + (o - 1) % tenants.
 INSERT INTO organizations (tenant_id, name, slug)
-SELECT (SELECT min(id) FROM tenants) + (o - 1) % greatest(:orgs / 4, 1),
-       'Bench org ' || o, 'bench-org-' || o
-FROM generate_series(1, :orgs) AS o;
+SELECT t.id, 'Bench org ' || o, 'bench-org-' || o
+FROM generate_series(1, :orgs) AS o
+JOIN tenants t ON t.slug = 'bench-' || (1 + (o - 1) % greatest(:orgs / 4, 1));
+
+-- Organizations numbered 0..n-1 (bench-org-1 is 0) for picking one by a skewed random draw.
+CREATE TEMPORARY TABLE numbered_organizations ON COMMIT DROP AS
+SELECT substr(slug, length('bench-org-') + 1)::int - 1 AS k, id, tenant_id
+FROM organizations;
+CREATE UNIQUE INDEX ON numbered_organizations (k);
 
 -- Five people per organization; the first of each is its reviewer (reviewer@org-N.bench).
 INSERT INTO users (email, name, organization_id, role)
 SELECT CASE u WHEN 1 THEN 'reviewer' ELSE 'user' || u END || '@org-' || o.n || '.bench',
        'Bench user ' || u, o.id,
        (ARRAY['reviewer', 'admin', 'architect', 'developer', 'viewer'])[u]::user_role
-FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM organizations) AS o,
+FROM (SELECT id, k + 1 AS n FROM numbered_organizations) AS o,
      generate_series(1, 5) AS u;
 
 -- Project p belongs to organization floor(orgs * x^2): low-numbered organizations are big.
@@ -44,8 +53,7 @@ SELECT 'Bench project ' || r.p, o.id, s.language, s.target, NULL
 FROM generate_series(1, :projects) AS g(p)
 -- Referring to g.p makes the sub-select run per row (else it runs once: one random draw).
 CROSS JOIN LATERAL (SELECT g.p AS p, random() AS x, random() AS y) AS r
-JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k FROM organizations) AS o
-  ON o.k = floor(:orgs * r.x * r.x)::int
+JOIN numbered_organizations AS o ON o.k = floor(:orgs * r.x * r.x)::int
 CROSS JOIN LATERAL (
     SELECT CASE WHEN r.y < 0.45 THEN 'cobol' WHEN r.y < 0.65 THEN 'java-legacy'
                 WHEN r.y < 0.80 THEN 'fortran' WHEN r.y < 0.90 THEN 'vb6'
@@ -54,17 +62,23 @@ CROSS JOIN LATERAL (
              AS target
 ) AS s;
 
--- Walk most projects some way along the workflow (new projects must start as draft).
-UPDATE projects SET status = 'analyzing' WHERE id % 10 <> 0;
-UPDATE projects SET status = 'analysis_complete' WHERE id % 10 NOT IN (0, 1);
-UPDATE projects SET status = 'designing' WHERE id % 10 NOT IN (0, 1, 2, 3);
-UPDATE projects SET status = 'design_complete' WHERE id % 10 IN (7, 8, 9);
-
--- Projects numbered 0..n-1 for picking one by a skewed random draw.
+-- Projects numbered 0..n-1 (Bench project 1 is 0) for picking one by a skewed random draw.
 CREATE TEMPORARY TABLE numbered_projects ON COMMIT DROP AS
-SELECT row_number() OVER (ORDER BY id) - 1 AS k, id, organization_id, source_language
+SELECT substr(name, length('Bench project ') + 1)::int - 1 AS k, id, organization_id,
+       source_language
 FROM projects;
 CREATE UNIQUE INDEX ON numbered_projects (k);
+
+-- Walk most projects some way along the workflow (new projects must start as draft), by
+-- their number p = k + 1.
+UPDATE projects SET status = 'analyzing'
+FROM numbered_projects n WHERE n.id = projects.id AND (n.k + 1) % 10 <> 0;
+UPDATE projects SET status = 'analysis_complete'
+FROM numbered_projects n WHERE n.id = projects.id AND (n.k + 1) % 10 NOT IN (0, 1);
+UPDATE projects SET status = 'designing'
+FROM numbered_projects n WHERE n.id = projects.id AND (n.k + 1) % 10 NOT IN (0, 1, 2, 3);
+UPDATE projects SET status = 'design_complete'
+FROM numbered_projects n WHERE n.id = projects.id AND (n.k + 1) % 10 IN (7, 8, 9);
 
 -- Files: the first of each project is guaranteed (every project has sources), the rest go to
 -- projects by x^1.5. Content is a program of 20..420 lines (compressible, like real COBOL).
@@ -95,16 +109,19 @@ CROSS JOIN LATERAL (
                        k.lines - 1) AS content
 ) AS f;
 
+-- A project's files numbered in the order they were made: by i, the end of their path.
 CREATE TEMPORARY TABLE numbered_files ON COMMIT DROP AS
-SELECT project_id, row_number() OVER (PARTITION BY project_id ORDER BY id) - 1 AS k, path,
-       line_count
+SELECT project_id, row_number() OVER (PARTITION BY project_id ORDER BY right(path, 15)) - 1 AS k,
+       path, line_count
 FROM source_files;
 CREATE UNIQUE INDEX ON numbered_files (project_id, k);
 CREATE TEMPORARY TABLE project_files ON COMMIT DROP AS
 SELECT project_id, count(*) AS files FROM source_files GROUP BY 1;
 
+-- One reviewer per organization (reviewer@org-N.bench).
 CREATE TEMPORARY TABLE reviewers ON COMMIT DROP AS
-SELECT organization_id, min(id) AS id FROM users WHERE role = 'reviewer' GROUP BY 1;
+SELECT organization_id, id FROM users WHERE role = 'reviewer';
+CREATE UNIQUE INDEX ON reviewers (organization_id);
 
 -- Rules: project by x^1.5 (the big estates have most rules), a file of that project, a line
 -- range inside it.
@@ -138,16 +155,16 @@ CROSS JOIN LATERAL (
              AS status
 ) AS s;
 
--- Audit: organization by x^2, as the projects; reviews are most of it.
+-- Audit: organization by x^2, as the projects; reviews are most of it. The resource is one
+-- of 100,000 ids (a uuid made from its number, so the data set stays deterministic).
 INSERT INTO audit_logs (tenant_id, organization_id, user_id, actor_email, db_role, action,
                         resource_type, resource_id, metadata, ip_address, created_at)
 SELECT o.tenant_id, o.id, v.id, 'reviewer@bench', 'migrationpilot', a.action, a.kind,
-       (1 + floor(r.y * 100000))::text, jsonb_build_object('comment', 'bench'), NULL,
-       now() - r.z * interval '90 days'
+       md5((1 + floor(r.y * 100000))::text)::uuid, jsonb_build_object('comment', 'bench'),
+       NULL, now() - r.z * interval '90 days'
 FROM generate_series(0, :audit - 1) AS i
 CROSS JOIN LATERAL (SELECT i AS i, random() AS x, random() AS y, random() AS z) AS r
-JOIN (SELECT id, tenant_id, row_number() OVER (ORDER BY id) - 1 AS k FROM organizations) AS o
-  ON o.k = floor(:orgs * r.x * r.x)::int
+JOIN numbered_organizations AS o ON o.k = floor(:orgs * r.x * r.x)::int
 JOIN reviewers v ON v.organization_id = o.id
 CROSS JOIN LATERAL (
     SELECT CASE WHEN r.y < 0.55 THEN 'rule.approve' WHEN r.y < 0.65 THEN 'rule.reject'

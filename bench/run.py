@@ -31,9 +31,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,8 @@ WRITES = {
 # A read case takes a fraction of a second: more rounds make its median steadier.
 READ_RUNS = 11
 LINES_PER_FILE = 100  # 10,000 files: 1M lines
-FILES_PROJECT_ID = 1_000_000_000  # the files import's project: far above the generated ids
+# The files import's project: one fixed id, so that the floor's CSV can carry it.
+FILES_PROJECT_ID = uuid.UUID("f11e5000-0000-4000-8000-000000000001")
 SEQ_SCAN_FORBIDDEN = {"business_rules", "source_files", "audit_logs"}
 REVIEWER = "reviewer@org-1.bench"  # the reviewer of the biggest organization
 
@@ -330,8 +332,8 @@ def facts(url: str) -> dict[str, Any]:
 class Subjects:
     """What the cases act on: the biggest project, a user of its organization."""
 
-    project_id: int
-    organization_id: int
+    project_id: uuid.UUID
+    organization_id: uuid.UUID
     source_language: str
 
 
@@ -475,7 +477,11 @@ def _drop_project(url: str, name: str, *written: str) -> None:
 
 
 def _fresh_project(
-    url: str, target: Subjects, name: str, with_files_of: int | None, project_id: int | None = None
+    url: str,
+    target: Subjects,
+    name: str,
+    with_files_of: uuid.UUID | None,
+    project_id: uuid.UUID | None = None,
 ) -> None:
     """A new project of the target's organization (with ``project_id`` when given), with a
     copy of another project's files."""
@@ -483,9 +489,7 @@ def _fresh_project(
     (project_id,) = _sql(
         url,
         "INSERT INTO projects (id, name, organization_id, source_language, target_language)"
-        " OVERRIDING SYSTEM VALUE"
-        " VALUES (coalesce(%s, nextval(pg_get_serial_sequence('projects', 'id'))),"
-        " %s, %s, %s, 'java') RETURNING id",
+        " VALUES (coalesce(%s::uuid, gen_random_uuid()), %s, %s, %s, 'java') RETURNING id",
         (project_id, name, target.organization_id, target.source_language),
     )[0]
     if with_files_of is not None:
@@ -633,7 +637,7 @@ def files_import_case(url: str, psql: str, work: Path, target: Subjects, count: 
     ours = Command(
         [MP, "--database-url", url, "files", "import", str(tree), "--project", name],
         setup=lambda: _fresh_project(
-            url, Subjects(0, target.organization_id, "cobol"), name, None, FILES_PROJECT_ID
+            url, replace(target, source_language="cobol"), name, None, FILES_PROJECT_ID
         ),
         cleanup=lambda: _drop_project(url, name, "source_files"),
     )
@@ -669,7 +673,7 @@ def files_import_case(url: str, psql: str, work: Path, target: Subjects, count: 
 _APPROVE_SQL = """
 \\set ON_ERROR_STOP on
 BEGIN;
-CREATE TEMPORARY TABLE ids (id bigint) ON COMMIT DROP;
+CREATE TEMPORARY TABLE ids (id uuid) ON COMMIT DROP;
 GRANT SELECT ON ids TO migrationpilot_app;
 \\copy ids FROM '{ids}'
 SELECT set_config('app.current_user_id', id::text, true) FROM users WHERE email = '{email}' \\gset
@@ -685,7 +689,7 @@ WITH changed AS (
 INSERT INTO audit_logs (tenant_id, organization_id, user_id, actor_email, action,
                         resource_type, resource_id, metadata)
 SELECT o.tenant_id, c.organization_id, (SELECT current_user_id()),
-       (SELECT current_user_email()), 'rule.approve', 'rule', c.id::text,
+       (SELECT current_user_email()), 'rule.approve', 'rule', c.id,
        jsonb_build_object('version', c.version)
 FROM changed c JOIN organizations o ON o.id = c.organization_id;
 COMMIT;
@@ -846,7 +850,7 @@ def listings(target: Subjects) -> list[tuple[str, Callable[[Any], Any], str | No
         ),
         ("rules history R", lambda c: rules.history(c, _some_rule(c, project)), None),
         (
-            "audit: an organization's latest 50 (V0007 index)",
+            "audit: an organization's latest 50 (V0010 index)",
             lambda c: c.execute(
                 "SELECT id, action, actor_email, resource_type, resource_id, created_at"
                 " FROM audit_logs WHERE organization_id = %s ORDER BY created_at DESC LIMIT 50",
@@ -857,11 +861,12 @@ def listings(target: Subjects) -> list[tuple[str, Callable[[Any], Any], str | No
     ]
 
 
-def _some_rule(conn: Any, project_id: int) -> int:
+def _some_rule(conn: Any, project_id: uuid.UUID) -> uuid.UUID:
     row = conn.conn.execute(
-        "SELECT max(id) AS id FROM business_rules WHERE project_id = %s", (project_id,)
+        "SELECT id FROM business_rules WHERE project_id = %s ORDER BY id DESC LIMIT 1",
+        (project_id,),
     ).fetchone()
-    return int(row["id"])
+    return row["id"]
 
 
 def explain_listings(url: str, target: Subjects) -> list[dict[str, Any]]:
@@ -983,7 +988,7 @@ How to read it:
   help as Markdown, so it grows with the command's options against a two-option minimal app.
   The bench compiles our bytecode first, as installing a wheel does.
 * **RLS cost**: `--as` adds the user lookup and `SET LOCAL ROLE`; the queue then reads the
-  organization's pending index in order (V0016), like the operator's reads the global one.
+  organization's pending index in order (V0010), like the operator's reads the global one.
 * **rules import**: the bare `\\copy` writes rows into a table without keys, indexes or
   triggers, a few microseconds a row. A rule costs the database far more, whoever writes it:
   eight index entries in `business_rules`, its foreign-key checks, and the versioning

@@ -188,7 +188,7 @@ app = typer.Typer(
     epilog=examples(
         "migrationpilot demo load",
         "migrationpilot rules list --pending --min-confidence 0.9",
-        "migrationpilot rules show 3",
+        "migrationpilot rules show 3f2a9c1e",
     )
     + "\n\nEvery command has `--help` with examples; the reference is docs/cli.md.",
     no_args_is_help=True,

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from enum import Enum, StrEnum
 from typing import Annotated, Any, TypeVar
+from uuid import UUID
 
 import typer
 
@@ -251,6 +252,12 @@ def notice(message: str) -> None:
         _stderr_console().print(message, highlight=False)
 
 
+def warning(message: str) -> None:
+    """A line on stderr that a script's log must keep too: something changed outside the
+    command's own output (a database setting, say). Never on stdout, so pipes stay clean."""
+    sys.stderr.write(f"warning: {message}\n")
+
+
 @contextlib.contextmanager
 def progress(description: str) -> Iterator[Callable[[int, int], None]]:
     """A progress bar on stderr when it is a terminal; silent otherwise. Yields
@@ -349,10 +356,16 @@ def _render_jsonl(rows: Sequence[Row], columns: Sequence[str]) -> None:
 
 
 def _table_value(value: Any) -> str:
+    """A cell for a person: local time to the second, an id by the start that names it
+    (``refs``); the machine formats carry the exact values."""
     if value is None:
         return "[dim]-[/dim]"
     if isinstance(value, dt.datetime):
         return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, UUID):
+        from migrationpilot_cli import refs
+
+        return refs.short(value)
     from rich.markup import escape
 
     return escape(_text_value(value))

@@ -9,12 +9,12 @@ line range lies inside it) is checked there, set-based, by ``queries.rules``.
 
 A record's fields:
 
-* required: ``name``, ``category`` (a ``rule_category``), ``confidence`` (a number in 0..1),
+* required: ``name``, ``description``, ``category`` (a ``rule_category``), ``logic`` (what
+  the rule does, in words: what a reviewer approves), ``confidence`` (a number in 0..1),
   ``source_file`` (a path of the project's stored sources), ``source_start_line`` and
   ``source_end_line`` (1-based, inclusive, end >= start);
-* optional: ``description``, ``logic``, ``formula`` and ``source_code`` (text or null; the
-  source code is cut from the stored file when absent) and ``inputs``, ``outputs`` (arrays,
-  default empty).
+* optional: ``formula`` and ``source_code`` (text or null; the source code is cut from the
+  stored file when absent) and ``inputs``, ``outputs`` (arrays, default empty).
 
 Any other field is an error, so that a typo (``confidance``) is not silently dropped. The
 review state is the reviewers' business: an import never sets it.
@@ -36,13 +36,15 @@ from migrationpilot_cli.vocabulary import ReviewStatus, RuleCategory
 
 REQUIRED_FIELDS = (
     "name",
+    "description",
     "category",
+    "logic",
     "confidence",
     "source_file",
     "source_start_line",
     "source_end_line",
 )
-TEXT_FIELDS = ("description", "logic", "formula", "source_code")
+TEXT_FIELDS = ("formula", "source_code")
 ARRAY_FIELDS = ("inputs", "outputs")
 FIELDS = REQUIRED_FIELDS + TEXT_FIELDS + ARRAY_FIELDS
 _KNOWN_FIELDS = frozenset(FIELDS)
@@ -50,6 +52,8 @@ _KNOWN_FIELDS = frozenset(FIELDS)
 # Fields an analyzer might be tempted to send that belong to the review workflow.
 _REVIEW_FIELDS = frozenset({"review_status", "reviewed_by", "reviewed_at", "review_comments"})
 _MAX_LINE = 2**31 - 1  # PostgreSQL int
+_NAME_LENGTH = 255  # business_rules.name varchar(255)
+_PATH_LENGTH = 500  # business_rules.source_file varchar(500)
 _CATEGORIES = tuple(category.value for category in RuleCategory)
 
 # Builds the error for one record: its location, then the message.
@@ -69,8 +73,8 @@ class RuleRecord:
     source_file: str
     source_start_line: int
     source_end_line: int
-    description: str | None = None
-    logic: str | None = None
+    description: str = ""
+    logic: str = ""
     formula: str | None = None
     source_code: str | None = None
     inputs: list[Any] = field(default_factory=list)
@@ -121,14 +125,14 @@ def _record(location: str, values: Mapping[str, Any]) -> RuleRecord:
     texts = {name: _optional_text(values.get(name), name, fail) for name in TEXT_FIELDS}
     return RuleRecord(
         location=location,
-        name=_required_text(values["name"], "name", fail).strip(),
+        name=_required_text(values["name"], "name", fail, _NAME_LENGTH).strip(),
         category=_category(values["category"], fail),
         confidence=_confidence(values["confidence"], fail),
-        source_file=_required_text(values["source_file"], "source_file", fail),
+        source_file=_required_text(values["source_file"], "source_file", fail, _PATH_LENGTH),
         source_start_line=start,
         source_end_line=end,
-        description=texts["description"],
-        logic=texts["logic"],
+        description=_required_text(values["description"], "description", fail),
+        logic=_required_text(values["logic"], "logic", fail),
         formula=texts["formula"],
         source_code=texts["source_code"],
         inputs=_optional_array(values.get("inputs"), "inputs", fail),
@@ -155,9 +159,11 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _required_text(value: Any, name: str, fail: _Fail) -> str:
+def _required_text(value: Any, name: str, fail: _Fail, longest: int | None = None) -> str:
     if not isinstance(value, str) or not value.strip():
         raise fail(f"{name} {_shown(value)} must be a non-empty string")
+    if longest is not None and len(value) > longest:
+        raise fail(f"{name} is too long: {len(value)} characters, at most {longest}")
     return value
 
 

@@ -14,7 +14,15 @@ _SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+# The design's lengths (varchar(n)): checked here, so that a long value is one clear line
+# naming the option, not the database's "value too long for type character varying(255)".
+NAME_LENGTH = 255
+SLUG_LENGTH = 100
+
+
 def slug(value: str, option: str = "--slug") -> str:
+    if len(value) > SLUG_LENGTH:
+        raise BadInput(f"{option}: longer than {SLUG_LENGTH} characters")
     if not _SLUG.match(value):
         raise BadInput(
             f"{option} {value!r}: use lower-case letters, digits and single hyphens (e.g. acme-pay)"
@@ -23,16 +31,21 @@ def slug(value: str, option: str = "--slug") -> str:
 
 
 def email(value: str) -> str:
-    cleaned = value.strip().lower()
-    if not _EMAIL.match(cleaned):
+    """An email address as given (stored so; unique and looked up without regard to case)."""
+    cleaned = value.strip()
+    if not _EMAIL.match(cleaned) or len(cleaned) > NAME_LENGTH:
         raise BadInput(f"{value!r} is not an email address")
     return cleaned
 
 
-def text(value: str, what: str) -> str:
+def text(value: str, what: str, max_length: int | None = NAME_LENGTH) -> str:
+    """``value`` without surrounding blanks: not empty, and at most ``max_length`` characters
+    (None: any length)."""
     cleaned = value.strip()
     if not cleaned:
         raise BadInput(f"{what} must not be empty")
+    if max_length is not None and len(cleaned) > max_length:
+        raise BadInput(f"{what} is too long: {len(cleaned)} characters, at most {max_length}")
     return cleaned
 
 
@@ -42,20 +55,29 @@ def require_operator(settings: Settings, command: str) -> None:
         raise OperationFailed(f"`{command}` is an operator command: run it without --as")
 
 
-def ids(arguments: Sequence[str]) -> list[int]:
-    """Ids from the arguments, where ``-`` reads them from stdin, one per line.
+def ids(arguments: Sequence[str]) -> list[str]:
+    """Id references (``refs.parse``) from the arguments, where ``-`` reads them from stdin,
+    one per line.
 
     On stdin, blank lines and ``#`` comments are skipped and only the first tab-separated
     field counts, so both ``... -q |`` and plain tsv listings pipe straight in. The order is
     kept and repeats are dropped. An empty stdin is an empty batch, not an error, so that a
     nightly ``rules list ... -q | review approve -`` that matches nothing succeeds (like
     ``xargs -r``)."""
-    found: dict[int, None] = {}
+    from migrationpilot_cli import refs
+
+    found: dict[str, None] = {}
     for where, value in _id_values(arguments):
-        if not value.isdigit() or len(value) > 18:
-            raise BadInput(f"{where}: {value!r} is not an id")
-        found.setdefault(int(value))
+        found.setdefault(refs.parse(value, where))
     return list(found)
+
+
+def one_id(argument: str) -> str:
+    """The one id reference an argument gives (``-``: the first id on stdin)."""
+    found = ids([argument])
+    if len(found) != 1:
+        raise BadInput(f"expected one id, not {len(found)}")
+    return found[0]
 
 
 def _id_values(arguments: Sequence[str]) -> Iterator[tuple[str, str]]:

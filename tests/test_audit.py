@@ -4,6 +4,7 @@ and the `audit list` and `audit purge` commands."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,23 +65,27 @@ def every_command() -> set[str]:
     }
 
 
-def new_audit_rows(conn: psycopg.Connection[Any], after: int) -> list[dict[str, Any]]:
+def new_audit_rows(conn: psycopg.Connection[Any], seen: set[uuid.UUID]) -> list[dict[str, Any]]:
+    """The audit rows not in ``seen``, in insertion order: audit_logs is append-only and the
+    test's database fresh (nothing here updates or deletes audit rows), so ctid is that order."""
     cursor = conn.cursor(row_factory=psycopg.rows.dict_row)
     return cursor.execute(
         "SELECT a.id, a.user_id, a.actor_email, a.db_role, a.action, a.resource_type,"
         " a.resource_id, o.slug AS organization, t.slug AS tenant, a.metadata"
         " FROM audit_logs a LEFT JOIN organizations o ON o.id = a.organization_id"
-        " JOIN tenants t ON t.id = a.tenant_id WHERE a.id > %s ORDER BY a.id",
-        (after,),
+        " JOIN tenants t ON t.id = a.tenant_id WHERE a.id <> ALL (%s) ORDER BY a.ctid",
+        (list(seen),),
     ).fetchall()
 
 
-def last_audit_id(conn: psycopg.Connection[Any]) -> int:
-    return int(rows(conn, "SELECT coalesce(max(id), 0) FROM audit_logs")[0][0])
+def audit_ids(conn: psycopg.Connection[Any]) -> set[uuid.UUID]:
+    return {audit_id for (audit_id,) in rows(conn, "SELECT id FROM audit_logs")}
 
 
-def one_id(conn: psycopg.Connection[Any], query: str, *params: Any) -> str:
-    return str(rows(conn, query, *params)[0][0])
+def one_id(conn: psycopg.Connection[Any], query: str, *params: Any) -> Any:
+    """The first column of the query's one row (an id is a ``uuid.UUID``)."""
+    (found,) = rows(conn, query, *params)
+    return found[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,15 +127,15 @@ def test_a_user_cannot_rewrite_or_remove_audit_rows(
         acme(*ANA, "projects", "create", "P", "--source", "cobol", "--target", "go").exit_code == 0
     )
     before = rows(conn, "SELECT * FROM audit_logs ORDER BY id")
-    own = one_id(conn, "SELECT max(id) FROM audit_logs WHERE actor_email = 'ana@acme.test'")
+    own = one_id(conn, "SELECT id FROM audit_logs WHERE actor_email = 'ana@acme.test'")
     ana = one_id(conn, "SELECT id FROM users WHERE email = 'ana@acme.test'")
     with (
         pytest.raises(errors.InsufficientPrivilege, match="permission denied for table audit_logs"),
         conn.transaction(),
     ):
         conn.execute("SET LOCAL ROLE migrationpilot_app")
-        conn.execute("SELECT set_config('app.current_user_id', %s, true)", (ana,))
-        conn.execute(statement, {"id": int(own)})
+        conn.execute("SELECT set_config('app.current_user_id', %s, true)", (str(ana),))
+        conn.execute(statement, {"id": own})
     assert rows(conn, "SELECT * FROM audit_logs ORDER BY id") == before
 
 
@@ -149,25 +154,25 @@ class Step:
     action: str
     actor: str | None  # email; None: operator mode
     resource_type: str
-    resource_id: Callable[[psycopg.Connection[Any]], str] | None
+    resource_id: Callable[[psycopg.Connection[Any]], uuid.UUID] | None
     organization: str | None
     metadata: dict[str, Any] = field(default_factory=dict)
     count: int = 1
 
 
-def _rule(name: str) -> Callable[[psycopg.Connection[Any]], str]:
+def _rule(name: str) -> Callable[[psycopg.Connection[Any]], uuid.UUID]:
     return lambda conn: one_id(conn, "SELECT id FROM business_rules WHERE name = %s", name)
 
 
-def _project(conn: psycopg.Connection[Any]) -> str:
+def _project(conn: psycopg.Connection[Any]) -> uuid.UUID:
     return one_id(conn, "SELECT id FROM projects WHERE name = 'Loans core'")
 
 
-def _routing(conn: psycopg.Connection[Any]) -> str:
+def _routing(conn: psycopg.Connection[Any]) -> uuid.UUID:
     return one_id(conn, "SELECT id FROM routing_rules WHERE name = 'loans'")
 
 
-def _user(email: str) -> Callable[[psycopg.Connection[Any]], str]:
+def _user(email: str) -> Callable[[psycopg.Connection[Any]], uuid.UUID]:
     return lambda conn: one_id(conn, "SELECT id FROM users WHERE email = %s", email)
 
 
@@ -177,6 +182,7 @@ def _inputs(tmp: Path) -> dict[str, str]:
     (tmp / "legacy" / "src" / "LOANCALC.cbl").write_text(SOURCE)
     records = [
         {"name": name, "category": "calculation", "confidence": 0.9,
+         "description": f"the loan's {name}", "logic": f"{name} = 1",
          "source_file": "src/LOANCALC.cbl", "source_start_line": line, "source_end_line": line}
         for line, name in enumerate(("rate", "floor", "fee"), start=1)
     ]  # fmt: skip
@@ -280,12 +286,12 @@ def test_every_mutating_command_writes_its_audit_rows(
     walked = set()
     for step in _steps(paths, cases):
         if step.command == "tests import":
-            case = {"rule_id": int(_rule("rate")(conn)), "name": "one", "inputs": {}, "expected": 1}
+            case = {"rule_id": str(_rule("rate")(conn)), "name": "one", "inputs": {}, "expected": 1}
             cases.write_text(json.dumps(case) + "\n")
-        mark = last_audit_id(conn)
+        seen = audit_ids(conn)
         result = acme(*_resolved(conn, step.args))
         assert result.exit_code == 0, (step.command, result.stderr)
-        audited = new_audit_rows(conn, mark)
+        audited = new_audit_rows(conn, seen)
         assert len(audited) == step.count, (step.command, audited)
         for row in audited:
             assert row["action"] == step.action, step.command
@@ -316,7 +322,7 @@ def test_demo_load_is_audited_as_one_change_by_the_operator(
 ) -> None:
     """One row for the load, by the operator; the demo's reviews are audited as Ana's."""
     assert mp("demo", "load").exit_code == 0
-    audited = new_audit_rows(conn, 0)
+    audited = new_audit_rows(conn, set())
     assert {(r["action"], r["actor_email"]) for r in audited[:-1]} == {
         ("rule.approve", "ana@acme.test"),
         ("rule.reject", "ana@acme.test"),
@@ -347,7 +353,7 @@ def history(acme: Any, conn: psycopg.Connection[Any]) -> Any:
     conn.execute(
         "UPDATE audit_logs SET created_at = now() - interval '10 days'"
         " WHERE action = 'tenant.create' AND resource_id ="
-        " (SELECT id::text FROM tenants WHERE slug = 'globex')"
+        " (SELECT id FROM tenants WHERE slug = 'globex')"
     )
     return acme
 
@@ -406,7 +412,11 @@ def test_list_quiet_prints_ids_and_tsv_has_every_column(
     history: Any, conn: psycopg.Connection[Any]
 ) -> None:
     ids = history("audit", "list", "--action", "org.create", "-q")
-    expected = rows(conn, "SELECT id FROM audit_logs WHERE action = 'org.create' ORDER BY id DESC")
+    # Newest first: each org.create is its own command, so created_at orders them.
+    expected = rows(
+        conn, "SELECT id FROM audit_logs WHERE action = 'org.create' ORDER BY created_at DESC"
+    )
+    assert len(expected) == 3
     assert ids.stdout.split() == [str(i) for (i,) in expected]
     tsv = history("audit", "list", "--limit", "1")
     assert len(tsv.stdout.rstrip("\n").split("\t")) == 9
@@ -472,15 +482,17 @@ def aged(acme: Any, conn: psycopg.Connection[Any]) -> Any:
     return acme
 
 
-def audit_actions(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
-    return [
-        (tenant, action)
-        for tenant, action in rows(
+def audit_actions(conn: psycopg.Connection[Any]) -> dict[uuid.UUID, tuple[str, str, bool]]:
+    """Every audit row: id -> (tenant, action, whether the tenant's retention has expired it)."""
+    return {
+        audit_id: (tenant, action, expired)
+        for audit_id, tenant, action, expired in rows(
             conn,
-            "SELECT t.slug, a.action FROM audit_logs a JOIN tenants t ON t.id = a.tenant_id"
-            " ORDER BY a.id",
+            "SELECT a.id, t.slug, a.action,"
+            " a.created_at < now() - make_interval(days => t.data_retention_days)"
+            " FROM audit_logs a JOIN tenants t ON t.id = a.tenant_id",
         )
-    ]
+    }
 
 
 def test_dry_run_counts_per_tenant_and_deletes_nothing(
@@ -496,19 +508,26 @@ def test_dry_run_counts_per_tenant_and_deletes_nothing(
 def test_purge_deletes_expired_rows_per_tenant_and_audits_itself(
     aged: Any, conn: psycopg.Connection[Any]
 ) -> None:
-    kept = [pair for pair, old in zip(audit_actions(conn), _expired(conn), strict=True) if not old]
+    before = audit_actions(conn)
+    kept = {audit_id: row for audit_id, row in before.items() if not row[2]}
+    assert len(before) - len(kept) == 3
     result = aged("audit", "purge", "--format", "json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == [
         {"tenant": "acme", "retention_days": 30, "purged": 2},
         {"tenant": "globex", "retention_days": 90, "purged": 1},
     ]
-    assert audit_actions(conn) == [*kept, ("acme", "audit.purge"), ("globex", "audit.purge")]
+    after = audit_actions(conn)
+    # Exactly the unexpired rows are left, untouched, plus one new audit.purge row per tenant.
+    added = sorted(row[:2] for audit_id, row in after.items() if audit_id not in before)
+    assert {audit_id: row for audit_id, row in after.items() if audit_id in before} == kept
+    assert added == [("acme", "audit.purge"), ("globex", "audit.purge")]
     recorded = rows(
         conn,
-        "SELECT resource_type, resource_id = tenant_id::text, user_id, db_role = session_user,"
+        "SELECT resource_type, resource_id = tenant_id, user_id, db_role = session_user,"
         " metadata->'purged', metadata->'retention_days', metadata ? 'older_than'"
-        " FROM audit_logs WHERE action = 'audit.purge' ORDER BY id",
+        " FROM audit_logs a WHERE action = 'audit.purge'"
+        " ORDER BY (SELECT slug FROM tenants t WHERE t.id = a.tenant_id)",
     )
     assert recorded == [
         ("tenant", True, None, True, 2, 30, True),
@@ -516,18 +535,7 @@ def test_purge_deletes_expired_rows_per_tenant_and_audits_itself(
     ]
     again = aged("audit", "purge")
     assert again.stdout == "acme\t30\t0\nglobex\t90\t0\n"
-    assert len(audit_actions(conn)) == len(kept) + 2  # nothing purged: nothing to audit
-
-
-def _expired(conn: psycopg.Connection[Any]) -> list[bool]:
-    return [
-        expired
-        for (expired,) in rows(
-            conn,
-            "SELECT a.created_at < now() - make_interval(days => t.data_retention_days)"
-            " FROM audit_logs a JOIN tenants t ON t.id = a.tenant_id ORDER BY a.id",
-        )
-    ]
+    assert audit_actions(conn) == after  # nothing purged: nothing to audit
 
 
 def test_purge_is_an_operator_command(aged: Any, conn: psycopg.Connection[Any]) -> None:

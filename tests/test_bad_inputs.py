@@ -13,10 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
 
+from migrationpilot_cli import refs
 from tests.conftest import CONSOLE_SCRIPT, Server, run_cli, with_database
 from tests.snapshots import digest
 
@@ -27,7 +29,15 @@ RULE = {
     "source_file": "src/LOANCALC.cbl",
     "source_start_line": 1,
     "source_end_line": 2,
+    "description": "the rule",
+    "logic": "if a then b",
 }
+# Well-formed ids that name nothing: a whole uuid no row has (ids are random, version 4), a
+# start of an id too long to start one by chance, and two rules the fixture adds whose ids
+# share the start TWINS.
+UNKNOWN = "5e1f0000-0000-4000-8000-00000000dead"
+UNKNOWN_START = "5e1f00000000400"
+TWINS = "abcd0000"
 
 
 def _jsonl(*records: dict[str, Any]) -> str:
@@ -49,18 +59,23 @@ FILES: dict[str, str | bytes] = {
     "nan.jsonl": '{"name": "a", "confidence": NaN}\n',
     "empty.jsonl": "\n\n",
     "case-rule-text.jsonl": _jsonl({"rule_id": "one", "name": "x", "inputs": {}, "expected": 1}),
+    "case-rule-number.jsonl": _jsonl({"rule_id": 7, "name": "x", "inputs": {}, "expected": 1}),
+    "case-rule-short.jsonl": _jsonl(
+        {"rule_id": UNKNOWN[:8], "name": "x", "inputs": {}, "expected": 1}
+    ),
     "case-unknown-rule.jsonl": _jsonl(
-        {"rule_id": 999999, "name": "x", "inputs": {}, "expected": 1}
+        {"rule_id": UNKNOWN, "name": "x", "inputs": {}, "expected": 1}
     ),
     "case-inputs-array.json": json.dumps(
-        [{"rule_id": 1, "name": "x", "inputs": [], "expected": 1}]
+        [{"rule_id": UNKNOWN, "name": "x", "inputs": [], "expected": 1}]
     ),
     "nul.jsonl": _jsonl({**RULE, "logic": "a\u0000b"}),
     "keys.tsv": "/api/loans/1/interest\tuser-1\nno-slash\tuser-2\n",
 }
 
 # (id, arguments, exit code, fragment of the one-line message). {dir} is the input files'
-# directory, {p} the demo project's id; --as is lead@acme.test, the demo's admin.
+# directory, {p} the demo project's id, {r} a demo rule's id as a table shows it (its first 8
+# hex digits); --as is lead@acme.test, the demo's admin.
 CATALOGUE: list[tuple[str, list[str], int, str]] = [
     # wrong enum values
     ("target language", ["projects", "create", "X", "--source", "cobol", "--target", "rust",
@@ -84,7 +99,7 @@ CATALOGUE: list[tuple[str, list[str], int, str]] = [
     ("confidence range inverted", ["rules", "list", "--min-confidence", "0.9",
                                    "--max-confidence", "0.1"], 2, "is above --max-confidence"),
     ("limit 0", ["rules", "list", "--limit", "0"], 2, "Invalid value for '--limit'"),
-    ("edit confidence 1.5", ["--as", "lead@acme.test", "rules", "edit", "1", "--confidence",
+    ("edit confidence 1.5", ["--as", "lead@acme.test", "rules", "edit", "{r}", "--confidence",
                              "1.5", "--reason", "x"], 2, "--confidence 1.5: expected a number"),
     ("traffic 101", ["--as", "lead@acme.test", "routing", "add", "-p", "{p}", "--name", "x",
                      "--pattern", "/x", "--target", "x-svc", "--traffic", "101"], 2,
@@ -95,7 +110,7 @@ CATALOGUE: list[tuple[str, list[str], int, str]] = [
      "--retention-days must be at least 1"),
     ("lines past the end", ["files", "show", "src/LOANCALC.cbl", "-p", "{p}", "--lines",
                             "500-600"], 2, "the file has lines 1-98"),
-    ("version past the last", ["rules", "diff", "1", "--to", "99"], 4, "has no version 99"),
+    ("version past the last", ["rules", "diff", "{r}", "--to", "99"], 4, "has no version 99"),
     # malformed JSON and bad records, named by line or index
     ("malformed JSON on line 2", ["rules", "import", "{dir}/malformed.jsonl", "-p", "{p}"], 2,
      "malformed.jsonl line 2: malformed JSON"),
@@ -123,17 +138,30 @@ CATALOGUE: list[tuple[str, list[str], int, str]] = [
      "nul.jsonl line 1: a string holds \\u0000, which PostgreSQL cannot store"),
     ("no records", ["rules", "import", "{dir}/empty.jsonl", "-p", "{p}"], 2, "no rules found"),
     ("case rule_id as text", ["tests", "import", "{dir}/case-rule-text.jsonl", "-p", "{p}"], 2,
-     "rule_id must be a rule's id"),
+     "case-rule-text.jsonl line 1: rule_id must be a rule's full uuid, got \"one\""),
+    ("case rule_id a number", ["tests", "import", "{dir}/case-rule-number.jsonl", "-p", "{p}"],
+     2, "case-rule-number.jsonl line 1: rule_id must be a rule's full uuid, got 7"),
+    ("case rule_id a start", ["tests", "import", "{dir}/case-rule-short.jsonl", "-p", "{p}"], 2,
+     f"case-rule-short.jsonl line 1: rule_id must be a rule's full uuid, got \"{UNKNOWN[:8]}\""),
     ("case of an unknown rule", ["tests", "import", "{dir}/case-unknown-rule.jsonl", "-p", "{p}"],
-     2, "rule_id 999999 is not a rule of project"),
+     2, f"case-unknown-rule.jsonl line 1: rule_id {UNKNOWN} is not a rule of project"),
     ("case inputs not an object", ["tests", "import", "{dir}/case-inputs-array.json", "-p",
                                    "{p}"], 2, "inputs must be an object"),
     ("bad path in --keys-from", ["routing", "resolve", "-p", "{p}", "--keys-from",
                                  "{dir}/keys.tsv"], 2, "keys.tsv line 2"),
     # unknown ids and names
-    ("unknown rule", ["rules", "show", "999999"], 4, "no rule 999999"),
-    ("rule id not a number", ["rules", "show", "abc"], 2, "Invalid value for 'ID'"),
-    ("unknown test case", ["tests", "show", "999999"], 4, "no test case 999999"),
+    ("unknown rule", ["rules", "show", UNKNOWN], 4, f"no rule {UNKNOWN}"),
+    ("unknown start of a rule id", ["rules", "show", UNKNOWN_START], 4,
+     f"no rule with an id starting {UNKNOWN_START} (or not visible to you)"),
+    ("ambiguous start of a rule id", ["rules", "show", TWINS], 2,
+     f"{TWINS} is ambiguous: {TWINS}-0000-4000-8000-000000000001, {TWINS}-0000-4000-8000-"),
+    ("rule id not hex", ["rules", "show", "abcx"], 2,
+     "argument: 'abcx' is not an id: give the id shown in a listing (e.g. 3f2a9c1e), at least"
+     " 4 of its first hex digits, or the full uuid"),
+    ("rule id too short", ["rules", "show", "999"], 2, "argument: '999' is not an id"),
+    ("unknown test case", ["tests", "show", UNKNOWN], 4, f"no test case {UNKNOWN}"),
+    ("unknown start of a test case id", ["tests", "show", UNKNOWN_START], 4,
+     f"no test case with an id starting {UNKNOWN_START} (or not visible to you)"),
     ("unknown project", ["projects", "show", "No such"], 4, "no project 'No such'"),
     ("unknown file", ["files", "show", "nope.cbl", "-p", "{p}"], 4, "no file 'nope.cbl'"),
     ("unknown routing rule", ["--as", "lead@acme.test", "routing", "set", "nope", "-p", "{p}",
@@ -142,8 +170,14 @@ CATALOGUE: list[tuple[str, list[str], int, str]] = [
      "no organization 'nope'"),
     ("unknown tenant", ["orgs", "create", "X", "--slug", "x", "--tenant", "nope"], 4,
      "no tenant 'nope'"),
-    ("unknown rule in a review", ["--as", "lead@acme.test", "review", "approve", "999999"], 4,
-     "999999"),
+    ("unknown rule in a review", ["--as", "lead@acme.test", "review", "approve", "{r}",
+                                  UNKNOWN], 4,
+     f"rule {UNKNOWN} not found or not visible to you; nothing was reviewed"),
+    ("unknown start in a review", ["--as", "lead@acme.test", "review", "approve", "{r}",
+                                   UNKNOWN_START], 4,
+     f"no rule with an id starting {UNKNOWN_START}"),
+    ("ambiguous start in a review", ["--as", "lead@acme.test", "review", "approve", TWINS], 2,
+     f"{TWINS} is ambiguous"),
     ("review id not a number", ["--as", "lead@acme.test", "review", "approve", "abc"], 2,
      "'abc' is not an id"),
     ("unknown acting user", ["--as", "nobody@acme.test", "projects", "list"], 4,
@@ -154,14 +188,20 @@ CATALOGUE: list[tuple[str, list[str], int, str]] = [
      "'not-an-email' is not an email address"),
     ("blank project name", ["projects", "create", "  ", "--source", "cobol", "--target", "java",
                             "--org", "acme-lending"], 2, "the project name must not be empty"),
-    ("blank review comment", ["--as", "lead@acme.test", "review", "reject", "1", "--comment",
+    ("blank review comment", ["--as", "lead@acme.test", "review", "reject", "{r}", "--comment",
                               " "], 2, "--comment must not be empty"),
-    ("blank edit reason", ["--as", "lead@acme.test", "rules", "edit", "1", "--name", "x",
+    ("blank edit reason", ["--as", "lead@acme.test", "rules", "edit", "{r}", "--name", "x",
                            "--reason", " "], 2, "--reason must not be empty"),
-    ("nothing to edit", ["--as", "lead@acme.test", "rules", "edit", "1", "--reason", "x"], 2,
+    ("nothing to edit", ["--as", "lead@acme.test", "rules", "edit", "{r}", "--reason", "x"], 2,
      "nothing to change"),
-    ("reserved target", ["--as", "lead@acme.test", "routing", "add", "-p", "{p}", "--name", "x",
-                         "--pattern", "/x", "--target", "legacy"], 2, "'legacy' is reserved"),
+    ("blank target", ["--as", "lead@acme.test", "routing", "add", "-p", "{p}", "--name", "x",
+                      "--pattern", "/x", "--target", "  "], 2, "--target '  ': must not be blank"),
+    ("target with a line break", ["--as", "lead@acme.test", "routing", "add", "-p", "{p}",
+                                  "--name", "x", "--pattern", "/x", "--target", "a\nb"], 2,
+     "--target 'a\\nb': no control characters"),
+    ("target too long", ["--as", "lead@acme.test", "routing", "add", "-p", "{p}", "--name", "x",
+                         "--pattern", "/x", "--target", "s" * 51], 2,
+     "--target: 51 characters; at most 50"),
     ("pattern without a slash", ["--as", "lead@acme.test", "routing", "add", "-p", "{p}",
                                  "--name", "x", "--pattern", "x", "--target", "x-svc"], 2,
      "a pattern is a path starting with '/'"),
@@ -176,7 +216,7 @@ CATALOGUE: list[tuple[str, list[str], int, str]] = [
      "--lock-timeout 'forever'"),
     ("unknown migration target", ["db", "migrate", "--target", "0"], 2,
      "no migration file has that version"),
-    ("review without an acting user", ["review", "approve", "1"], 2,
+    ("review without an acting user", ["review", "approve", "{r}"], 2,
      "reviews need an acting user"),
     ("workflow skips a state", ["projects", "set-status", "{p}", "completed"], 1,
      "cannot move from analysis_complete to completed"),
@@ -206,7 +246,8 @@ CATALOGUE: list[tuple[str, list[str], int, str]] = [
 @dataclass(frozen=True)
 class Demo:
     url: str
-    project: int
+    project: UUID
+    rule: str
     directory: Path
 
 
@@ -227,8 +268,24 @@ def demo(
         assert result.exit_code == 0, result.stderr
         with psycopg.connect(url) as conn:
             row = conn.execute("SELECT id FROM projects WHERE name = 'Loans core'").fetchone()
-        assert row is not None
-        yield Demo(url, row[0], directory)
+            assert row is not None
+            rule = conn.execute(
+                "SELECT id FROM business_rules WHERE project_id = %s"
+                " ORDER BY source_file, source_start_line, name LIMIT 1",
+                (row[0],),
+            ).fetchone()
+            assert rule is not None
+            # Two more rules whose ids share a start (TWINS), for the ambiguous references.
+            conn.execute(
+                "INSERT INTO business_rules (id, project_id, name, description, category,"
+                " source_file, source_start_line, source_end_line, source_code, logic,"
+                " confidence)"
+                " SELECT (%s || '-0000-4000-8000-00000000000' || n)::uuid, %s, 'twin ' || n,"
+                " 'a twin', 'decision', 'src/LOANCALC.cbl', 1, 2, 'X', 'x', 0.5"
+                " FROM generate_series(1, 2) AS n",
+                (TWINS, row[0]),
+            )
+        yield Demo(url, row[0], refs.short(rule[0]), directory)
     finally:
         server.drop_database(name)
 
@@ -250,7 +307,7 @@ def test_bad_input_is_one_line_an_exit_code_and_no_change(
     demo: Demo, arguments: list[str], code: int, fragment: str
 ) -> None:
     stdin = None
-    words = [a.format(dir=demo.directory, p=demo.project) for a in arguments]
+    words = [a.format(dir=demo.directory, p=demo.project, r=demo.rule) for a in arguments]
     if words[-1].startswith("<"):
         stdin = (demo.directory / words.pop()[1:]).read_text()
     with psycopg.connect(demo.url, autocommit=True) as conn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,7 @@ def loans(acme: Any) -> Any:
         *ANA, "projects", "create", "Loans core", "--source", "cobol", "--target", "java", "-q"
     )
     assert created.exit_code == 0
-    return int(created.stdout)
+    return uuid.UUID(created.stdout.strip())
 
 
 def stored(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
@@ -94,7 +95,7 @@ def import_files(acme: Any, tree: Path, *options: str, actor: tuple[str, ...] = 
 
 @BOTH_WAYS
 def test_import_stores_each_file_with_language_encoding_and_line_counts(
-    acme: Any, loans: int, tree: Path, conn: psycopg.Connection[Any], actor: tuple[str, ...]
+    acme: Any, loans: uuid.UUID, tree: Path, conn: psycopg.Connection[Any], actor: tuple[str, ...]
 ) -> None:
     result = import_files(acme, tree, "--format", "json", actor=actor)
     assert result.exit_code == 0, result.stderr
@@ -132,7 +133,7 @@ def test_import_stores_each_file_with_language_encoding_and_line_counts(
 
 @BOTH_WAYS
 def test_reimport_is_idempotent_then_reports_changes_and_prunes(
-    acme: Any, loans: int, tree: Path, conn: psycopg.Connection[Any], actor: tuple[str, ...]
+    acme: Any, loans: uuid.UUID, tree: Path, conn: psycopg.Connection[Any], actor: tuple[str, ...]
 ) -> None:
     import_files(acme, tree, actor=actor)
     before = rows(conn, "SELECT path, updated_at FROM source_files ORDER BY path")
@@ -160,7 +161,7 @@ def test_reimport_is_idempotent_then_reports_changes_and_prunes(
 
 
 def test_exclude_globs_and_forced_ebcdic_encoding(
-    acme: Any, loans: int, tree: Path, conn: psycopg.Connection[Any], tmp_path: Path
+    acme: Any, loans: uuid.UUID, tree: Path, conn: psycopg.Connection[Any], tmp_path: Path
 ) -> None:
     result = import_files(
         acme, tree, "--exclude", "test/**", "--exclude", "*.F", "--format", "json"
@@ -195,7 +196,7 @@ def test_exclude_globs_and_forced_ebcdic_encoding(
 )
 def test_bad_encoding_fails_the_whole_import(
     acme: Any,
-    loans: int,
+    loans: uuid.UUID,
     tree: Path,
     conn: psycopg.Connection[Any],
     options: tuple[str, ...],
@@ -209,7 +210,7 @@ def test_bad_encoding_fails_the_whole_import(
 
 def test_unreadable_file_fails_unless_skipped(
     acme: Any,
-    loans: int,
+    loans: uuid.UUID,
     tree: Path,
     conn: psycopg.Connection[Any],
     monkeypatch: pytest.MonkeyPatch,
@@ -238,7 +239,7 @@ def test_unreadable_file_fails_unless_skipped(
 
 
 def test_symlinks_are_not_followed(
-    acme: Any, loans: int, tree: Path, conn: psycopg.Connection[Any], tmp_path: Path
+    acme: Any, loans: uuid.UUID, tree: Path, conn: psycopg.Connection[Any], tmp_path: Path
 ) -> None:
     outside = tmp_path / "outside.cbl"
     outside.write_text("       DISPLAY 'SECRET'.\n")
@@ -249,7 +250,7 @@ def test_symlinks_are_not_followed(
 
 
 def test_links_to_directories_are_neither_followed_nor_counted(
-    acme: Any, loans: int, tree: Path, conn: psycopg.Connection[Any], tmp_path: Path
+    acme: Any, loans: uuid.UUID, tree: Path, conn: psycopg.Connection[Any], tmp_path: Path
 ) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -264,7 +265,7 @@ def test_links_to_directories_are_neither_followed_nor_counted(
 
 
 def test_line_endings_empty_and_unterminated_files_keep_their_counts(
-    acme: Any, loans: int, conn: psycopg.Connection[Any], tmp_path: Path
+    acme: Any, loans: uuid.UUID, conn: psycopg.Connection[Any], tmp_path: Path
 ) -> None:
     tree = tmp_path / "edges"
     tree.mkdir()
@@ -301,7 +302,11 @@ def test_line_endings_empty_and_unterminated_files_keep_their_counts(
 
 @BOTH_WAYS
 def test_a_file_failing_after_many_were_sent_leaves_nothing_behind(
-    acme: Any, loans: int, conn: psycopg.Connection[Any], tmp_path: Path, actor: tuple[str, ...]
+    acme: Any,
+    loans: uuid.UUID,
+    conn: psycopg.Connection[Any],
+    tmp_path: Path,
+    actor: tuple[str, ...],
 ) -> None:
     # Files are streamed to the server while the tree is read: a failure at the last file
     # must still end in one line, exit 2, and no file and no audit row stored.
@@ -320,7 +325,7 @@ def test_a_file_failing_after_many_were_sent_leaves_nothing_behind(
     assert rows(conn, "SELECT count(*) FROM audit_logs WHERE action = 'file.import'") == [(0,)]
 
 
-def test_missing_directory_and_unknown_project(acme: Any, loans: int, tmp_path: Path) -> None:
+def test_missing_directory_and_unknown_project(acme: Any, loans: uuid.UUID, tmp_path: Path) -> None:
     missing = acme(*ANA, "files", "import", str(tmp_path / "nope"), "--project", "Loans core")
     assert (missing.exit_code, "not a directory" in missing.stderr) == (2, True)
     unknown = acme(*ANA, "files", "import", str(tmp_path), "--project", "Nope")
@@ -329,7 +334,7 @@ def test_missing_directory_and_unknown_project(acme: Any, loans: int, tmp_path: 
 
 @BOTH_WAYS
 def test_a_first_import_over_the_line_limit_stores_nothing(
-    acme: Any, loans: int, tree: Path, conn: psycopg.Connection[Any], actor: tuple[str, ...]
+    acme: Any, loans: uuid.UUID, tree: Path, conn: psycopg.Connection[Any], actor: tuple[str, ...]
 ) -> None:
     acme("tenants", "set", "acme", "--max-lines-of-code", "20")
     refused = import_files(acme, tree, actor=actor)
@@ -341,7 +346,7 @@ def test_a_first_import_over_the_line_limit_stores_nothing(
 
 
 def test_line_limit_leaves_the_project_exactly_as_before(
-    acme: Any, loans: int, tree: Path, conn: psycopg.Connection[Any]
+    acme: Any, loans: uuid.UUID, tree: Path, conn: psycopg.Connection[Any]
 ) -> None:
     import_files(acme, tree, "--exclude", "src/**")
     before = stored(conn)
@@ -385,7 +390,7 @@ def test_two_concurrent_imports_cannot_both_pass_the_line_limit(
     assert rows(conn, "SELECT sum(line_count) FROM source_files") == [(27,)]
 
 
-def test_list_json_and_language_filter(acme: Any, loans: int, tree: Path) -> None:
+def test_list_json_and_language_filter(acme: Any, loans: uuid.UUID, tree: Path) -> None:
     import_files(acme, tree)
     listed = json.loads(acme(*ANA, "files", "list", "-p", "Loans core", "--format", "json").stdout)
     loancalc = next(row for row in listed if row["path"] == "src/LOANCALC.cbl")
@@ -407,7 +412,7 @@ def test_list_json_and_language_filter(acme: Any, loans: int, tree: Path) -> Non
 
 
 def test_show_prints_plain_text_when_piped_and_checks_the_range(
-    acme: Any, loans: int, tree: Path
+    acme: Any, loans: uuid.UUID, tree: Path
 ) -> None:
     import_files(acme, tree)
     whole = acme(*ANA, "files", "show", "src/LOANCALC.cbl", "-p", "Loans core")

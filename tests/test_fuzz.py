@@ -3,9 +3,10 @@ LIKE wildcards, right-to-left text, emoji, control characters and very long stri
 
 Each value is either stored and read back exactly (through ``--format json``; names, comments
 and reasons lose surrounding whitespace by design) or refused with one line on stderr: exit 2
-for a NUL character, which PostgreSQL cannot store, or for a value that is blank. Never
-executed, never a traceback. Hypothesis runs derandomized with a modest number of examples;
-each test function gets its own database with the demo loaded.
+for a NUL character, which PostgreSQL cannot store, for a value that is blank, or for one
+longer than its column (the design's varchar lengths). Never executed, never a traceback.
+Hypothesis runs derandomized with a modest number of examples; each test function gets its
+own database with the demo loaded.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import itertools
 import json
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -23,6 +25,9 @@ from hypothesis import strategies as st
 from tests.conftest import Outcome
 
 ADMIN = "lead@acme.test"
+# The design's varchar lengths of the free-text columns these tests fill.
+NAME_LENGTH = 255  # projects.name, business_rules.name
+FRAMEWORK_LENGTH = 100  # projects.target_framework
 NASTY = [
     "'",
     '"',
@@ -62,6 +67,15 @@ TEXT = st.one_of(
     st.lists(_PIECES, min_size=1, max_size=6).map("".join),
     st.builds(lambda piece, n: piece * n, st.sampled_from([*NASTY, "x"]), st.integers(500, 2000)),
 )
+
+
+def up_to(limit: int) -> st.SearchStrategy[str]:
+    """Text for a column of ``limit`` characters: as often cut to fit (so the longest values
+    that fit, multi-byte characters included, are stored) as left whole (so those that do not
+    are refused)."""
+    return st.one_of(TEXT.map(lambda text: text[:limit]), TEXT)
+
+
 FUZZ = settings(
     max_examples=25,
     deadline=None,
@@ -79,13 +93,33 @@ def demo(mp: Any, conn: psycopg.Connection[Any]) -> Callable[..., Outcome]:
     return lambda *args, input=None: mp("--as", ADMIN, *args, input=input)
 
 
-def verdict(value: str, *, stripped: bool = True) -> str:
-    """What the CLI must do with ``value`` in a free-text field."""
+@pytest.fixture
+def rule_ids(demo: Any, conn: psycopg.Connection[Any]) -> list[UUID]:
+    """The demo's rules, in a stable order (their source location, then name)."""
+    return [
+        rule_id
+        for (rule_id,) in conn.execute(
+            "SELECT id FROM business_rules ORDER BY source_file, source_start_line, name"
+        )
+    ]
+
+
+def verdict(value: str, *, stripped: bool = True, limit: int | None = None) -> str:
+    """What the CLI must do with ``value`` in a free-text field (of at most ``limit``
+    characters, as stored)."""
     if "\x00" in value:
         return "nul"
     if stripped and not value.strip():
         return "blank"
+    if limit is not None and len(value.strip() if stripped else value) > limit:
+        return "long"
     return "stored"
+
+
+def first_refusal(verdicts: list[str]) -> str:
+    """The refusal a command with several fields gives: the CLI checks NUL characters and
+    blanks before anything reaches the database, which refuses a value too long."""
+    return next((v for v in ("nul", "blank", "long") if v in verdicts), "stored")
 
 
 def assert_refused_or(result: Outcome, expected: str) -> bool:
@@ -98,6 +132,7 @@ def assert_refused_or(result: Outcome, expected: str) -> bool:
     assert result.exit_code == 2, (expected, result.stdout, result.stderr)
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert ("NUL" in result.stderr or "u0000" in result.stderr) == (expected == "nul")
+    assert ("too long" in result.stderr) == (expected == "long"), result.stderr
     return False
 
 
@@ -115,9 +150,15 @@ def test_projects_keep_any_name_description_and_framework(demo: Callable[..., Ou
     counter = itertools.count()
 
     @FUZZ
-    @given(name=TEXT, description=TEXT, framework=TEXT)
+    @given(name=up_to(NAME_LENGTH), description=TEXT, framework=up_to(FRAMEWORK_LENGTH))
     def check(name: str, description: str, framework: str) -> None:
-        expected = "nul" if "\x00" in name + description + framework else verdict(name)
+        expected = first_refusal(
+            [
+                verdict(name, limit=NAME_LENGTH),
+                verdict(description, stripped=False),
+                verdict(framework, stripped=False, limit=FRAMEWORK_LENGTH),
+            ]
+        )
         # `--` ends the options, so that a name such as "--" or "-x" is the name.
         if expected == "stored" and name.strip() in seen:
             result = demo("projects", "create", "--source", "cobol", "--target", "java", "--", name)
@@ -144,79 +185,95 @@ def test_projects_keep_any_name_description_and_framework(demo: Callable[..., Ou
     assert next(counter) > 10  # most examples were stored, not refused
 
 
-def test_rule_edits_keep_any_text_and_reason(demo: Callable[..., Outcome]) -> None:
+def test_rule_edits_keep_any_text_and_reason(
+    demo: Callable[..., Outcome], rule_ids: list[UUID]
+) -> None:
+    rule_id = rule_ids[0]
+    short = rule_id.hex[:8]  # as a table shows it
+
     @FUZZ
-    @given(name=TEXT, description=TEXT, logic=TEXT, formula=TEXT, reason=TEXT)
+    @given(name=up_to(NAME_LENGTH), description=TEXT, logic=TEXT, formula=TEXT, reason=TEXT)
     def check(name: str, description: str, logic: str, formula: str, reason: str) -> None:
-        verdicts = [verdict(v) for v in (name, reason)] + [
-            verdict(v, stripped=False) for v in (description, logic, formula)
+        # A rule always has a name, a description and its logic: none of them can be blank.
+        verdicts = [verdict(name, limit=NAME_LENGTH)] + [
+            verdict(v) for v in (description, logic, reason)
         ]
-        expected = "nul" if "nul" in verdicts else "blank" if "blank" in verdicts else "stored"
+        verdicts.append(verdict(formula, stripped=False))
         result = demo(
-            "rules", "edit", "1", "--name", name, "--description", description,
+            "rules", "edit", short, "--name", name, "--description", description,
             "--logic", logic, "--formula", formula, "--reason", reason, "--format", "json",
         )  # fmt: skip
-        if not assert_refused_or(result, expected):
+        if not assert_refused_or(result, first_refusal(verdicts)):
             return
         edit = json_of(result)
-        rule = json_of(demo("rules", "show", "1", "--format", "json"))
+        assert edit["id"] == str(rule_id)
+        rule = json_of(demo("rules", "show", short, "--format", "json"))
+        assert rule["id"] == str(rule_id)
         assert (rule["name"], rule["description"], rule["logic"], rule["formula"]) == (
             name.strip(),
-            _or_none(description),
-            _or_none(logic),
+            description.strip(),
+            logic.strip(),
             _or_none(formula),
         )
         if edit["outcome"] == "updated":
-            history = json_of(demo("rules", "history", "1", "--format", "json"))
+            history = json_of(demo("rules", "history", short, "--format", "json"))
             assert history[-1]["change_reason"] == reason.strip()
 
     check()
 
 
 def test_search_terms_are_matched_literally(
-    demo: Callable[..., Outcome], conn: psycopg.Connection[Any]
+    demo: Callable[..., Outcome], conn: psycopg.Connection[Any], rule_ids: list[UUID]
 ) -> None:
-    """A rule named after the term is found; a term of LIKE wildcards matches only rules
-    that contain those characters."""
+    """A rule described by the term is found; a term of LIKE wildcards matches only rules
+    that contain those characters. (The description, not the name: a term may be longer
+    than a name may be.)"""
     counter = itertools.count()
+    probe = rule_ids[1]
 
     @FUZZ
     @given(term=TEXT)
     def check(term: str) -> None:
-        name = f"probe {next(counter)} {term} end"  # inside: names lose outer whitespace
-        edited = demo("rules", "edit", "2", "--name", name, "--reason", "search probe")
+        text = f"probe {next(counter)} {term} end"  # inside: the text loses outer whitespace
+        edited = demo(
+            "rules", "edit", str(probe), "--description", text, "--reason", "search probe"
+        )
         if not assert_refused_or(edited, verdict(term, stripped=False)):
             assert not assert_refused_or(
                 demo("rules", "list", "--search", term), verdict(term, stripped=False)
             )
             return
         found = json_of(demo("rules", "list", "--search", term, "--format", "json"))
-        assert 2 in [rule["id"] for rule in found]
+        assert str(probe) in [rule["id"] for rule in found]
         if set(term) <= set("%_\\"):
             literal = conn.execute(
                 "SELECT id FROM business_rules WHERE strpos(name, %(t)s) > 0"
                 " OR strpos(description, %(t)s) > 0 OR strpos(logic, %(t)s) > 0"
-                " OR strpos(formula, %(t)s) > 0 ORDER BY id",
+                " OR strpos(formula, %(t)s) > 0",
                 {"t": term},
             ).fetchall()
-            assert sorted(rule["id"] for rule in found) == [i for (i,) in literal]
+            assert sorted(rule["id"] for rule in found) == sorted(str(i) for (i,) in literal)
 
     check()
 
 
-def test_review_comments_are_kept_verbatim(demo: Callable[..., Outcome]) -> None:
+def test_review_comments_are_kept_verbatim(
+    demo: Callable[..., Outcome], rule_ids: list[UUID]
+) -> None:
     verbs = itertools.cycle(["reject", "clarify"])  # alternate, so every review changes the rule
+    rule = str(rule_ids[2])
 
     @FUZZ
     @given(comment=TEXT)
     def check(comment: str) -> None:
         verb = next(verbs)
-        result = demo("review", verb, "3", "--comment", comment, "--format", "json")
+        result = demo("review", verb, rule, "--comment", comment, "--format", "json")
         if not assert_refused_or(result, verdict(comment)):
             next(verbs)  # the rule did not change: keep the alternation
             return
-        rule = json_of(demo("rules", "show", "3", "--format", "json"))
-        assert rule["review_comments"] == comment.strip()
+        assert [row["id"] for row in json_of(result)] == [rule]
+        shown = json_of(demo("rules", "show", rule, "--format", "json"))
+        assert shown["review_comments"] == comment.strip()
 
     check()
 
@@ -285,7 +342,9 @@ def test_imported_rule_fields_are_kept_verbatim(
     @FUZZ
     @given(text=TEXT, item=TEXT, ascii_only=st.booleans())
     def check(text: str, item: str, ascii_only: bool) -> None:
-        name = f"imported {next(counter)} {text}"
+        # Cut to fit the column: the fields under test here are the long texts below (for a
+        # name too long, see test_an_imported_name_too_long_is_refused_naming_its_line).
+        name = f"imported {next(counter)} {text}"[:NAME_LENGTH]
         record = {
             **RULE,
             "name": name,
@@ -298,7 +357,8 @@ def test_imported_rule_fields_are_kept_verbatim(
         }
         line = json.dumps(record, ensure_ascii=ascii_only)
         result = demo("rules", "import", "-", "-p", "Loans core", input=line + "\n")
-        expected = "nul" if "\x00" in text + item else "stored"
+        # The description and the logic are required: not blank.
+        expected = first_refusal(["nul" if "\x00" in item else "stored", verdict(text)])
         if not assert_refused_or(result, expected):
             assert "stdin line 1" in result.stderr
             return
@@ -312,7 +372,7 @@ def test_imported_rule_fields_are_kept_verbatim(
 
 
 def test_imported_test_cases_are_kept_verbatim(
-    demo: Callable[..., Outcome], conn: psycopg.Connection[Any]
+    demo: Callable[..., Outcome], conn: psycopg.Connection[Any], rule_ids: list[UUID]
 ) -> None:
     counter = itertools.count()
 
@@ -321,7 +381,7 @@ def test_imported_test_cases_are_kept_verbatim(
     def check(text: str, key: str) -> None:
         name = f"case {next(counter)} {text}"
         record = {
-            "rule_id": 1,
+            "rule_id": str(rule_ids[0]),
             "name": name,
             "description": text,
             "inputs": {key: text},
@@ -334,10 +394,54 @@ def test_imported_test_cases_are_kept_verbatim(
         row = conn.execute("SELECT id FROM test_cases WHERE name = %s", (name.strip(),))
         (case_id,) = row.fetchone() or (None,)
         case = json_of(demo("tests", "show", str(case_id), "--format", "json"))
-        assert (case["description"], case["inputs"], case["expected"]) == (
+        assert (case["rule_id"], case["description"], case["inputs"], case["expected"]) == (
+            record["rule_id"],
             text,
             record["inputs"],
             record["expected"],
         )
 
     check()
+
+
+def test_a_framework_too_long_is_refused_not_cut(
+    demo: Callable[..., Outcome], conn: psycopg.Connection[Any]
+) -> None:
+    """Stored exactly or refused, also past the column's length, where PostgreSQL cuts the
+    trailing spaces of a varchar silently instead of refusing."""
+    fits = "\U0001f600" * FRAMEWORK_LENGTH  # characters, not bytes
+    created = demo(
+        "projects", "create", "--source", "cobol", "--target", "java", "--framework", fits,
+        "--format", "json", "--", "Fits",
+    )  # fmt: skip
+    assert json_of(created)["target_framework"] == fits
+    before = conn.execute("SELECT count(*) FROM projects").fetchone()
+    for n, framework in enumerate(["x" * (FRAMEWORK_LENGTH + 1), "x" + " " * FRAMEWORK_LENGTH]):
+        result = demo(
+            "projects", "create", "--source", "cobol", "--target", "java", "--framework",
+            framework, "--", f"Too long {n}",
+        )  # fmt: skip
+        assert not assert_refused_or(result, "long"), repr(framework)
+    assert conn.execute("SELECT count(*) FROM projects").fetchone() == before
+
+
+def test_an_imported_name_too_long_is_refused_naming_its_line(
+    demo: Callable[..., Outcome], conn: psycopg.Connection[Any]
+) -> None:
+    """A bulk command's error names the offending input (DESIGN.md), also when the value is
+    longer than its column."""
+
+    def record(name: str) -> str:
+        return json.dumps({**RULE, "name": name, "description": "d", "logic": "l"}) + "\n"
+
+    fits = "\u00e9" * NAME_LENGTH  # characters, not bytes
+    stored = demo("rules", "import", "-", "-p", "Loans core", input=record(fits))
+    assert stored.exit_code == 0, stored.stderr
+    before = conn.execute("SELECT count(*) FROM business_rules").fetchone()
+    result = demo(
+        "rules", "import", "-", "-p", "Loans core",
+        input=record("fine") + record("n" * (NAME_LENGTH + 1)),
+    )  # fmt: skip
+    assert not assert_refused_or(result, "long")
+    assert "stdin line 2" in result.stderr and "name" in result.stderr, result.stderr
+    assert conn.execute("SELECT count(*) FROM business_rules").fetchone() == before

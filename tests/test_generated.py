@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +56,12 @@ def out(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def loans(acme: Any) -> int:
+def loans(acme: Any) -> uuid.UUID:
     created = acme(
         *ANA, "projects", "create", "Loans core", "--source", "cobol", "--target", "java", "-q"
     )
     assert created.exit_code == 0, created.stderr
-    return int(created.stdout)
+    return uuid.UUID(created.stdout.strip())
 
 
 def import_out(mp: Any, root: Path, *options: str) -> Any:
@@ -87,7 +88,7 @@ def tree_listing(root: Path) -> dict[str, bytes]:
     }
 
 
-def insert_generated(conn: psycopg.Connection[Any], project_id: int, path: str) -> None:
+def insert_generated(conn: psycopg.Connection[Any], project_id: uuid.UUID, path: str) -> None:
     content = f"// {path}\n"
     conn.execute(
         "INSERT INTO generated_files (organization_id, project_id, path, content, size_bytes,"
@@ -97,7 +98,7 @@ def insert_generated(conn: psycopg.Connection[Any], project_id: int, path: str) 
 
 
 def test_import_infers_type_and_language_and_measures_each_file(
-    acme: Any, loans: int, out: Path, conn: psycopg.Connection[Any]
+    acme: Any, loans: uuid.UUID, out: Path, conn: psycopg.Connection[Any]
 ) -> None:
     result = import_out(acme, out, "--format", "json")
     assert result.exit_code == 0, result.stderr
@@ -120,11 +121,11 @@ def test_import_infers_type_and_language_and_measures_each_file(
         conn,
         "SELECT action, resource_id, metadata->>'added' FROM audit_logs"
         " WHERE action = 'generated.import'",
-    ) == [("generated.import", str(loans), "13")]
+    ) == [("generated.import", loans, "13")]
 
 
 def test_type_option_overrides_the_inference(
-    acme: Any, loans: int, out: Path, conn: psycopg.Connection[Any]
+    acme: Any, loans: uuid.UUID, out: Path, conn: psycopg.Connection[Any]
 ) -> None:
     import_out(acme, out, "--type", "doc", "--exclude", "src/**")
     assert {kind for _, kind, *_ in stored(conn)} == {"doc"}
@@ -133,7 +134,7 @@ def test_type_option_overrides_the_inference(
 
 
 def test_reimport_is_idempotent_then_reports_changes(
-    acme: Any, loans: int, out: Path, conn: psycopg.Connection[Any]
+    acme: Any, loans: uuid.UUID, out: Path, conn: psycopg.Connection[Any]
 ) -> None:
     import_out(acme, out)
     before = rows(conn, "SELECT path, updated_at FROM generated_files ORDER BY path")
@@ -159,7 +160,7 @@ def test_reimport_is_idempotent_then_reports_changes(
     ],
 )
 def test_binary_or_non_utf8_file_fails_the_import_unless_skipped(
-    acme: Any, loans: int, out: Path, conn: psycopg.Connection[Any], data: bytes, reason: str
+    acme: Any, loans: uuid.UUID, out: Path, conn: psycopg.Connection[Any], data: bytes, reason: str
 ) -> None:
     (out / "lib").mkdir()
     (out / "lib" / "app.jar").write_bytes(data)
@@ -176,7 +177,7 @@ def test_binary_or_non_utf8_file_fails_the_import_unless_skipped(
 
 
 def test_symlinks_are_not_followed_and_a_missing_directory_is_refused(
-    acme: Any, loans: int, out: Path, conn: psycopg.Connection[Any], tmp_path: Path
+    acme: Any, loans: uuid.UUID, out: Path, conn: psycopg.Connection[Any], tmp_path: Path
 ) -> None:
     secret = tmp_path / "secret.java"
     secret.write_text("class Secret {}\n")
@@ -189,7 +190,7 @@ def test_symlinks_are_not_followed_and_a_missing_directory_is_refused(
 
 
 def test_list_columns_type_filter_and_visibility(
-    acme: Any, loans: int, out: Path, conn: psycopg.Connection[Any]
+    acme: Any, loans: uuid.UUID, out: Path, conn: psycopg.Connection[Any]
 ) -> None:
     import_out(acme, out)
     listed = acme(*ANA, "generated", "list", "--project", "Loans core").stdout.splitlines()
@@ -197,6 +198,9 @@ def test_list_columns_type_filter_and_visibility(
     sha = hashlib.sha256(TREE["pom.xml"][0]).hexdigest()
     assert pom[1:7] == ["pom.xml", "config", "", "1", "11", sha]
     assert len(pom) == 8
+    assert rows(conn, "SELECT id FROM generated_files WHERE path = 'pom.xml'") == [
+        (uuid.UUID(pom[0]),)
+    ]
     tests = acme(*ANA, "generated", "list", "--type", "test", "--format", "json").stdout
     assert [row["path"] for row in json.loads(tests)] == [
         "src/test/java/com/acme/LoanCalcTest.java",
@@ -204,13 +208,14 @@ def test_list_columns_type_filter_and_visibility(
         "tools/test_gen.py",
     ]
     ids = acme("generated", "list", "-q").stdout.split()
-    assert sorted(map(int, ids)) == sorted(
+    assert len(ids) == 13
+    assert sorted(map(uuid.UUID, ids)) == sorted(
         i for (i,) in rows(conn, "SELECT id FROM generated_files")
     )
     assert acme(*BOB, "generated", "list").stdout == ""
 
 
-def test_show_prints_the_stored_content_exactly(acme: Any, loans: int, out: Path) -> None:
+def test_show_prints_the_stored_content_exactly(acme: Any, loans: uuid.UUID, out: Path) -> None:
     import_out(acme, out)
     shown = acme(*ANA, "generated", "show", "tools/gen.py", "--project", "Loans core")
     assert shown.stdout == TREE["tools/gen.py"][0].decode()
@@ -224,7 +229,7 @@ def test_show_prints_the_stored_content_exactly(acme: Any, loans: int, out: Path
 
 
 def test_export_round_trip_gives_back_the_same_bytes(
-    acme: Any, loans: int, out: Path, tmp_path: Path
+    acme: Any, loans: uuid.UUID, out: Path, tmp_path: Path
 ) -> None:
     import_out(acme, out)
     target = tmp_path / "exported" / "nested"
@@ -240,7 +245,7 @@ def test_export_round_trip_gives_back_the_same_bytes(
 
 
 def test_export_refuses_existing_files_unless_forced(
-    acme: Any, loans: int, out: Path, tmp_path: Path
+    acme: Any, loans: uuid.UUID, out: Path, tmp_path: Path
 ) -> None:
     import_out(acme, out)
     target = write_files(tmp_path / "exported", {"pom.xml": b"mine\n", "README.md": b"mine\n"})
@@ -261,7 +266,7 @@ def test_export_refuses_existing_files_unless_forced(
 
 
 def test_export_refuses_a_file_or_directory_in_the_way_even_with_force(
-    acme: Any, loans: int, out: Path, tmp_path: Path
+    acme: Any, loans: uuid.UUID, out: Path, tmp_path: Path
 ) -> None:
     import_out(acme, out)
     target = write_files(tmp_path / "exported", {"svc": b"a file where a directory goes\n"})
@@ -276,7 +281,7 @@ def test_export_refuses_a_file_or_directory_in_the_way_even_with_force(
 
 @pytest.mark.parametrize("escaping", ["../escape.txt", "src/../../escape.txt", "ABSOLUTE"])
 def test_export_refuses_paths_that_leave_the_directory_even_when_the_database_allows_them(
-    acme: Any, loans: int, conn: psycopg.Connection[Any], tmp_path: Path, escaping: str
+    acme: Any, loans: uuid.UUID, conn: psycopg.Connection[Any], tmp_path: Path, escaping: str
 ) -> None:
     # This test's database is a throwaway clone: make it as wrong as a careless psql user could.
     for constraint in ("generated_files_path_no_dotdot", "generated_files_path_relative"):
@@ -296,7 +301,7 @@ def test_export_refuses_paths_that_leave_the_directory_even_when_the_database_al
 
 
 def test_export_refuses_a_path_through_a_symlink_that_leads_outside(
-    acme: Any, loans: int, out: Path, tmp_path: Path
+    acme: Any, loans: uuid.UUID, out: Path, tmp_path: Path
 ) -> None:
     import_out(acme, out)
     outside = tmp_path / "elsewhere"
@@ -316,7 +321,7 @@ def test_export_refuses_a_path_through_a_symlink_that_leads_outside(
 
 
 def test_export_refuses_stored_paths_that_cannot_all_be_files(
-    acme: Any, loans: int, conn: psycopg.Connection[Any], tmp_path: Path
+    acme: Any, loans: uuid.UUID, conn: psycopg.Connection[Any], tmp_path: Path
 ) -> None:
     insert_generated(conn, loans, "src")
     insert_generated(conn, loans, "src/Main.java")
@@ -327,7 +332,7 @@ def test_export_refuses_stored_paths_that_cannot_all_be_files(
 
 
 def test_another_organization_can_neither_see_nor_export(
-    acme: Any, loans: int, out: Path, tmp_path: Path
+    acme: Any, loans: uuid.UUID, out: Path, tmp_path: Path
 ) -> None:
     import_out(acme, out)
     target = tmp_path / "stolen"

@@ -3,16 +3,25 @@ app role with plain SQL, and the same promise through the CLI.
 
 The cases are generated: the tables come from the catalog (a test pins the list, so a new
 table cannot escape the matrix unnoticed), the row a case inserts is derived from a row the
-seed put there (new values for its unique columns), and what a case expects follows from the
-actor and from the privileges the app role holds. Every case targets organization A's rows:
+seed put there (new values for its unique columns; for rule_versions, where a client may only
+complete a version the database wrote, that version's row with the client's change_reason),
+and what a case expects follows from the actor and from the privileges the app role holds.
+Every case targets organization A's rows:
 
 * ``own``: A's admin. Reads A's rows and no other; writes them where granted; cannot move
   them to another organization (the policy's WITH CHECK).
 * ``other``: B's admin (another tenant). Sees none of A's rows; an insert into A is refused by
   the policy; updates, deletes and moves of A's rows affect 0 rows.
-* no acting user, or a malformed ``app.current_user_id`` (empty, letters, negative, an id that
-  does not exist, one that would overflow bigint): sees nothing, writes nothing, and never an
-  error other than the policy's (``current_user_id()`` never raises).
+* no acting user, or a malformed ``app.current_user_id`` (empty, letters, negative, a number as
+  the keys used to be, a uuid that is nobody's, A's admin's uuid with one digit too many):
+  sees nothing, writes nothing, and never an error other than the policy's
+  (``current_user_id()`` never raises).
+
+A rule_versions row that completes A's version (written by the case's own transaction, as a
+client completes the version of its own change) is refused to anyone else either by the policy
+or, earlier, by the completion check, which looks for the version in the acting user's
+organization only and so says "rule ... has no version 2 written by this transaction to
+complete" (both count as refused).
 
 Each case runs in a transaction that is rolled back, on one database seeded once for the
 module; "nothing changed" is the owner's digest of every table, taken before and after the
@@ -22,9 +31,11 @@ action inside that transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
@@ -53,18 +64,23 @@ TENANT_OWNED_TABLES = [
 ]
 MATRIX_TABLES = TENANT_OWNED_TABLES + TENANCY_TABLES
 ACTIONS = ["select", "insert", "update", "delete", "move"]
-# The value of app.current_user_id per actor; own and other are filled in from the seed.
-MALFORMED = {
+# The value of app.current_user_id per actor; own and other are filled in from the seed, and so
+# are the actors spelled from A's admin's uuid (a callable of it).
+MALFORMED: dict[str, str | Callable[[UUID], str] | None] = {
     "no-user": None,
     "empty": "",
     "letters": "abc",
     "negative": "-1",
-    "unknown-id": "987654321",
-    "overflow": "99999999999999999999",
+    "integer": "987654321",
+    "unknown-id": "6f1c2b3a-0d4e-4f5a-8b6c-7d8e9f0a1b2c",
+    "too-long": lambda own: f"{own}0",
 }
 ACTORS = ["own", "other", *MALFORMED]
 PRIVILEGE = {"insert": "INSERT", "update": "UPDATE", "delete": "DELETE", "move": "UPDATE"}
 RLS_REFUSED = "new row violates row-level security policy"
+# rule_versions: a client's row must complete a version the database wrote, looked up in the
+# acting user's organization only; anyone else is refused before the policy is asked.
+COMPLETION_REFUSED = "rule_versions_written_by_the_database"
 SUFFIX = "-isolation"
 
 
@@ -123,26 +139,47 @@ def _scalar(conn: Conn, query: str | sql.Composable, params: Any = None) -> Any:
 
 def _first_row(conn: Conn, table: str, org: Org, *, last: bool = False) -> dict[str, Any]:
     """The seed's first (or last) row of ``org`` in ``table``, as a JSON object (read as the
-    owner)."""
+    owner). Insertion order: the seed's transaction, then the row's place in the heap (the
+    module's database is fresh, its seeded rows never updated, and every case rolled back)."""
     column, value = owner_key(table, org)
-    query = sql.SQL("SELECT to_jsonb(t) FROM {} AS t WHERE {} = %s ORDER BY t.id {} LIMIT 1")
+    query = sql.SQL(
+        "SELECT to_jsonb(t) FROM {} AS t WHERE {} = %s"
+        " ORDER BY t.created_at {order}, t.ctid {order} LIMIT 1"
+    )
     order = sql.SQL("DESC" if last else "ASC")
-    query = query.format(sql.Identifier(table), sql.Identifier(column), order)
+    query = query.format(sql.Identifier(table), sql.Identifier(column), order=order)
     row = _scalar(conn, query, (value,))
     assert row is not None, f"the seed has no row of {table} for {org}"
     return dict(row)
 
 
 def _identity_columns(conn: Conn, table: str) -> set[str]:
-    query = "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attidentity <> ''"
+    """The columns whose value the database generates for a new row: identity columns, and
+    keys defaulting to a fresh uuid."""
+    query = """
+        SELECT a.attname FROM pg_attribute AS a
+        LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+          AND (a.attidentity <> '' OR pg_get_expr(d.adbin, d.adrelid) = 'gen_random_uuid()')
+    """
     return {name for (name,) in conn.execute(query, (table,))}
 
 
 def _unique_keys(conn: Conn, table: str) -> list[list[str]]:
-    """The columns of every unique index but the primary key."""
+    """The columns of every unique index but the primary key, in the index's order; a column
+    an expression of the index reads (``lower(email)``) counts as one of them."""
     query = """
-        SELECT array(SELECT a.attname FROM unnest(i.indkey) AS k
-                     JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k)
+        SELECT array(SELECT a.attname
+                     FROM pg_attribute AS a
+                     LEFT JOIN unnest(i.indkey) WITH ORDINALITY AS k (attnum, position)
+                          ON k.attnum = a.attnum
+                     WHERE a.attrelid = i.indrelid AND a.attnum > 0
+                       AND (k.attnum IS NOT NULL OR a.attnum IN (
+                            SELECT d.refobjsubid FROM pg_depend AS d
+                            WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
+                              AND d.refclassid = 'pg_class'::regclass
+                              AND d.refobjid = i.indrelid))
+                     ORDER BY k.position NULLS LAST, a.attnum)
         FROM pg_index AS i
         WHERE i.indrelid = %s::regclass AND i.indisunique AND NOT i.indisprimary
     """
@@ -163,13 +200,21 @@ def derived_row(conn: Conn, table: str, org: Org) -> dict[str, Any]:
     return row
 
 
+def completion_row(conn: Conn, org: Org) -> dict[str, Any]:
+    """What a design client inserts into rule_versions after changing a rule: the row of the
+    version the database wrote (same rule and version), with its own change_reason."""
+    identity = _identity_columns(conn, "rule_versions")
+    written = _first_row(conn, "rule_versions", org, last=True)
+    return {k: v for k, v in written.items() if k not in identity} | {"change_reason": SUFFIX}
+
+
 def insert_statement(table: str, row: dict[str, Any]) -> tuple[sql.Composed, tuple[Any, ...]]:
     columns = sql.SQL(", ").join(map(sql.Identifier, row))
     statement = sql.SQL(
         "INSERT INTO {table} ({columns})"
         " SELECT {columns} FROM jsonb_populate_record(NULL::{table}, %s)"
     ).format(table=sql.Identifier(table), columns=columns)
-    return statement, (Jsonb(row),)
+    return statement, (Jsonb(row, dumps=lambda value: json.dumps(value, default=str)),)
 
 
 def statement_for(
@@ -186,6 +231,8 @@ def statement_for(
         ).format(c=sql.Identifier(column), t=target)
         return query, (value, value)
     if action == "insert":
+        if table == "rule_versions":
+            return insert_statement(table, completion_row(conn, world.a))
         return insert_statement(table, derived_row(conn, table, world.a))
     if action == "delete":
         return sql.SQL("DELETE FROM {} WHERE id = %s").format(target), (row_id,)
@@ -247,6 +294,11 @@ def observed(outcome: Outcome) -> str:
     if isinstance(outcome.error, errors.InsufficientPrivilege):
         message = outcome.error.diag.message_primary or ""
         return "refused" if message.startswith(RLS_REFUSED) else "denied"
+    if (
+        isinstance(outcome.error, errors.CheckViolation)
+        and outcome.error.diag.constraint_name == COMPLETION_REFUSED
+    ):
+        return "refused"
     assert outcome.error is None, f"unexpected error: {outcome.error!r}"
     if isinstance(outcome.count, tuple):
         own, foreign = outcome.count
@@ -278,7 +330,8 @@ def test_the_matrix_covers_every_table_the_catalog_has(owner: Conn) -> None:
 
 @pytest.mark.parametrize(("table", "action", "actor"), list(_cases()))
 def test_isolation_matrix(owner: Conn, world: World, table: str, action: str, actor: str) -> None:
-    user_setting = {"own": str(world.a.user), "other": str(world.b.user), **MALFORMED}[actor]
+    spelled = {"own": str(world.a.user), "other": str(world.b.user), **MALFORMED}[actor]
+    user_setting = spelled(world.a.user) if callable(spelled) else spelled
     granted = action == "select" or bool(
         _scalar(
             owner,
@@ -287,6 +340,12 @@ def test_isolation_matrix(owner: Conn, world: World, table: str, action: str, ac
         )
     )
     with owner.transaction(force_rollback=True):
+        if table == "rule_versions":
+            # A client completes only a version its own transaction wrote: change A's rule
+            # here, so that its newest version is this transaction's.
+            owner.execute(
+                "UPDATE business_rules SET name = name || '.' WHERE id = %s", (world.a.rule,)
+            )
         statement, params = statement_for(owner, table, action, world)
         before = digest(owner)
         outcome = as_app(owner, user_setting, statement, params)
@@ -426,6 +485,20 @@ def _probe(
         return _error_of(as_app(conn, str(world.a.user), statement, params))
 
 
+def _masked(answer: tuple[str | None, ...], given: dict[str, Any]) -> tuple[str | None, ...]:
+    """``answer`` with each of the ``given`` values quoted in its message or detail replaced by
+    the column's name (longest values first, whole words only)."""
+
+    def mask(text: str | None) -> str | None:
+        for column, value in sorted(given.items(), key=lambda item: -len(str(item[1]))):
+            if text is not None and value is not None:
+                text = re.sub(rf"(?<![\w-]){re.escape(str(value))}(?![\w-])", f"<{column}>", text)
+        return text
+
+    sqlstate, message, detail, constraint = answer
+    return (sqlstate, mask(message), mask(detail), constraint)
+
+
 def _claiming_a(row: dict[str, Any], world: World) -> dict[str, Any]:
     """``row`` (of organization B) as a row of A: what a user of A may try to insert."""
     claimed = {**row, "organization_id": world.a.org}
@@ -440,13 +513,20 @@ def test_a_key_of_another_organization_reveals_nothing_on_insert(
 ) -> None:
     """A's admin inserts, into A, a copy of B's row (every unique key value of B, B's parent
     ids) and a copy with fresh key values: the two answers are the same, so the error does not
-    tell whether B's row exists. (users is the declared exception: emails are global.)"""
+    tell whether B's row exists. (users is the declared exception: emails are global.) An
+    error may quote the key values it was given ("rule X has no version 1 to complete"): the
+    caller's own input, masked before the answers are compared."""
     identity = _identity_columns(owner, table)
     existing = {k: v for k, v in _first_row(owner, table, world.b).items() if k not in identity}
     fresh = derived_row(owner, table, world.b)
-    colliding = _probe(owner, world, *insert_statement(table, _claiming_a(existing, world)))
-    unused = _probe(owner, world, *insert_statement(table, _claiming_a(fresh, world)))
-    assert colliding == unused
+    keyed = {c for key in _unique_keys(owner, table) for c in key} - identity
+
+    def answer(row: dict[str, Any]) -> tuple[str | None, ...]:
+        claimed = _claiming_a(row, world)
+        found = _probe(owner, world, *insert_statement(table, claimed))
+        return _masked(found, {c: claimed[c] for c in keyed})
+
+    assert answer(existing) == answer(fresh)
 
 
 @pytest.mark.parametrize("table", ["source_files", "generated_files", "business_rules"])
@@ -476,31 +556,40 @@ def test_a_duplicate_email_reveals_only_that_the_address_is_registered(
 ) -> None:
     """The one declared inference: emails are unique across all organizations (one login, one
     organization), so adding a user whose email another organization uses fails, and that
-    says the address is registered somewhere. Not where, nor anything about that user."""
+    says the address is registered somewhere. Not where, nor anything about that user. The
+    same in other letter case: emails are unique without regard to case."""
     statement = sql.SQL("INSERT INTO users (email, name, organization_id) VALUES (%s, 'Probe', %s)")
     taken = _probe(owner, world, statement, (world.b.email, world.a.org))
+    shouted = _probe(owner, world, statement, (world.b.email.upper(), world.a.org))
     free = _probe(owner, world, statement, ("nobody@b.example", world.a.org))
-    assert taken == (
-        "23505",
-        'duplicate key value violates unique constraint "users_email_key"',
-        None,  # no "Key (email)=(...)": row level security withholds the values
-        "users_email_key",
+    assert (
+        taken
+        == shouted
+        == (
+            "23505",
+            'duplicate key value violates unique constraint "users_email_key"',
+            None,  # no "Key (email)=(...)": row level security withholds the values
+            "users_email_key",
+        )
     )
     assert free == (None, "1 rows", None, None)
 
 
-def test_identity_values_are_global_so_a_taken_id_can_be_probed(owner: Conn, world: World) -> None:
-    """Ids come from one sequence per table across all organizations, and INSERT ...
-    OVERRIDING SYSTEM VALUE (allowed with INSERT) fails on a taken id: a user learns that an
-    id is in use and so roughly how many rows the table holds in all. Never their contents."""
+def test_a_taken_id_can_be_probed_but_tells_nothing_else(owner: Conn, world: World) -> None:
+    """Keys are unique across all organizations, and an INSERT may name its id (the design's
+    clients may): one that another organization's row holds fails, so a user who already
+    knows an id learns that it is in use. Nothing more: not the row's contents (no detail),
+    and, ids being random uuids rather than a sequence, nothing about how many rows exist."""
     statement = sql.SQL(
         "INSERT INTO projects (id, name, organization_id, source_language, target_language)"
-        " OVERRIDING SYSTEM VALUE VALUES (%s, 'probe', %s, 'cobol', 'java')"
+        " VALUES (%s, 'probe', %s, 'cobol', 'java')"
     )
     taken = _probe(owner, world, statement, (world.b.project, world.a.org))
-    free = _probe(owner, world, statement, (10**12, world.a.org))
+    free = _probe(owner, world, statement, (uuid4(), world.a.org))
     assert taken[0] == "23505" and taken[2] is None and taken[3] == "projects_pkey"
     assert free == (None, "1 rows", None, None)
+    keys = [key for (key,) in owner.execute("SELECT id FROM projects")]
+    assert {key.version for key in keys} == {4}  # random (gen_random_uuid()), not a counter
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,9 +600,9 @@ def test_identity_values_are_global_so_a_taken_id_can_be_probed(owner: Conn, wor
 @dataclass(frozen=True)
 class Demo:
     url: str
-    project: int
-    rule: int
-    test_case: int
+    project: UUID
+    rule: UUID
+    test_case: UUID
     directory: str
 
 
@@ -529,11 +618,9 @@ def demo(
     (directory / "src").mkdir()
     (directory / "src" / "NEW.cbl").write_text("       IDENTIFICATION DIVISION.\n")
     (directory / "rules.jsonl").write_text(
-        '{"name": "x", "category": "decision", "confidence": 0.5, "source_file":'
-        ' "src/LOANCALC.cbl", "source_start_line": 1, "source_end_line": 2}\n'
-    )
-    (directory / "cases.jsonl").write_text(
-        '{"rule_id": 1, "name": "x", "inputs": {}, "expected": 1}\n'
+        '{"name": "x", "description": "x", "logic": "x", "category": "decision",'
+        ' "confidence": 0.5, "source_file": "src/LOANCALC.cbl", "source_start_line": 1,'
+        ' "source_end_line": 2}\n'
     )
     try:
         for command in (
@@ -549,12 +636,20 @@ def demo(
             result = run_cli("--database-url", url, *command)
             assert result.exit_code == 0, (command, result.stderr)
         with psycopg.connect(url) as conn:
+            # The project's first rule and test case (in the order the demo loaded them).
             project, rule, case = conn.execute(
-                "SELECT p.id, min(r.id), min(t.id) FROM projects p"
-                " JOIN business_rules r ON r.project_id = p.id"
-                " JOIN test_cases t ON t.project_id = p.id"
-                " WHERE p.name = 'Loans core' GROUP BY p.id"
-            ).fetchone() or (0, 0, 0)
+                "SELECT p.id,"
+                " (SELECT r.id FROM business_rules r WHERE r.project_id = p.id"
+                "  ORDER BY r.created_at, r.ctid LIMIT 1),"
+                " (SELECT t.id FROM test_cases t WHERE t.project_id = p.id"
+                "  ORDER BY t.created_at, t.ctid LIMIT 1)"
+                " FROM projects p WHERE p.name = 'Loans core'"
+            ).fetchone() or (None, None, None)
+        assert None not in (project, rule, case)
+        # A case for the project's own rule: only the project can make the import fail.
+        (directory / "cases.jsonl").write_text(
+            json.dumps({"rule_id": str(rule), "name": "x", "inputs": {}, "expected": 1}) + "\n"
+        )
         yield Demo(url, project, rule, case, str(directory))
     finally:
         server.drop_database(name)
@@ -566,6 +661,7 @@ def _cross_org_commands(d: Demo) -> dict[str, list[str]]:
     return {
         "projects show by name": ["projects", "show", "Loans core"],
         "projects show by id": ["projects", "show", p],
+        "projects show by short id": ["projects", "show", d.project.hex[:8]],
         "projects set-status": ["projects", "set-status", p, "designing"],
         "projects list --org": ["projects", "list", "--org", "acme-lending"],
         "files list": ["files", "list", "-p", p],
@@ -573,6 +669,7 @@ def _cross_org_commands(d: Demo) -> dict[str, list[str]]:
         "files import": ["files", "import", d.directory, "-p", p],
         "rules list": ["rules", "list", "-p", p],
         "rules show": ["rules", "show", r],
+        "rules show by short id": ["rules", "show", d.rule.hex[:8]],
         "rules history": ["rules", "history", r],
         "rules diff": ["rules", "diff", r],
         "rules edit": ["rules", "edit", r, "--name", "mine now", "--reason", "probe"],
@@ -584,6 +681,7 @@ def _cross_org_commands(d: Demo) -> dict[str, list[str]]:
         "review clarify": ["review", "clarify", r, "--comment", "probe"],
         "tests list": ["tests", "list", "-p", p],
         "tests show": ["tests", "show", t],
+        "tests show by short id": ["tests", "show", d.test_case.hex[:8]],
         "tests import": ["tests", "import", f"{d.directory}/cases.jsonl", "-p", p],
         "generated list": ["generated", "list", "-p", p],
         "generated show": ["generated", "show", "src/main/resources/application.yml", "-p", p],
@@ -622,7 +720,7 @@ CROSS_ORG_ACTORS = {
 
 
 @pytest.mark.parametrize("actor", list(CROSS_ORG_ACTORS))
-@pytest.mark.parametrize("what", list(_cross_org_commands(Demo("", 1, 1, 1, ""))))
+@pytest.mark.parametrize("what", list(_cross_org_commands(Demo("", *[UUID(int=0)] * 3, ""))))
 def test_another_organizations_admin_finds_nothing_through_the_cli(
     demo: Demo, what: str, actor: str
 ) -> None:
@@ -697,7 +795,7 @@ def test_an_unknown_or_empty_acting_user_is_refused_before_anything_runs(
 
 def test_a_tenant_limit_error_reveals_the_tenants_total_use(owner: Conn, world: World) -> None:
     """Declared: limits are per tenant, so a refusal counts the rows of every organization of
-    the tenant, including those the acting user cannot see (docs/schema.md, V0010)."""
+    the tenant, including those the acting user cannot see (docs/schema.md, V0004)."""
     with owner.transaction(force_rollback=True):
         owner.execute("UPDATE tenants SET max_projects = 1 WHERE id = %s", (world.a.tenant,))
         sibling = _scalar(

@@ -323,3 +323,158 @@ def test_migrations_dir_from_the_environment(
         "V0001__create_accounts.sql",
         "V0002__create_loans.sql",
     ]
+
+
+def test_a_database_from_before_the_baseline_is_refused_with_the_way_out(
+    cli: Any, empty_database_url: str, tmp_path: Path
+) -> None:
+    # The history of a database made by the files the baseline replaced (V0001-V0018).
+    old = tmp_path / "old"
+    write(old, "V0001__extensions_and_roles.sql", "CREATE TABLE tenants (id bigint);\n")
+    assert db(cli, empty_database_url, "migrate", directory=old).exit_code == 0
+    before = history(empty_database_url)
+    for command in ("migrate", "verify"):
+        refused = db(cli, empty_database_url, command)
+        assert refused.exit_code == 1, command
+        assert refused.stderr.startswith(
+            "error: this database predates the baseline schema (bigint ids, migrations"
+            " V0001-V0018): migrate a fresh database and move the data over"
+        )
+    assert history(empty_database_url) == before
+
+
+def test_migrate_makes_utc_the_database_time_zone_and_says_so(
+    cli: Any, empty_database_url: str
+) -> None:
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        name = conn.info.dbname
+        conn.execute(f"ALTER DATABASE \"{name}\" SET TimeZone = 'Asia/Tokyo'")
+    first = db(cli, empty_database_url, "migrate")
+    assert first.exit_code == 0, first.stderr
+    assert "set the database's TimeZone to UTC (it was Asia/Tokyo)" in first.stderr
+    with psycopg.connect(empty_database_url) as conn:
+        assert conn.execute("SHOW TimeZone").fetchone() == ("UTC",)
+    again = db(cli, empty_database_url, "migrate")
+    assert "TimeZone" not in again.stderr
+
+
+# `db verify`, second half: the live schema against what the migrations make.
+
+
+@pytest.fixture
+def scratch_prefix(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The prefix of this test's scratch databases (unique, so leftovers are this test's)."""
+    import uuid
+
+    from migrationpilot_cli.db import schemadiff
+
+    prefix = f"{schemadiff.SCRATCH_PREFIX}t{uuid.uuid4().hex[:8]}_"
+    monkeypatch.setattr(schemadiff, "SCRATCH_PREFIX", prefix)
+    return prefix
+
+
+def scratch_databases(url: str, prefix: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        found = conn.execute(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (prefix,)
+        ).fetchall()
+    return [row[0] for row in found]
+
+
+def notices(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What `db` commands say through notice(), which is silent when stderr is no terminal."""
+    said: list[str] = []
+    monkeypatch.setattr("migrationpilot_cli.commands.db.notice", said.append)
+    return said
+
+
+def test_verify_compares_the_live_schema_and_passes_on_a_migrated_database(
+    cli: Any, database_url: str, scratch_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    said = notices(monkeypatch)
+    result = db(cli, database_url, "verify")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", ""), result.stderr
+    assert said == [
+        f"ok: {len(PACKAGED)} applied migrations match their files, and the live schema"
+        " matches what they make"
+    ]
+    assert scratch_databases(database_url, scratch_prefix) == []
+
+
+def test_verify_names_each_schema_difference_and_nothing_else(
+    cli: Any, database_url: str, scratch_prefix: str
+) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE business_rules ADD COLUMN note text")
+        conn.execute("DROP INDEX idx_audit_created")
+        conn.execute(
+            "CREATE OR REPLACE FUNCTION current_user_id() RETURNS uuid"
+            " LANGUAGE sql STABLE PARALLEL SAFE AS $$ SELECT NULL::uuid $$"
+        )
+    result = db(cli, database_url, "verify")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: verification failed: the live schema differs from what the migrations make:",
+        "column business_rules.note: in the database, not made by the migrations",
+        "index idx_audit_created: missing",
+        "function current_user_id(): body differs",
+    ]
+    assert scratch_databases(database_url, scratch_prefix) == []
+
+
+def test_verify_drops_the_scratch_database_when_the_build_fails_or_is_interrupted(
+    cli: Any,
+    empty_database_url: str,
+    tmp_path: Path,
+    scratch_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Applied to a database that had a table of its own: on a new database it fails.
+    directory = tmp_path / "migrations"
+    write(directory, "V0001__seed.sql", "INSERT INTO seed VALUES (1);\n")
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE seed (id int)")
+    assert db(cli, empty_database_url, "migrate", directory=directory).exit_code == 0
+    failed = db(cli, empty_database_url, "verify", directory=directory)
+    assert failed.exit_code == 1
+    assert failed.stderr.startswith(
+        "error: cannot compare the live schema: the migrations fail on a new database:"
+        ' V0001__seed.sql:1: relation "seed" does not exist'
+    )
+    assert scratch_databases(empty_database_url, scratch_prefix) == []
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(migrations, "migrate", interrupted)
+    stopped = db(cli, empty_database_url, "verify", directory=directory)
+    assert stopped.exit_code == 130  # after the scratch database was made: Ctrl-C mid-build
+    assert scratch_databases(empty_database_url, scratch_prefix) == []
+
+
+def test_verify_without_createdb_checks_checksums_only_and_says_so(
+    cli: Any, database_url: str, scratch_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    role = f"mp_verify_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        if superuser.fetchone() != (True,):
+            pytest.skip("needs a superuser to act as a role without CREATEDB")
+        conn.execute(f"CREATE ROLE {role} NOLOGIN NOCREATEDB")
+        conn.execute(f"GRANT SELECT ON migrationpilot_schema_history TO {role}")
+        try:
+            said = notices(monkeypatch)
+            as_role = psycopg.conninfo.make_conninfo(database_url, options=f"-c role={role}")
+            result = db(cli, as_role, "verify")
+        finally:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == (
+        f"warning: cannot compare the live schema: {role} may not create a scratch database"
+        " (CREATEDB); checksums only\n"
+    )
+    assert said == [f"ok: {len(PACKAGED)} applied migrations match their files"]
+    assert scratch_databases(database_url, scratch_prefix) == []

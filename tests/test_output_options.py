@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -70,11 +71,13 @@ def test_fields_choose_the_columns_of_every_format(demo: Any) -> None:
 
     as_json = json.loads(listed("--format", "json"))
     assert as_json and all(list(row) == ["id", "name", "confidence"] for row in as_json)
+    # Machine formats carry the full uuid, in its canonical form.
+    assert all(str(UUID(row["id"])) == row["id"] for row in as_json)
     jsonl = [json.loads(line) for line in listed("--format", "jsonl").splitlines()]
     assert jsonl == as_json
     parsed = list(csv.reader(io.StringIO(listed("--format", "csv"))))
     assert parsed[0] == ["id", "name", "confidence"]
-    assert [int(row[0]) for row in parsed[1:]] == [row["id"] for row in as_json]
+    assert [row[0] for row in parsed[1:]] == [row["id"] for row in as_json]
     tsv = listed("--format", "tsv")
     assert tsv == listed()  # piped default: tsv without a header
     first = tsv.splitlines()[0].split("\t")
@@ -82,6 +85,8 @@ def test_fields_choose_the_columns_of_every_format(demo: Any) -> None:
     table = listed("--format", "table")
     assert as_json[0]["name"] in table
     assert "confidence" in table and "review status" not in table and "category" not in table
+    # A table shows the first 8 hex digits of an id, as a listing's reader types it back.
+    assert as_json[0]["id"][:8] in table and as_json[0]["id"] not in table
     # -q is unaffected: still the ids.
     assert listed("-q").split() == [str(row["id"]) for row in as_json]
 
@@ -154,7 +159,7 @@ def far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[ZoneInfo]:
 def test_timestamps_are_utc_for_machines_and_local_in_tables(
     demo: Any, conn: psycopg.Connection[Any], far_from_utc: ZoneInfo
 ) -> None:
-    rule_id = int(demo("rules", "list", "-q").stdout.split()[0])
+    rule_id = UUID(demo("rules", "list", "-q").stdout.split()[0])
     stored = rows(conn, "SELECT extracted_at FROM business_rules WHERE id = %s", rule_id)[0][0]
     exact = stored.astimezone(dt.UTC).isoformat()
     assert exact.endswith("+00:00")
@@ -165,7 +170,7 @@ def test_timestamps_are_utc_for_machines_and_local_in_tables(
         return str(result.stdout)
 
     by_id = {row["id"]: row["extracted_at"] for row in json.loads(listed("json"))}
-    assert by_id[rule_id] == exact
+    assert by_id[str(rule_id)] == exact
     assert f"{rule_id}\t{exact}\n" in listed("tsv")
     assert f"{rule_id},{exact}\n" in listed("csv")
     # Records (show) go through the same conversion.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import psycopg
@@ -29,11 +30,11 @@ def loans(acme: Any) -> Any:
         "-q",
     )
     assert created.exit_code == 0, created.stderr
-    return int(created.stdout)
+    return uuid.UUID(created.stdout.strip())
 
 
 def test_create_as_a_user_lands_in_their_organization(
-    acme: Any, loans: int, conn: psycopg.Connection[Any]
+    acme: Any, loans: uuid.UUID, conn: psycopg.Connection[Any]
 ) -> None:
     assert rows(
         conn,
@@ -44,7 +45,7 @@ def test_create_as_a_user_lands_in_their_organization(
         conn,
         "SELECT action, actor_email, resource_id FROM audit_logs WHERE action = 'project.create'",
     ) == [
-        ("project.create", "ana@acme.test", str(loans)),
+        ("project.create", "ana@acme.test", loans),
     ]
 
 
@@ -69,7 +70,9 @@ def test_operators_name_the_organization(acme: Any, conn: psycopg.Connection[Any
     assert (project["organization"], project["created_by"]) == ("globex-ops", None)
 
 
-def test_bad_project_input_is_refused(acme: Any, loans: int, conn: psycopg.Connection[Any]) -> None:
+def test_bad_project_input_is_refused(
+    acme: Any, loans: uuid.UUID, conn: psycopg.Connection[Any]
+) -> None:
     bad_source = acme(*ANA, "projects", "create", "X", "--source", "pl1", "--target", "java")
     assert bad_source.exit_code == 2
     duplicate = acme(
@@ -83,7 +86,7 @@ def test_bad_project_input_is_refused(acme: Any, loans: int, conn: psycopg.Conne
 
 
 def test_names_are_unique_per_organization_and_ambiguity_is_explained(
-    acme: Any, loans: int
+    acme: Any, loans: uuid.UUID
 ) -> None:
     other = acme(
         "--as",
@@ -95,19 +98,24 @@ def test_names_are_unique_per_organization_and_ambiguity_is_explained(
         "cobol",
         "--target",
         "csharp",
+        "-q",
     )
     assert other.exit_code == 0
+    other_id = uuid.UUID(other.stdout.strip())
     ambiguous = acme("projects", "show", "Loans core")
     assert ambiguous.exit_code == 2
-    assert "2 projects are named 'Loans core'" in ambiguous.stderr
+    assert ambiguous.stderr.startswith("error: 'Loans core' names more than one project: ")
+    # Both candidates are named by their full id, and the way out is given.
+    assert str(loans) in ambiguous.stderr and str(other_id) in ambiguous.stderr
+    assert ambiguous.stderr.endswith("; use the id or --org\n")
     shown = acme("projects", "show", "Loans core", "--org", "globex-ops", "--format", "json")
     assert json.loads(shown.stdout)["target_language"] == "csharp"
     # Each user resolves the name within what they can see.
     mine = acme(*ANA, "projects", "show", "Loans core", "--format", "json")
-    assert json.loads(mine.stdout)["id"] == loans
+    assert json.loads(mine.stdout)["id"] == str(loans)
 
 
-def test_list_filters_by_org_and_status(acme: Any, loans: int) -> None:
+def test_list_filters_by_org_and_status(acme: Any, loans: uuid.UUID) -> None:
     acme("projects", "create", "Cards", "--org", "acme-cards", "--source", "vb6", "--target", "go")
     acme(*ANA, "projects", "set-status", "Loans core", "analyzing")
     everything = acme("projects", "list", "--format", "json")
@@ -121,7 +129,7 @@ def test_list_filters_by_org_and_status(acme: Any, loans: int) -> None:
 
 
 def test_status_workflow_moves_forward_and_refuses_skips(
-    acme: Any, loans: int, conn: psycopg.Connection[Any]
+    acme: Any, loans: uuid.UUID, conn: psycopg.Connection[Any]
 ) -> None:
     moved = acme(*ANA, "projects", "set-status", "Loans core", "analyzing", "--format", "json")
     assert json.loads(moved.stdout)["status"] == "analyzing"
@@ -134,14 +142,15 @@ def test_status_workflow_moves_forward_and_refuses_skips(
         ({"old": "draft", "new": "analyzing"},)
     ]
 
-    failed = acme(*ANA, "projects", "set-status", str(loans), "failed", "--format", "json")
+    # By the first 8 hex digits of its id (as a table shows it), then by the full uuid.
+    failed = acme(*ANA, "projects", "set-status", loans.hex[:8], "failed", "--format", "json")
     assert json.loads(failed.stdout)["failed_from"] == "analyzing"
     resumed = acme(*ANA, "projects", "set-status", str(loans), "analyzing", "--format", "json")
     assert json.loads(resumed.stdout)["status"] == "analyzing"
 
 
 def test_project_limit_is_enforced_across_the_tenant(
-    acme: Any, loans: int, conn: psycopg.Connection[Any]
+    acme: Any, loans: uuid.UUID, conn: psycopg.Connection[Any]
 ) -> None:
     # acme allows 3 projects in all; ana's org already has one.
     for name, org in (("Cards", "acme-cards"), ("Ledger", "acme-pay")):
@@ -173,14 +182,14 @@ def test_project_limit_is_enforced_across_the_tenant(
     )
 
 
-def test_other_organizations_cannot_see_the_project(acme: Any, loans: int) -> None:
+def test_other_organizations_cannot_see_the_project(acme: Any, loans: uuid.UUID) -> None:
     hidden = acme("--as", "bob@globex.test", "projects", "show", str(loans))
     assert hidden.exit_code == 4
-    refused = acme("--as", "bob@globex.test", "projects", "set-status", str(loans), "failed")
+    refused = acme("--as", "bob@globex.test", "projects", "set-status", loans.hex[:8], "failed")
     assert refused.exit_code == 4
 
 
-def seed_statistics(conn: psycopg.Connection[Any], project_id: int) -> None:
+def seed_statistics(conn: psycopg.Connection[Any], project_id: uuid.UUID) -> None:
     (org,) = (
         conn.execute("SELECT organization_id FROM projects WHERE id = %s", (project_id,)).fetchone()
         or ()
@@ -204,8 +213,10 @@ def seed_statistics(conn: psycopg.Connection[Any], project_id: int) -> None:
     ):
         conn.execute(
             "INSERT INTO business_rules (organization_id, project_id, name, category, confidence,"
-            " review_status) VALUES (%s, %s, %s, %s, %s, %s)",
-            (org, project_id, name, category, confidence, status),
+            " review_status, description, source_file, source_start_line, source_end_line,"
+            " source_code, logic) VALUES (%s, %s, %s, %s, %s, %s, %s, 'src/LOANCALC.cbl', 1, 2,"
+            " '       COMPUTE X = 1.', 'x = 1')",
+            (org, project_id, name, category, confidence, status, f"{name} rule"),
         )
     conn.execute(
         "INSERT INTO routing_rules (organization_id, project_id, name, path_pattern,"
@@ -216,7 +227,7 @@ def seed_statistics(conn: psycopg.Connection[Any], project_id: int) -> None:
 
 
 def test_dashboard_statistics_come_from_the_data(
-    acme: Any, loans: int, conn: psycopg.Connection[Any]
+    acme: Any, loans: uuid.UUID, conn: psycopg.Connection[Any]
 ) -> None:
     seed_statistics(conn, loans)
     board = json.loads(acme(*ANA, "projects", "show", "Loans core", "--format", "json").stdout)

@@ -8,6 +8,7 @@ import shlex
 import subprocess
 import time
 from typing import Any
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
@@ -19,31 +20,38 @@ BOB = ("--as", "bob@globex.test")
 
 
 @pytest.fixture
-def loans(acme: Any) -> int:
+def loans(acme: Any) -> UUID:
     created = acme(
         *ANA, "projects", "create", "Loans core", "--source", "cobol", "--target", "java", "-q"
     )
     assert created.exit_code == 0, created.stderr
-    return int(created.stdout)
+    return UUID(created.stdout.strip())
 
 
 @pytest.fixture
-def globex_project(acme: Any) -> int:
+def globex_project(acme: Any) -> UUID:
     created = acme(*BOB, "projects", "create", "Ops", "--source", "vb6", "--target", "go", "-q")
     assert created.exit_code == 0, created.stderr
-    return int(created.stdout)
+    return UUID(created.stdout.strip())
 
 
-def add_rules(conn: psycopg.Connection[Any], project: int, count: int) -> list[int]:
-    """``count`` pending rules in the project, as an analyzer import would leave them."""
+def add_rules(
+    conn: psycopg.Connection[Any], project: UUID, count: int, ids: list[UUID] | None = None
+) -> list[UUID]:
+    """``count`` pending rules in the project, as an analyzer import would leave them (with
+    the given ``ids``, else ids the database makes up), in the order of their names."""
     return [
         row[0]
         for row in rows(
             conn,
-            "INSERT INTO business_rules (organization_id, project_id, name, category, confidence)"
-            " SELECT p.organization_id, p.id, 'rule ' || n, 'calculation', 0.950"
+            "INSERT INTO business_rules (id, description, source_file, source_start_line,"
+            " source_end_line, source_code, logic, organization_id, project_id, name, category,"
+            " confidence)"
+            " SELECT coalesce((%s::uuid[])[n], gen_random_uuid()), 'extracted', 'src/X.cbl', 1,"
+            " 1, 'COMPUTE X.', 'x', p.organization_id, p.id, 'rule ' || n, 'calculation', 0.950"
             " FROM projects p, generate_series(1, %s) AS n WHERE p.id = %s"
             " ORDER BY n RETURNING id",
+            ids,
             count,
             project,
         )
@@ -51,12 +59,20 @@ def add_rules(conn: psycopg.Connection[Any], project: int, count: int) -> list[i
 
 
 @pytest.fixture
-def three(conn: psycopg.Connection[Any], loans: int) -> list[int]:
+def three(conn: psycopg.Connection[Any], loans: UUID) -> list[UUID]:
     return add_rules(conn, loans, 3)
 
 
-def user_id(conn: psycopg.Connection[Any], email: str) -> int:
-    return int(rows(conn, "SELECT id FROM users WHERE email = %s", email)[0][0])
+def user_id(conn: psycopg.Connection[Any], email: str) -> UUID:
+    found = rows(conn, "SELECT id FROM users WHERE email = %s", email)[0][0]
+    assert isinstance(found, UUID)
+    return found
+
+
+def unused_start(conn: psycopg.Connection[Any]) -> str:
+    """Four hex digits that start no rule's id: a well-formed reference to nothing."""
+    taken = {row[0].hex[:4] for row in rows(conn, "SELECT id FROM business_rules")}
+    return next(start for n in range(0x10000) if (start := f"{n:04x}") not in taken)
 
 
 def state(conn: psycopg.Connection[Any]) -> dict[str, Any]:
@@ -81,7 +97,7 @@ def tsv(*lines: tuple[object, ...]) -> str:
 
 
 def test_approve_reject_and_clarify_by_argument(
-    acme: Any, three: list[int], conn: psycopg.Connection[Any]
+    acme: Any, three: list[UUID], conn: psycopg.Connection[Any]
 ) -> None:
     first, second, third = three
     approved = review(acme, "approve", str(first))
@@ -96,7 +112,7 @@ def test_approve_reject_and_clarify_by_argument(
     assert rows(
         conn,
         "SELECT id, review_status::text, reviewed_by, reviewed_at IS NOT NULL, review_comments,"
-        " version FROM business_rules ORDER BY id",
+        " version FROM business_rules ORDER BY name",
     ) == [
         (first, "approved", ana, True, None, 2),
         (second, "rejected", ana, True, "wrong rounding", 2),
@@ -105,7 +121,7 @@ def test_approve_reject_and_clarify_by_argument(
 
 
 def test_each_review_is_a_version_snapshot_with_its_reason(
-    acme: Any, three: list[int], conn: psycopg.Connection[Any]
+    acme: Any, three: list[UUID], conn: psycopg.Connection[Any]
 ) -> None:
     rule = three[0]
     assert review(acme, "clarify", str(rule), "--comment", "which branch?").exit_code == 0
@@ -124,7 +140,7 @@ def test_each_review_is_a_version_snapshot_with_its_reason(
 
 
 def test_each_reviewed_rule_gets_an_audit_row(
-    acme: Any, three: list[int], conn: psycopg.Connection[Any]
+    acme: Any, three: list[UUID], conn: psycopg.Connection[Any]
 ) -> None:
     first, second, _ = three
     result = review(acme, "reject", str(first), str(second), "--comment", "wrong rounding")
@@ -134,14 +150,14 @@ def test_each_reviewed_rule_gets_an_audit_row(
         conn,
         "SELECT a.action, a.resource_type, a.resource_id, a.user_id, a.actor_email,"
         " a.organization_id = r.organization_id, a.tenant_id = o.tenant_id, a.metadata"
-        " FROM audit_logs a JOIN business_rules r ON r.id::text = a.resource_id"
+        " FROM audit_logs a JOIN business_rules r ON r.id = a.resource_id"
         " JOIN organizations o ON o.id = r.organization_id"
-        " WHERE a.action LIKE 'rule.%%' ORDER BY a.resource_id::bigint",
+        " WHERE a.action LIKE 'rule.%%' ORDER BY r.name",
     ) == [
         (
             "rule.reject",
             "rule",
-            str(rule),
+            rule,
             ana,
             "ana@acme.test",
             True,
@@ -158,7 +174,7 @@ def test_each_reviewed_rule_gets_an_audit_row(
 
 
 def test_a_rule_already_in_that_state_is_unchanged_and_not_versioned(
-    acme: Any, three: list[int], conn: psycopg.Connection[Any]
+    acme: Any, three: list[UUID], conn: psycopg.Connection[Any]
 ) -> None:
     first, second, third = three
     assert review(acme, "approve", str(first), "--comment", "fine").exit_code == 0
@@ -176,15 +192,16 @@ def test_a_rule_already_in_that_state_is_unchanged_and_not_versioned(
 
 
 def test_ids_from_stdin_skip_blank_lines_comments_and_extra_columns(
-    acme: Any, three: list[int], conn: psycopg.Connection[Any]
+    acme: Any, three: list[UUID], conn: psycopg.Connection[Any]
 ) -> None:
     first, second, third = three
-    piped = f"# pending, high confidence\n{first}\trule 1\t0.950\n\n  {third}  \n{first}\n"
+    # The full uuid (as -q prints it) or the 8 hex digits a table shows: both name the rule.
+    piped = f"# pending, high confidence\n{first}\trule 1\t0.950\n\n  {third.hex[:8]}  \n{first}\n"
     result = review(acme, "approve", "-", "--comment", "bulk", "--format", "json", input=piped)
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == [
         {
-            "id": rule,
+            "id": str(rule),
             "name": name,
             "old_status": "pending",
             "new_status": "approved",
@@ -193,7 +210,7 @@ def test_ids_from_stdin_skip_blank_lines_comments_and_extra_columns(
         }
         for rule, name in ((first, "rule 1"), (third, "rule 3"))
     ]
-    assert rows(conn, "SELECT id, review_status::text FROM business_rules ORDER BY id") == [
+    assert rows(conn, "SELECT id, review_status::text FROM business_rules ORDER BY name") == [
         (first, "approved"),
         (second, "pending"),
         (third, "approved"),
@@ -201,17 +218,20 @@ def test_ids_from_stdin_skip_blank_lines_comments_and_extra_columns(
 
 
 def test_a_bad_id_on_stdin_names_its_line_and_writes_nothing(
-    acme: Any, three: list[int], conn: psycopg.Connection[Any]
+    acme: Any, three: list[UUID], conn: psycopg.Connection[Any]
 ) -> None:
     before = state(conn)
     result = review(acme, "approve", "-", input=f"{three[0]}\n\nrule-two\n")
     assert result.exit_code == 2
-    assert result.stderr == "error: stdin line 3: 'rule-two' is not an id\n"
+    assert result.stderr == (
+        "error: stdin line 3: 'rule-two' is not an id: give the id shown in a listing"
+        " (e.g. 3f2a9c1e), at least 4 of its first hex digits, or the full uuid\n"
+    )
     assert state(conn) == before
 
 
 def test_an_empty_pipe_is_an_empty_batch_but_no_ids_at_all_is_a_usage_error(
-    acme: Any, three: list[int], conn: psycopg.Connection[Any]
+    acme: Any, three: list[UUID], conn: psycopg.Connection[Any]
 ) -> None:
     before = state(conn)
     piped = review(acme, "approve", "-", "-q", input="# nothing matched\n\n")
@@ -223,27 +243,64 @@ def test_an_empty_pipe_is_an_empty_batch_but_no_ids_at_all_is_a_usage_error(
 
 
 def test_an_unknown_id_fails_the_whole_batch(
-    acme: Any, three: list[int], conn: psycopg.Connection[Any]
+    acme: Any, three: list[UUID], conn: psycopg.Connection[Any]
 ) -> None:
     before = state(conn)
-    result = review(acme, "reject", *map(str, three), "999", "--comment", "no")
+    unknown = uuid4()
+    result = review(acme, "reject", *map(str, three), str(unknown), "--comment", "no")
     assert result.exit_code == 4
     assert result.stderr == (
-        "error: rule 999 not found or not visible to you; nothing was reviewed"
+        f"error: rule {unknown} not found or not visible to you; nothing was reviewed"
         " (--skip-missing reviews the others)\n"
     )
     assert result.stdout == ""
     assert state(conn) == before
 
+    # A start of an id that starts no rule is not found either, before anything is written.
+    start = unused_start(conn)
+    short = review(acme, "reject", str(three[0]), start, "--comment", "no")
+    assert (short.exit_code, short.stdout) == (4, "")
+    assert short.stderr == f"error: no rule with an id starting {start} (or not visible to you)\n"
+    assert state(conn) == before
+
+    # Fewer than 4 hex digits is not an id at all: bad usage.
+    tiny = review(acme, "reject", str(three[0]), "999", "--comment", "no")
+    assert (tiny.exit_code, tiny.stdout) == (2, "")
+    assert tiny.stderr == (
+        "error: argument: '999' is not an id: give the id shown in a listing (e.g. 3f2a9c1e),"
+        " at least 4 of its first hex digits, or the full uuid\n"
+    )
+    assert state(conn) == before
+
+
+def test_a_start_shared_by_several_rules_is_ambiguous_and_writes_nothing(
+    acme: Any, loans: UUID, conn: psycopg.Connection[Any]
+) -> None:
+    twins = [
+        UUID("abcd0000-0000-4000-8000-000000000001"),
+        UUID("abcd0000-0000-4000-8000-000000000002"),
+    ]
+    assert add_rules(conn, loans, 2, twins) == twins
+    before = state(conn)
+    result = review(acme, "approve", "abcd")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: abcd is ambiguous: {twins[0]}, {twins[1]}; give more digits of the rule's id\n"
+    )
+    assert state(conn) == before
+    # More digits tell them apart.
+    longer = review(acme, "approve", twins[1].hex[:32], "-q")
+    assert (longer.exit_code, longer.stdout) == (0, f"{twins[1]}\n"), longer.stderr
+
 
 def test_many_unknown_ids_are_named_first_few_and_counted(
-    acme: Any, three: list[int], conn: psycopg.Connection[Any]
+    acme: Any, three: list[UUID], conn: psycopg.Connection[Any]
 ) -> None:
-    unknown = [str(n) for n in range(1001, 1008)]
+    unknown = [str(uuid4()) for _ in range(7)]
     result = review(acme, "approve", *unknown)
     assert result.exit_code == 4
     assert result.stderr == (
-        "error: 7 rules (1001, 1002, 1003, 1004, 1005 and 2 more) not found or not visible"
+        f"error: 7 rules ({', '.join(unknown[:5])} and 2 more) not found or not visible"
         " to you; nothing was reviewed\n"
     )
     assert rows(conn, "SELECT count(*) FROM business_rules WHERE review_status = 'pending'") == [
@@ -252,25 +309,26 @@ def test_many_unknown_ids_are_named_first_few_and_counted(
 
 
 def test_skip_missing_reports_unknown_ids_and_reviews_the_rest(
-    acme: Any, three: list[int], conn: psycopg.Connection[Any]
+    acme: Any, three: list[UUID], conn: psycopg.Connection[Any]
 ) -> None:
     first = three[0]
-    result = review(acme, "approve", "999", str(first), "--skip-missing")
+    unknown = uuid4()
+    result = review(acme, "approve", str(unknown), str(first), "--skip-missing")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == tsv(
-        (999, None, None, None, "skipped", None),
+        (unknown, None, None, None, "skipped", None),
         (first, "rule 1", "pending", "approved", "reviewed", 2),
     )
     assert rows(conn, "SELECT id FROM business_rules WHERE review_status = 'approved'") == [
         (first,)
     ]
     assert rows(conn, "SELECT resource_id FROM audit_logs WHERE action = 'rule.approve'") == [
-        (str(first),)
+        (first,)
     ]
 
 
 def test_another_organizations_rule_is_invisible(
-    acme: Any, three: list[int], globex_project: int, conn: psycopg.Connection[Any]
+    acme: Any, three: list[UUID], globex_project: UUID, conn: psycopg.Connection[Any]
 ) -> None:
     (theirs,) = add_rules(conn, globex_project, 1)
     before = state(conn)
@@ -285,7 +343,7 @@ def test_another_organizations_rule_is_invisible(
 
 
 def test_reviews_need_an_acting_user(
-    acme: Any, three: list[int], conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+    acme: Any, three: list[UUID], conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = state(conn)
     result = acme("review", "approve", str(three[0]))
@@ -302,7 +360,7 @@ def test_reviews_need_an_acting_user(
 
 @pytest.mark.parametrize("verb", ["reject", "clarify"])
 def test_reject_and_clarify_need_a_comment(
-    acme: Any, three: list[int], conn: psycopg.Connection[Any], verb: str
+    acme: Any, three: list[UUID], conn: psycopg.Connection[Any], verb: str
 ) -> None:
     before = state(conn)
     missing = review(acme, verb, str(three[0]))
@@ -315,7 +373,7 @@ def test_reject_and_clarify_need_a_comment(
 
 
 def test_expect_version_refuses_a_rule_changed_meanwhile(
-    acme: Any, three: list[int], conn: psycopg.Connection[Any]
+    acme: Any, three: list[UUID], conn: psycopg.Connection[Any]
 ) -> None:
     rule = three[0]
     conn.execute("UPDATE business_rules SET logic = 'changed by someone' WHERE id = %s", (rule,))
@@ -338,7 +396,7 @@ def test_expect_version_refuses_a_rule_changed_meanwhile(
 
 
 def test_expect_version_waits_for_a_concurrent_reviewer_and_then_refuses(
-    acme: Any, three: list[int], conn: psycopg.Connection[Any], database_url: str
+    acme: Any, three: list[UUID], conn: psycopg.Connection[Any], database_url: str
 ) -> None:
     """Two reviewers read version 1; the first one's change is in flight when the second
     reviews. The second waits for it, sees version 2 and refuses: no lost update."""
@@ -400,7 +458,7 @@ def shell(command: str, database_url: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ids_pipe_into_review_through_real_processes(
-    acme: Any, three: list[int], conn: psycopg.Connection[Any], database_url: str
+    acme: Any, three: list[UUID], conn: psycopg.Connection[Any], database_url: str
 ) -> None:
     first, second, third = three
     piped = shell(
@@ -416,7 +474,8 @@ def test_ids_pipe_into_review_through_real_processes(
     assert piped.stderr == ""  # no notices when stderr is not a terminal
     assert rows(
         conn,
-        "SELECT rule_id, version, change_reason FROM rule_versions WHERE version > 1 ORDER BY 1, 2",
+        "SELECT v.rule_id, v.version, v.change_reason FROM rule_versions v"
+        " JOIN business_rules r ON r.id = v.rule_id WHERE v.version > 1 ORDER BY r.name, 2",
     ) == [
         (first, 2, "review: approve: bulk"),
         (first, 3, "review: clarify: second look"),
@@ -429,14 +488,17 @@ def test_ids_pipe_into_review_through_real_processes(
 
 
 def test_the_reviewers_queue_pipes_into_approve(
-    acme: Any, loans: int, globex_project: int, conn: psycopg.Connection[Any], database_url: str
+    acme: Any, loans: UUID, globex_project: UUID, conn: psycopg.Connection[Any], database_url: str
 ) -> None:
     """The README's workflow: the confident pending rules, approved in one go."""
     queue = rows(
         conn,
         "INSERT INTO business_rules"
-        " (organization_id, project_id, name, category, confidence, review_status)"
-        " SELECT p.organization_id, p.id, r.name, 'decision', r.confidence, r.status::review_status"
+        " (description, source_file, source_start_line, source_end_line, source_code, logic,"
+        " organization_id, project_id, name, category, confidence, review_status)"
+        " SELECT 'extracted', 'src/X.cbl', 1, 1, 'IF X', 'x', p.organization_id, p.id, r.name,"
+        " 'decision',"
+        " r.confidence, r.status::review_status"
         " FROM projects p, (VALUES ('sure', 0.970, 'pending'), ('likely', 0.910, 'pending'),"
         "   ('unsure', 0.600, 'pending'), ('done', 0.990, 'rejected'))"
         "   AS r(name, confidence, status)"
@@ -455,30 +517,31 @@ def test_the_reviewers_queue_pipes_into_approve(
         (ids["sure"], "sure", "pending", "approved", "reviewed", 2),
         (ids["likely"], "likely", "pending", "approved", "reviewed", 2),
     )
-    assert rows(conn, "SELECT name, review_status::text FROM business_rules ORDER BY id") == [
-        ("sure", "approved"),
-        ("likely", "approved"),
-        ("unsure", "pending"),
+    assert rows(conn, "SELECT name, review_status::text FROM business_rules ORDER BY name") == [
         ("done", "rejected"),
+        ("likely", "approved"),
         ("rule 1", "pending"),
         ("rule 2", "pending"),
+        ("sure", "approved"),
+        ("unsure", "pending"),
     ]
 
 
 def test_a_pipe_with_an_unknown_id_changes_nothing(
-    acme: Any, three: list[int], conn: psycopg.Connection[Any], database_url: str
+    acme: Any, three: list[UUID], conn: psycopg.Connection[Any], database_url: str
 ) -> None:
     before = state(conn)
+    unknown = uuid4()
     piped = shell(
-        f"printf '{three[0]}\\n424242\\n' | mp --as ana@acme.test review approve -", database_url
+        f"printf '{three[0]}\\n{unknown}\\n' | mp --as ana@acme.test review approve -", database_url
     )
     assert piped.returncode == 4
-    assert "rule 424242 not found" in piped.stderr
+    assert f"rule {unknown} not found" in piped.stderr
     assert state(conn) == before
 
 
 def test_ten_thousand_ids_in_one_batch(
-    acme: Any, loans: int, conn: psycopg.Connection[Any]
+    acme: Any, loans: UUID, conn: psycopg.Connection[Any]
 ) -> None:
     ids = add_rules(conn, loans, 10_000)
     result = review(

@@ -1,4 +1,4 @@
-"""The roles of an organization, enforced by the database (V0013).
+"""The roles of an organization, enforced by the database (V0009).
 
 Every capability of the roles table (docs/security.md) is tried by every role, through the CLI
 and through plain SQL as the app role: the roles allowed succeed, the others get one line
@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -62,9 +63,9 @@ class Crew:
     """acme-pay with one user of each role, the project Loans core with one imported source
     file, one pending rule per role (for that role to review or edit) and a routing rule."""
 
-    project: int
-    rules: dict[str, int]
-    users: dict[str, int]
+    project: UUID
+    rules: dict[str, UUID]
+    users: dict[str, UUID]
     tree: Path
 
 
@@ -78,7 +79,7 @@ def crew(acme: Any, conn: psycopg.Connection[Any], tmp_path: Path) -> Crew:
     created = acme("projects", "create", LOANS, "--org", ORG, "--source", "cobol",
                    "--target", "java", "-q")  # fmt: skip
     assert created.exit_code == 0, created.stderr
-    project = int(created.stdout)
+    project = UUID(created.stdout.strip())
     tree = tmp_path / "legacy"
     (tree / "src").mkdir(parents=True)
     (tree / "src" / "LOANCALC.cbl").write_text(SOURCE)
@@ -91,9 +92,10 @@ def crew(acme: Any, conn: psycopg.Connection[Any], tmp_path: Path) -> Crew:
             rows(
                 conn,
                 "INSERT INTO business_rules (organization_id, project_id, name, category,"
-                " confidence, source_file, source_start_line, source_end_line)"
+                " confidence, source_file, source_start_line, source_end_line, description,"
+                " source_code, logic)"
                 " SELECT organization_id, id, 'rule ' || n, 'calculation', 0.9,"
-                " 'src/LOANCALC.cbl', 1, 1 FROM projects, generate_series(1, 5) n"
+                " 'src/LOANCALC.cbl', 1, 1, '', '', '' FROM projects, generate_series(1, 5) n"
                 " WHERE id = %s ORDER BY n RETURNING id",
                 project,
             ),
@@ -126,6 +128,8 @@ def _rules_file(crew: Crew, role: str) -> list[str]:
     path = crew.tree.parent / f"rules-{role}.jsonl"
     record = {
         "name": f"imported by {role}",
+        "description": f"what {role} found",
+        "logic": "IF x THEN y",
         "category": "decision",
         "confidence": 0.8,
         "source_file": "src/LOANCALC.cbl",
@@ -138,7 +142,8 @@ def _rules_file(crew: Crew, role: str) -> list[str]:
 
 def _tests_file(crew: Crew, role: str) -> list[str]:
     path = crew.tree.parent / f"tests-{role}.jsonl"
-    case = {"rule_id": crew.rules[role], "name": f"case by {role}", "inputs": {}, "expected": 1}
+    rule = str(crew.rules[role])
+    case = {"rule_id": rule, "name": f"case by {role}", "inputs": {}, "expected": 1}
     path.write_text(json.dumps(case) + "\n")
     return ["tests", "import", str(path), "-p", LOANS]
 
@@ -206,7 +211,8 @@ CAPABILITIES = {
     "review reject": Capability(
         "reviewer",
         "review rules",
-        lambda crew, role: ["review", "reject", str(crew.rules[role]), "--comment", "no"],
+        # By the first 8 hex digits of the rule's id, as a table shows it.
+        lambda crew, role: ["review", "reject", crew.rules[role].hex[:8], "--comment", "no"],
         "rule.reject",
     ),
     "projects set-status": Capability(
@@ -369,8 +375,10 @@ STATEMENTS = {
     "insert a pending rule": (
         "developer",
         "import or edit rules",
-        "INSERT INTO business_rules (organization_id, project_id, name, category, confidence)"
-        " SELECT organization_id, id, 'new', 'decision', 0.5 FROM projects WHERE id = %(project)s",
+        "INSERT INTO business_rules (organization_id, project_id, name, category, confidence,"
+        " description, source_file, source_start_line, source_end_line, source_code, logic)"
+        " SELECT organization_id, id, 'new', 'decision', 0.5, '', 'src/X.cbl', 1, 1, '', ''"
+        " FROM projects WHERE id = %(project)s",
     ),
     "approve a rule": (
         "reviewer",
@@ -393,8 +401,9 @@ STATEMENTS = {
         "reviewer",
         "review rules",
         "INSERT INTO business_rules (organization_id, project_id, name, category, confidence,"
-        " review_status) SELECT organization_id, id, 'sneaky', 'decision', 0.5, 'approved'"
-        " FROM projects WHERE id = %(project)s",
+        " review_status, description, source_file, source_start_line, source_end_line,"
+        " source_code, logic) SELECT organization_id, id, 'sneaky', 'decision', 0.5, 'approved',"
+        " '', 'src/X.cbl', 1, 1, '', '' FROM projects WHERE id = %(project)s",
     ),
     "insert a test case": (
         "developer",
@@ -461,7 +470,7 @@ STATEMENTS = {
 }
 
 
-def as_user(conn: psycopg.Connection[Any], user_id: int) -> None:
+def as_user(conn: psycopg.Connection[Any], user_id: UUID) -> None:
     """What the CLI's --as does, spelled out as a psql user would."""
     conn.execute("SET LOCAL ROLE migrationpilot_app")
     conn.execute("SELECT set_config('app.current_user_id', %s, true)", (str(user_id),))
@@ -540,9 +549,9 @@ def test_the_refusal_carries_a_hint_naming_the_fix(
 
 
 _AUDIT_INSERT = (
-    "INSERT INTO audit_logs (tenant_id, organization_id, user_id, actor_email, db_role, action)"
-    " SELECT current_tenant_id(), current_organization_id(), %(user_id)s, %(email)s,"
-    " %(login)s, 'rule.approve'"
+    "INSERT INTO audit_logs (tenant_id, organization_id, user_id, actor_email, db_role, action,"
+    " resource_type, resource_id) SELECT current_tenant_id(), current_organization_id(),"
+    " %(user_id)s, %(email)s, %(login)s, 'rule.approve', 'rule', %(rule)s"
 )
 
 
@@ -553,7 +562,12 @@ def test_an_audit_row_names_its_real_actor(
     """A user may write audit rows (every command does) but not in someone else's name: not
     with another user's id or email, nor another database login."""
     login = conn.execute("SELECT session_user").fetchone()
-    real = {"user_id": crew.users["viewer"], "email": email("viewer"), "login": login and login[0]}
+    real = {
+        "user_id": crew.users["viewer"],
+        "email": email("viewer"),
+        "login": login and login[0],
+        "rule": crew.rules["viewer"],
+    }
     other = {"user_id": crew.users["admin"], "email": email("admin"), "login": "dba"}
     before = snapshot(conn)
     with conn.transaction(force_rollback=True):

@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -22,13 +23,14 @@ ANA = ("--as", "ana@acme.test")
 CARL = ("--as", "carl@acme.test")
 P = ("--project", "Loans core")
 RULE_ROWS = (
-    "SELECT name, path_pattern, target_service, traffic_percentage, shadow_mode, enabled"
+    "SELECT name, slug, path_pattern, target_service, traffic_percentage, shadow_mode, enabled"
     " FROM routing_rules ORDER BY name"
 )
 AUDIT_ROWS = (
     "SELECT action, actor_email, metadata FROM audit_logs WHERE action LIKE 'routing.%%'"
-    " ORDER BY id"
+    " ORDER BY created_at"
 )
+LATE_FEES = "/api/late-fees/**"
 
 
 @pytest.fixture
@@ -46,6 +48,12 @@ def add(mp: Any, name: str, pattern: str, target: str, *extra: str) -> Any:
     )
     assert result.exit_code == 0, result.stderr
     return result
+
+
+def split(mp: Any) -> None:
+    """The issue's split on /api/late-fees/**: 10% to a target named legacy, 90% to modern."""
+    add(mp, "Late fees (legacy)", LATE_FEES, "legacy", "--traffic", "10", "--enable")
+    add(mp, "Late fees (modern)", LATE_FEES, "modern", "--traffic", "90", "--enable")
 
 
 @pytest.fixture
@@ -76,9 +84,10 @@ def test_add_creates_a_disabled_rule_and_audits_it(
     )
     record = json.loads(created.stdout)
     assert {
-        k: record[k] for k in ("name", "pattern", "target", "traffic", "shadow", "enabled")
+        k: record[k] for k in ("name", "slug", "pattern", "target", "traffic", "shadow", "enabled")
     } == {
         "name": "accounts-read",
+        "slug": "accounts-read",  # a name that is an identifier is its own slug
         "pattern": "/api/accounts/**",
         "target": "accounts-java",
         "traffic": 10,
@@ -86,8 +95,9 @@ def test_add_creates_a_disabled_rule_and_audits_it(
         "enabled": False,
     }
     assert record["project"] == "Loans core"
+    assert str(UUID(record["id"])) == record["id"]  # ids are full uuids
     assert rows(conn, RULE_ROWS) == [
-        ("accounts-read", "/api/accounts/**", "accounts-java", 10, False, False)
+        ("accounts-read", "accounts-read", "/api/accounts/**", "accounts-java", 10, False, False)
     ]
     new = {
         "name": "accounts-read",
@@ -99,11 +109,16 @@ def test_add_creates_a_disabled_rule_and_audits_it(
     }
     (audit,) = rows(conn, AUDIT_ROWS)
     assert audit[:2] == ("routing.add", "ana@acme.test")
-    assert audit[2] == {"name": "accounts-read", "project_id": record["project_id"], "new": new}
+    assert audit[2] == {
+        "name": "accounts-read",
+        "slug": "accounts-read",
+        "project_id": record["project_id"],
+        "new": new,
+    }
     assert rows(
         conn,
-        "SELECT resource_type, resource_id FROM audit_logs WHERE action = 'routing.add'",
-    ) == [("routing_rule", str(record["id"]))]
+        "SELECT resource_type, resource_id::text FROM audit_logs WHERE action = 'routing.add'",
+    ) == [("routing_rule", record["id"])]
 
 
 @pytest.mark.parametrize(
@@ -127,26 +142,32 @@ def test_add_creates_a_disabled_rule_and_audits_it(
             "error: --traffic -1: expected a percentage from 0 to 100\n",
         ),
         (
-            ("--name", "bad", "--pattern", "/x", "--target", "Legacy"),
-            "error: --target 'Legacy': 'legacy' is reserved for the legacy system\n",
+            ("--name", "bad", "--pattern", "/x", "--target", "x" * 51),
+            "error: --target: 51 characters; at most 50\n",
         ),
         (
-            ("--name", "bad", "--pattern", "/x", "--target", "Accounts Java"),
-            "error: --target 'Accounts Java': use a lower-case DNS name such as accounts-java"
-            " (letters, digits, '-' and '.')\n",
+            ("--name", "bad", "--pattern", "/x", "--target", "a\tb"),
+            "error: --target 'a\\tb': no control characters (tabs, line breaks)\n",
         ),
         (
-            ("--name", "Bad Name", "--pattern", "/x", "--target", "x"),
-            "error: --name 'Bad Name': use 1-63 lower-case letters, digits, '.', '_' or '-',"
-            " starting with a letter or digit (e.g. accounts-read)\n",
+            ("--name", "  ", "--pattern", "/x", "--target", "x"),
+            "error: --name '  ': must not be blank\n",
+        ),
+        (
+            ("--name", "n" * 256, "--pattern", "/x", "--target", "x"),
+            "error: --name: 256 characters; at most 255\n",
+        ),
+        (
+            ("--name", "Late\nfees", "--pattern", "/x", "--target", "x"),
+            "error: --name 'Late\\nfees': no control characters (tabs, line breaks)\n",
         ),
         (
             ("--name", "accounts-read", "--pattern", "/other", "--target", "x"),
             "error: --name 'accounts-read': the project already has a rule with that name\n",
         ),
-        (
-            ("--name", "other", "--pattern", "/api/accounts/**", "--target", "x"),
-            "error: --pattern '/api/accounts/**': another rule of the project already routes it\n",
+        (  # names are unique without regard to case
+            ("--name", "Accounts-READ", "--pattern", "/other", "--target", "x"),
+            "error: --name 'Accounts-READ': the project already has a rule with that name\n",
         ),
     ],
 )
@@ -191,7 +212,7 @@ def test_set_changes_fields_and_audits_old_and_new(
     back = loans(*ANA, "routing", "set", "accounts-read", *P, "--no-shadow")
     assert back.exit_code == 0
     assert rows(conn, RULE_ROWS) == [
-        ("accounts-read", "/api/acc/**", "accounts-java", 25, False, False)
+        ("accounts-read", "accounts-read", "/api/acc/**", "accounts-java", 25, False, False)
     ]
     audits = [(action, meta.get("old"), meta["new"]) for action, _, meta in rows(conn, AUDIT_ROWS)]
     assert audits[1:] == [
@@ -211,8 +232,8 @@ def test_set_changes_fields_and_audits_old_and_new(
         (
             (),
             2,
-            "error: nothing to change: give --traffic, --shadow/--no-shadow, --target or"
-            " --pattern\n",
+            "error: nothing to change: give --name, --traffic, --shadow/--no-shadow, --target"
+            " or --pattern\n",
         ),
         (("--traffic", "150"), 2, "error: --traffic 150: expected a percentage from 0 to 100\n"),
         (
@@ -221,15 +242,12 @@ def test_set_changes_fields_and_audits_old_and_new(
             "error: --pattern '/api//x': empty segment: remove the doubled or trailing '/'\n",
         ),
         (
-            ("--pattern", "/orders/*"),
+            ("--name", "ORDERS"),
             2,
-            "error: --pattern '/orders/*': another rule of the project already routes it\n",
+            "error: --name 'ORDERS': the project already has a rule with that name\n",
         ),
-        (
-            ("--target", "legacy"),
-            2,
-            "error: --target 'legacy': 'legacy' is reserved for the legacy system\n",
-        ),
+        (("--name", ""), 2, "error: --name '': must not be blank\n"),
+        (("--target", " "), 2, "error: --target ' ': must not be blank\n"),
     ],
 )
 def test_bad_changes_are_refused_and_nothing_is_written(
@@ -270,7 +288,7 @@ def test_enable_disable_and_remove_are_audited(loans: Any, conn: psycopg.Connect
     assert rows(conn, RULE_ROWS) == []
     audits = [(action, meta) for action, _, meta in rows(conn, AUDIT_ROWS)]
     project_id = audits[0][1]["project_id"]
-    common = {"name": "accounts-read", "project_id": project_id}
+    common = {"name": "accounts-read", "slug": "accounts-read", "project_id": project_id}
     assert [action for action, _ in audits] == [
         "routing.add",
         "routing.enable",
@@ -291,20 +309,20 @@ def test_enable_disable_and_remove_are_audited(loans: Any, conn: psycopg.Connect
         },
     }
     assert rows(
-        conn, "SELECT DISTINCT resource_id FROM audit_logs WHERE action LIKE 'routing.%%'"
+        conn, "SELECT DISTINCT resource_id::text FROM audit_logs WHERE action LIKE 'routing.%%'"
     ) == [(removed.stdout.strip(),)]
 
 
 def test_a_concurrent_duplicate_is_exit_2_too(
     loans: Any, conn: psycopg.Connection[Any], database_url: str
 ) -> None:
-    """Another session inserts the same name after our duplicate check: the unique index
-    makes our insert wait, then refuse; the user sees the same exit 2."""
+    """Another session inserts the same name, in another case, after our duplicate check:
+    a unique index makes our insert wait, then refuse; the user sees the same exit 2."""
     project, organization = rows(conn, "SELECT id, organization_id FROM projects")[0]
     with psycopg.connect(database_url) as other:
         other.execute(
             "INSERT INTO routing_rules (organization_id, project_id, name, path_pattern,"
-            " target_service) VALUES (%s, %s, 'accounts-read', '/elsewhere', 'x')",
+            " target_service) VALUES (%s, %s, 'Accounts-Read', '/elsewhere', 'x')",
             (organization, project),
         )
         outcome: dict[str, Any] = {}
@@ -332,8 +350,8 @@ def test_a_concurrent_duplicate_is_exit_2_too(
         2,
         "error: --name 'accounts-read': the project already has a rule with that name\n",
     )
-    assert rows(conn, "SELECT name, path_pattern FROM routing_rules") == [
-        ("accounts-read", "/elsewhere")
+    assert rows(conn, "SELECT name, slug, path_pattern FROM routing_rules") == [
+        ("Accounts-Read", "accounts-read", "/elsewhere")
     ]
     assert rows(conn, AUDIT_ROWS) == []
 
@@ -355,8 +373,9 @@ def test_list_orders_each_project_by_precedence(several: Any) -> None:
         "orders-shadow",
         "ledger",
     ]
-    assert lines[1][1:8] == [
+    assert lines[1][1:9] == [
         "Loans core",
+        "accounts-read",
         "accounts-read",
         "/api/accounts/**",
         "accounts-java",
@@ -365,13 +384,13 @@ def test_list_orders_each_project_by_precedence(several: Any) -> None:
         "true",
     ]
     ids = several(*ANA, "routing", "list", "-q").stdout.split()
-    assert len(ids) == 5 and all(value.isdigit() for value in ids)
+    assert len(ids) == 5 and all(str(UUID(value)) == value for value in ids)
     # Operators see every organization's rules, or one organization's with --org.
     assert several("routing", "list", "--org", "acme-pay", "-q").stdout.split() == ids
     assert several("routing", "list", "--org", "acme-cards", "-q").stdout == ""
     csv_out = several(*ANA, "routing", "list", "--format", "csv").stdout.splitlines()
-    assert (
-        csv_out[0] == "id,project,name,pattern,target,traffic,shadow,enabled,created_at,updated_at"
+    assert csv_out[0] == (
+        "id,project,name,slug,pattern,target,traffic,shadow,enabled,created_at,updated_at"
     )
 
 
@@ -380,7 +399,202 @@ def test_show_includes_the_regex_the_proxies_use(several: Any) -> None:
     record = json.loads(shown.stdout)
     assert (record["pattern"], record["regex"]) == ("/api/accounts/**", "^/api/accounts(?:/.*)?$")
     tsv = several(*ANA, "routing", "show", "accounts-read", *P).stdout
-    assert "traffic\t10\n" in tsv
+    assert "traffic\t10\n" in tsv and "slug\taccounts-read\n" in tsv
+
+
+def test_free_text_names_get_a_slug_that_show_displays(
+    loans: Any, conn: psycopg.Connection[Any]
+) -> None:
+    add(
+        loans,
+        "Late fees API",
+        "/api/late-fees/**",
+        "Late Fees (Java)",
+        "--traffic",
+        "20",
+        "--enable",
+    )
+    add(loans, "Late fees: API!", "/api/late-fees/v2/**", "modern")
+    add(loans, "rule", "/rule", "modern")
+    assert rows(conn, "SELECT name, slug FROM routing_rules ORDER BY created_at") == [
+        ("Late fees API", "late-fees-api"),
+        ("Late fees: API!", "late-fees-api-2"),  # made unique
+        ("rule", "rule"),
+    ]
+    shown = json.loads(
+        loans(*ANA, "routing", "show", "Late fees API", *P, "--format", "json").stdout
+    )
+    assert (shown["name"], shown["slug"], shown["target"]) == (
+        "Late fees API",
+        "late-fees-api",
+        "Late Fees (Java)",
+    )
+    # A rule is found by its name in any case, or by its slug.
+    for ref in ("late FEES api", "late-fees-api"):
+        found = loans(*ANA, "routing", "show", ref, *P, "--format", "json")
+        assert json.loads(found.stdout)["id"] == shown["id"], ref
+    assert "slug\tlate-fees-api-2\n" in loans(*ANA, "routing", "show", "late-fees-api-2", *P).stdout
+    listed = loans(*ANA, "routing", "list", *P, "--fields", "name,slug", "--format", "csv")
+    assert listed.stdout.splitlines()[1:] == [  # in precedence order
+        "rule,rule",
+        "Late fees: API!,late-fees-api-2",
+        "Late fees API,late-fees-api",
+    ]
+    # The exports name routes by the slug, and the free-text target by a derived name.
+    nginx = loans(*ANA, "routing", "export", *P, "--format", "nginx").stdout
+    assert f"    late-fees-api {routing.proxy_name('Late Fees (Java)')};" in nginx
+    assert "Late fees API" in nginx.split("\n\n", 1)[0]  # only in the leading comment
+
+
+def test_rename_keeps_the_slug_and_the_bucket(loans: Any, conn: psycopg.Connection[Any]) -> None:
+    add(loans, "Late fees API", LATE_FEES, "modern", "--traffic", "30", "--enable")
+    keys = "".join(f"user-{n}\n" for n in range(300))
+
+    def decisions() -> list[list[str]]:
+        resolved = loans(*ANA, "routing", "resolve", "/api/late-fees/1", *P, "--keys-from", "-",
+                         input=keys)  # fmt: skip
+        assert resolved.exit_code == 0, resolved.stderr
+        # path key rule served_by mirror_to bucket traffic sticky reason, without the rule
+        return [
+            line.split("\t")[:2] + line.split("\t")[3:] for line in resolved.stdout.splitlines()
+        ]
+
+    before = decisions()
+    renamed = loans(
+        *ANA, "routing", "set", "late fees api", *P, "--name", "Late fees (v2)", "--format", "json"
+    )
+    assert renamed.exit_code == 0, renamed.stderr
+    record = json.loads(renamed.stdout)
+    assert (record["name"], record["slug"]) == ("Late fees (v2)", "late-fees-api")
+    assert decisions() == before
+    assert {line[2] for line in before} == {"legacy", "modern"}  # served_by
+    (audit,) = [meta for action, _, meta in rows(conn, AUDIT_ROWS) if action == "routing.set"]
+    assert (audit["old"], audit["new"], audit["slug"]) == (
+        {"name": "Late fees API"},
+        {"name": "Late fees (v2)"},
+        "late-fees-api",
+    )
+    # A case-only rename of the rule itself is a rename, not a clash.
+    again = loans(*ANA, "routing", "set", "late-fees-api", *P, "--name", "LATE FEES (V2)")
+    assert again.exit_code == 0, again.stderr
+    assert rows(conn, "SELECT name, slug FROM routing_rules") == [
+        ("LATE FEES (V2)", "late-fees-api")
+    ]
+
+
+def test_a_split_resolves_per_key_with_the_expected_shares(loans: Any) -> None:
+    split(loans)
+    keys = [f"customer-{n}" for n in range(4000)]
+    stdin = "\n".join(keys) + "\n"
+    per_key = loans(
+        *ANA, "routing", "resolve", "/api/late-fees/7", *P, "--keys-from", "-", input=stdin
+    )
+    assert per_key.exit_code == 0, per_key.stderr
+    lines = [line.split("\t") for line in per_key.stdout.splitlines()]
+    for (_, key, rule, served_by, _, bucket, traffic, sticky, reason), expected in zip(
+        lines, keys, strict=True
+    ):
+        # One bucket per key, from the oldest rule's slug; legacy 1..10, modern 11..100.
+        assert (key, int(bucket)) == (expected, routing.bucket("late-fees-legacy", expected))
+        inside = int(bucket) <= 10
+        assert (rule, served_by, traffic, sticky) == (
+            ("Late fees (legacy)", "legacy", "10", "true")
+            if inside
+            else ("Late fees (modern)", "modern", "90", "true")
+        )
+        assert reason == (f"bucket {bucket} in 1..10" if inside else f"bucket {bucket} in 11..100")
+    # Deterministic: the same keys, the same decisions.
+    again = loans(
+        *ANA, "routing", "resolve", "/api/late-fees/7", *P, "--keys-from", "-", input=stdin
+    )
+    assert again.stdout == per_key.stdout
+    summary = loans(
+        *ANA, "routing", "resolve", "/api/late-fees/7", *P, "--keys-from", "-", "--summary",
+        "--format", "json", input=stdin,
+    )  # fmt: skip
+    by_rule = {row["rule"]: row for row in json.loads(summary.stdout)}
+    legacy, modern = by_rule["Late fees (legacy)"], by_rule["Late fees (modern)"]
+    # The target named legacy serves its own share: counted as the rule's target.
+    assert (legacy["served_by_target"], legacy["served_by_legacy"]) == (legacy["requests"], 0)
+    assert legacy["requests"] + modern["requests"] == 4000
+    assert abs(100 * legacy["requests"] / 4000 - 10) <= 2
+    assert abs(100 * modern["requests"] / 4000 - 90) <= 2
+    one = json.loads(
+        loans(*ANA, "routing", "resolve", "/api/late-fees/7", *P, "--key", keys[0],
+              "--format", "json").stdout
+    )  # fmt: skip
+    assert (one["group"], one["to_target"]) == ("late-fees-legacy", True)
+    nokey = loans(*ANA, "routing", "resolve", "/api/late-fees/7", *P, "--format", "json")
+    assert json.loads(nokey.stdout)["reason"] == "no key: traffic 10%+90% needs a key to stick"
+
+
+def test_a_split_over_100_percent_is_refused_and_nothing_is_written(
+    loans: Any, conn: psycopg.Connection[Any]
+) -> None:
+    split(loans)
+    add(loans, "Late fees (go)", LATE_FEES, "go", "--traffic", "5")  # disabled: allowed
+    before = (rows(conn, RULE_ROWS), rows(conn, AUDIT_ROWS))
+    message = (
+        "error: the enabled rules on /api/late-fees/** add up to {total}% ({rules}); at most"
+        " 100%: lower one rule's traffic before raising another's, or disable one\n"
+    )
+    for command, total, rules in (
+        (
+            ("add", *P, "--name", "More", "--pattern", LATE_FEES, "--target", "x", "--traffic",
+             "1", "--enable"),
+            101,
+            "Late fees (legacy) 10%, Late fees (modern) 90%, More 1%",
+        ),
+        (
+            ("enable", "Late fees (go)", *P),
+            105,
+            "Late fees (legacy) 10%, Late fees (modern) 90%, Late fees (go) 5%",
+        ),
+        (
+            ("set", "Late fees (legacy)", *P, "--traffic", "11"),
+            101,
+            "Late fees (legacy) 11%, Late fees (modern) 90%",
+        ),
+    ):  # fmt: skip
+        refused = loans(*ANA, "routing", *command)
+        assert (refused.exit_code, refused.stderr, refused.stdout) == (
+            1,
+            message.format(total=total, rules=rules),
+            "",
+        )
+        assert (rows(conn, RULE_ROWS), rows(conn, AUDIT_ROWS)) == before
+    # A disabled rule may have any share: it moves nothing.
+    assert loans(*ANA, "routing", "set", "Late fees (go)", *P, "--traffic", "50").exit_code == 0
+    # Lowering one rule first makes room for another.
+    assert loans(*ANA, "routing", "set", "Late fees (modern)", *P, "--traffic", "80").exit_code == 0
+    assert loans(*ANA, "routing", "set", "Late fees (legacy)", *P, "--traffic", "20").exit_code == 0
+
+
+def test_a_target_named_legacy_is_a_target(loans: Any) -> None:
+    add(loans, "Back to legacy", "/api/old/**", "legacy", "--traffic", "100", "--enable")
+    add(loans, "Legacy Half", "/api/half/**", "Legacy", "--traffic", "50", "--enable")
+    resolved = json.loads(
+        loans(*ANA, "routing", "resolve", "/api/old/1", *P, "--format", "json").stdout
+    )
+    assert (resolved["served_by"], resolved["to_target"], resolved["reason"]) == (
+        "legacy",
+        True,
+        "traffic 100%",
+    )
+    # The exports keep it apart from the legacy default, whatever the case of its name.
+    legacy, capitalized = routing.proxy_name("legacy"), routing.proxy_name("Legacy")
+    assert len({"legacy", legacy, capitalized}) == 3
+    nginx = loans(*ANA, "routing", "export", *P, "--format", "nginx").stdout
+    assert f"    back-to-legacy {legacy};" in nginx and "    default legacy;" in nginx
+    assert f"upstream {legacy} {{ server {legacy}.internal:8080; }}  # target 'legacy'" in nginx
+    envoy = yaml.safe_load(loans(*ANA, "routing", "export", *P, "--format", "envoy").stdout)
+    routes = {route["name"]: route for route in envoy["virtual_hosts"][0]["routes"]}
+    assert routes["back-to-legacy"]["route"] == {"cluster": legacy}
+    assert routes["legacy-half"]["route"]["weighted_clusters"]["clusters"] == [
+        {"name": capitalized, "weight": 50},
+        {"name": "legacy", "weight": 50},
+    ]
+    assert routes["legacy/default"]["route"] == {"cluster": "legacy"}
 
 
 def test_resolve_explains_one_decision(several: Any) -> None:
@@ -401,11 +615,13 @@ def test_resolve_explains_one_decision(several: Any) -> None:
         "target": "accounts-java",
         "traffic": 10,
         "shadow": False,
+        "group": "accounts-read",
         "bucket": bucket,
         "served_by": "accounts-java" if inside else "legacy",
         "mirror_to": None,
+        "to_target": inside,
         "sticky": True,
-        "reason": f"bucket {bucket} {'<=' if inside else '>'} 10%",
+        "reason": f"bucket {bucket} in 1..10" if inside else f"bucket {bucket} > 10%",
         "candidates": [],
     }
     exact = json.loads(
@@ -527,7 +743,7 @@ def test_export_yaml_for_envoy_and_istio(several: Any) -> None:
         "accounts-read",
         "orders-shadow",
         "ledger",
-        "legacy",
+        "legacy/default",
     ]
     assert routes[2]["route"]["request_mirror_policies"][0]["cluster"] == "orders-java"
 
@@ -542,10 +758,70 @@ def test_export_yaml_for_envoy_and_istio(several: Any) -> None:
         "orders-shadow/in",
         "orders-shadow",
         "ledger",
-        "legacy",
+        "legacy/default",
     ]
     # The same export twice is the same text.
     assert several(*ANA, "routing", "export", *P, "--format", "envoy").stdout == envoy.stdout
+
+
+@pytest.mark.parametrize("sticky", [(), ("--sticky-header", "x-mp-bucket")])
+def test_exports_of_a_split(loans: Any, sticky: tuple[str, ...]) -> None:
+    split(loans)
+    legacy_target = routing.proxy_name("legacy")
+    regex = "^/api/late-fees(?:/.*)?$"
+    envoy = loans(*ANA, "routing", "export", *P, "--format", "envoy", *sticky)
+    assert envoy.exit_code == 0, envoy.stderr
+    assert "# 1. /api/late-fees/** (group late-fees-legacy)\n" in envoy.stdout
+    routes = yaml.safe_load(envoy.stdout)["virtual_hosts"][0]["routes"]
+    istio = loans(*ANA, "routing", "export", *P, "--format", "istio", *sticky)
+    http = yaml.safe_load(istio.stdout)["spec"]["http"]
+    nginx = loans(*ANA, "routing", "export", *P, "--format", "nginx", *sticky).stdout
+    if not sticky:
+        assert routes[0] == {
+            "name": "late-fees-legacy",
+            "match": {"safe_regex": {"regex": regex}},
+            "route": {
+                "weighted_clusters": {
+                    "clusters": [
+                        {"name": legacy_target, "weight": 10},
+                        {"name": "modern", "weight": 90},
+                    ]
+                }
+            },
+        }
+        assert http[0]["route"] == [
+            {"destination": {"host": legacy_target}, "weight": 10},
+            {"destination": {"host": "modern"}, "weight": 90},
+        ]
+        assert (
+            'split_clients "${request_id}" $mp_split_1 {\n'
+            "    10% late-fees-legacy;\n    90% late-fees-modern;\n}"
+        ) in nginx
+        return
+    assert [(route["name"], route["match"].get("headers"), route["route"]) for route in routes] == [
+        (
+            "late-fees-legacy/in",
+            [{"name": "x-mp-bucket", "range_match": {"start": 1, "end": 11}}],
+            {"cluster": legacy_target},
+        ),
+        (
+            "late-fees-modern/in",
+            [{"name": "x-mp-bucket", "range_match": {"start": 11, "end": 101}}],
+            {"cluster": "modern"},
+        ),
+        ("late-fees-legacy", None, {"cluster": "legacy"}),  # no header: the legacy default
+        ("legacy/default", None, {"cluster": "legacy"}),
+    ]
+    assert [route["name"] for route in http] == [
+        "late-fees-legacy/in",
+        "late-fees-modern/in",
+        "late-fees-legacy",
+        "legacy/default",
+    ]
+    assert http[1]["match"][0]["headers"] == {
+        "x-mp-bucket": {"regex": routing.bucket_regex(11, 100)}
+    }
+    assert f'    "~{routing.bucket_regex(1, 10)}" late-fees-legacy;' in nginx
 
 
 def test_export_refuses_bad_options(mp: Any) -> None:
@@ -563,15 +839,16 @@ def test_export_refuses_bad_options(mp: Any) -> None:
 def test_nginx_accepts_the_export(several: Any, tmp_path: Path, sticky: tuple[str, ...]) -> None:
     # A rule named like a map parameter must be escaped in the map.
     add(several, "default", "/api/default/**", "default-svc", "--traffic", "30", "--enable")
+    split(several)  # with a target named legacy
+    add(several, "Accounts (Java)", "/api/java/**", "Accounts Java", "--traffic", "40", "--enable")
     exported = several(*ANA, "routing", "export", *P, "--format", "nginx", *sticky)
     assert exported.exit_code == 0, exported.stderr
     snippet = tmp_path / "routing.conf"
     snippet.write_text(exported.stdout)
+    targets = ["accounts-java", "orders-java", "default-svc", "legacy", "modern", "Accounts Java"]
     upstreams = "\n".join(
         f"    upstream {name} {{ server 127.0.0.1:{9000 + n}; }}"
-        for n, name in enumerate(
-            ["legacy", "accounts-java", "orders-java", "ledger-py", "default-svc"]
-        )
+        for n, name in enumerate(["legacy", *map(routing.proxy_name, targets)])
     )
     (tmp_path / "logs").mkdir()
     config = tmp_path / "nginx.conf"

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -20,6 +21,8 @@ RULE = {
     "source_file": "src/INTEREST.cbl",
     "source_start_line": 10,
     "source_end_line": 12,
+    "description": "Interest for one month of a loan.",
+    "logic": "balance times the yearly rate over twelve",
 }
 
 
@@ -41,8 +44,10 @@ def test_required_fields_only_gives_defaults_for_the_optional_ones() -> None:
         source_file="src/INTEREST.cbl",
         source_start_line=10,
         source_end_line=12,
+        description="Interest for one month of a loan.",
+        logic="balance times the yearly rate over twelve",
     )
-    assert (rule.inputs, rule.outputs, rule.source_code) == ([], [], None)
+    assert (rule.inputs, rule.outputs, rule.formula, rule.source_code) == ([], [], None, None)
 
 
 def test_every_field_json_array_and_exact_numbers() -> None:
@@ -103,12 +108,25 @@ def test_every_field_json_array_and_exact_numbers() -> None:
         ),
         ({"inputs": "rate"}, "rules.jsonl line 2: inputs 'rate' must be an array"),
         ({"outputs": {"a": 1}}, 'rules.jsonl line 2: outputs {"a":1} must be an array'),
-        ({"logic": ["x"]}, 'rules.jsonl line 2: logic ["x"] must be a string or null'),
+        # The description and the logic are required (NOT NULL in the schema): text, not blank.
+        ({"logic": ["x"]}, 'rules.jsonl line 2: logic ["x"] must be a non-empty string'),
+        ({"logic": " \n "}, "rules.jsonl line 2: logic ' \\n ' must be a non-empty string"),
+        ({"logic": None}, "rules.jsonl line 2: missing logic"),
+        ({"description": 7}, "rules.jsonl line 2: description 7 must be a non-empty string"),
+        ({"description": ""}, "rules.jsonl line 2: description '' must be a non-empty string"),
+        ({"description": None}, "rules.jsonl line 2: missing description"),
+        ({"formula": ["x"]}, 'rules.jsonl line 2: formula ["x"] must be a string or null'),
+        ({"source_code": 1}, "rules.jsonl line 2: source_code 1 must be a string or null"),
         (
             {"confidance": 0.9},
             "rules.jsonl line 2: unknown field 'confidance' (did you mean 'confidence'?)",
         ),
-        ({"zzz": 1}, "rules.jsonl line 2: unknown field 'zzz' (expected name, category, "),
+        (
+            {"zzz": 1},
+            "rules.jsonl line 2: unknown field 'zzz' (expected name, description, category,"
+            " logic, confidence, source_file, source_start_line, source_end_line, formula,"
+            " source_code, inputs, outputs)",
+        ),
         (
             {"review_status": "approved"},
             "rules.jsonl line 2: review_status is set by `migrationpilot review`, not by an import",
@@ -126,6 +144,9 @@ def test_a_bad_field_names_the_line_and_the_field(change: dict[str, Any], messag
 def test_missing_fields_are_named_together_and_arrays_name_their_index() -> None:
     with pytest.raises(BadInput, match=r"^rules\.json \[1\]: missing category, source_end_line$"):
         read(json.dumps([RULE, {**RULE, "category": None, "source_end_line": None}]), "rules.json")
+    bare = {k: v for k, v in RULE.items() if k not in ("description", "logic")}
+    with pytest.raises(BadInput, match=r"^rules\.jsonl line 2: missing description, logic$"):
+        read(lines(RULE, bare))
     with pytest.raises(BadInput, match=r"^rules\.json \[0\]: category 'math' is not one of "):
         read(json.dumps([{**RULE, "category": "math"}]), "rules.json")
 
@@ -166,9 +187,12 @@ def test_an_empty_document_is_refused() -> None:
         read("\n\n")
 
 
+FIRST = UUID("3f2a9c1e-0000-4000-8000-000000000001")
+
+
 def _report_rule(**values: Any) -> dict[str, Any]:
     return {
-        "id": 1,
+        "id": FIRST,
         "name": "Monthly interest",
         "category": "calculation",
         "confidence": Decimal("0.950"),
@@ -204,9 +228,14 @@ def test_review_report_has_a_summary_and_a_section_per_category() -> None:
                 inputs=["balance", "rate"],
                 outputs=["interest"],
             ),
-            _report_rule(id=2, name="Floor", category="constraint", confidence=Decimal("0.5")),
             _report_rule(
-                id=3,
+                id=UUID("3f2a9c1e-0000-4000-8000-000000000002"),
+                name="Floor",
+                category="constraint",
+                confidence=Decimal("0.5"),
+            ),
+            _report_rule(
+                id=UUID("3f2a9c1e-0000-4000-8000-000000000003"),
                 name="Age",
                 category="validation",
                 confidence=Decimal("0.7"),
@@ -227,7 +256,8 @@ def test_review_report_has_a_summary_and_a_section_per_category() -> None:
     # Categories in the database's order, only those with rules.
     headings = [line for line in report.splitlines() if line.startswith("## ")]
     assert headings == ["## Calculation (1)", "## Validation (1)", "## Constraint (1)"]
-    assert "### Monthly interest (rule 1)" in report
+    # The whole id: two rules may share the 8 hex digits a table shows (as these do).
+    assert f"### Monthly interest (rule {FIRST})" in report
     assert "- **Review:** approved by ana@acme.test on 2025-03-04" in report
     assert "- **Reviewer's comment:** checked with finance" in report
     assert "- **Source:** `src/INTEREST.cbl` lines 10-12" in report

@@ -11,6 +11,7 @@ import json
 import subprocess
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -57,6 +58,7 @@ FLOOR = {
     "source_file": "src/INTEREST.cbl",
     "source_start_line": 9,
     "source_end_line": 11,
+    "description": "The rate never goes below 2.5%.",
     "logic": "if rate < 2.5% then use 2.5%",
     "inputs": ["rate"],
     "outputs": ["rate"],
@@ -69,6 +71,7 @@ MONTHLY = {
     "source_start_line": 12,
     "source_end_line": 13,
     "description": "Interest of the month on the outstanding balance.",
+    "logic": "balance times the yearly rate over 12, rounded half up to cents",
     "formula": "interest = round_half_up(balance * rate / 12, 2)",
     "inputs": ["balance", "rate"],
     "outputs": ["interest"],
@@ -81,6 +84,7 @@ ADULT = {
     "source_start_line": 4,
     "source_end_line": 6,
     "description": "Applicants under 18 are not eligible.",
+    "logic": "refuse an applicant younger than 18",
 }
 RULES = (FLOOR, MONTHLY, ADULT)
 LOAN_RECORD = {
@@ -90,6 +94,8 @@ LOAN_RECORD = {
     "source_file": "copy/LOANREC.cpy",
     "source_start_line": 1,
     "source_end_line": 2,
+    "description": "Amounts are stored in cents.",
+    "logic": "the loan amount has two decimals",
 }
 
 
@@ -124,7 +130,7 @@ def tree(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def loans(acme: Any, tree: Path) -> int:
+def loans(acme: Any, tree: Path) -> UUID:
     """Ana's project "Loans core" with the COBOL tree imported."""
     created = acme(
         *ANA, "projects", "create", "Loans core", "--source", "cobol", "--target", "java", "-q"
@@ -132,7 +138,7 @@ def loans(acme: Any, tree: Path) -> int:
     assert created.exit_code == 0, created.stderr
     imported = acme(*ANA, "files", "import", str(tree), "--project", "Loans core")
     assert imported.exit_code == 0, imported.stderr
-    return int(created.stdout)
+    return UUID(created.stdout.strip())
 
 
 def import_rules(mp: Any, path: Path, *records: dict[str, Any], as_user: bool = True) -> Any:
@@ -141,7 +147,7 @@ def import_rules(mp: Any, path: Path, *records: dict[str, Any], as_user: bool = 
     return mp(*acting, "rules", "import", str(path), "--project", "Loans core", "--format", "json")
 
 
-def rule_ids(conn: psycopg.Connection[Any]) -> dict[str, int]:
+def rule_ids(conn: psycopg.Connection[Any]) -> dict[str, UUID]:
     return dict(rows(conn, "SELECT name, id FROM business_rules"))  # type: ignore[arg-type]
 
 
@@ -160,7 +166,7 @@ def stored_state(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
 
 
 def test_import_json_lines_cuts_the_source_and_hashes_its_lines(
-    acme: Any, loans: int, tmp_path: Path, conn: psycopg.Connection[Any]
+    acme: Any, loans: UUID, tmp_path: Path, conn: psycopg.Connection[Any]
 ) -> None:
     result = import_rules(acme, tmp_path / "rules.jsonl", *RULES)
     assert result.exit_code == 0, result.stderr
@@ -169,7 +175,8 @@ def test_import_json_lines_cuts_the_source_and_hashes_its_lines(
         conn,
         "SELECT r.name, category::text, confidence::text, source_code, source_hash, inputs,"
         " outputs, review_status::text, version, r.organization_id = p.organization_id"
-        " FROM business_rules r JOIN projects p ON p.id = r.project_id ORDER BY r.id",
+        " FROM business_rules r JOIN projects p ON p.id = r.project_id"
+        " ORDER BY r.source_file DESC, r.source_start_line",  # INTEREST, then ELIGIBLE
     )
     floor_code = excerpt(INTEREST, 9, 11)
     assert stored[0] == (
@@ -194,13 +201,13 @@ def test_import_json_lines_cuts_the_source_and_hashes_its_lines(
         rows(
             conn,
             "SELECT v.version, v.change_reason, u.email FROM rule_versions v"
-            " JOIN users u ON u.id = v.changed_by ORDER BY v.rule_id",
+            " JOIN users u ON u.id = v.changed_by",
         )
         == [(1, "import", "ana@acme.test")] * 3
     )
     assert rows(
         conn,
-        "SELECT resource_type, resource_id::bigint, actor_email, metadata FROM audit_logs"
+        "SELECT resource_type, resource_id, actor_email, metadata FROM audit_logs"
         " WHERE action = 'rule.import'",
     ) == [
         (
@@ -219,7 +226,7 @@ def test_import_json_lines_cuts_the_source_and_hashes_its_lines(
 
 
 def test_import_json_array_from_a_file_and_json_lines_from_stdin(
-    acme: Any, loans: int, tmp_path: Path, conn: psycopg.Connection[Any]
+    acme: Any, loans: UUID, tmp_path: Path, conn: psycopg.Connection[Any]
 ) -> None:
     given_code = {**MONTHLY, "source_code": "COMPUTE WS-INTEREST = WS-BALANCE * WS-RATE / 12."}
     array = tmp_path / "rules.json"
@@ -250,7 +257,7 @@ def test_import_json_array_from_a_file_and_json_lines_from_stdin(
 
 
 def test_reimport_is_idempotent_and_a_changed_rule_gets_a_new_version(
-    acme: Any, loans: int, tmp_path: Path, conn: psycopg.Connection[Any]
+    acme: Any, loans: UUID, tmp_path: Path, conn: psycopg.Connection[Any]
 ) -> None:
     path = tmp_path / "rules.jsonl"
     import_rules(acme, path, *RULES)
@@ -324,7 +331,7 @@ def test_reimport_is_idempotent_and_a_changed_rule_gets_a_new_version(
 )
 def test_a_bad_record_fails_the_whole_import_naming_it(
     acme: Any,
-    loans: int,
+    loans: UUID,
     tmp_path: Path,
     conn: psycopg.Connection[Any],
     records: tuple[dict[str, Any], ...],
@@ -341,7 +348,7 @@ def test_a_bad_record_fails_the_whole_import_naming_it(
 
 
 def test_malformed_json_and_array_index_and_unreadable_files(
-    acme: Any, loans: int, tmp_path: Path, conn: psycopg.Connection[Any]
+    acme: Any, loans: UUID, tmp_path: Path, conn: psycopg.Connection[Any]
 ) -> None:
     broken = tmp_path / "broken.jsonl"
     broken.write_text(jsonl(FLOOR, MONTHLY) + '{"name": "half a rule",\n')
@@ -365,7 +372,7 @@ def test_malformed_json_and_array_index_and_unreadable_files(
 
 
 def test_import_into_an_invisible_project_is_not_found(
-    acme: Any, loans: int, tmp_path: Path, conn: psycopg.Connection[Any]
+    acme: Any, loans: UUID, tmp_path: Path, conn: psycopg.Connection[Any]
 ) -> None:
     path = tmp_path / "rules.jsonl"
     path.write_text(jsonl(FLOOR))
@@ -408,17 +415,18 @@ def listed(acme: Any, conn: psycopg.Connection[Any]) -> dict[str, int]:
         conn.execute(
             "INSERT INTO business_rules (organization_id, project_id, name, category,"
             " confidence, review_status, source_file, source_start_line, source_end_line,"
-            " description, logic, formula, extracted_at)"
-            " SELECT organization_id, id, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-            " now() - make_interval(days => %s) FROM projects WHERE name = %s",
+            " description, logic, formula, extracted_at, source_code)"
+            " SELECT organization_id, id, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, ''),"
+            " coalesce(%s, ''), %s,"
+            " now() - make_interval(days => %s), '' FROM projects WHERE name = %s",
             (name, category, confidence, status, file, start, start + index, *texts, days,
              "Loans core"),
         )  # fmt: skip
     conn.execute(
         "INSERT INTO business_rules (organization_id, project_id, name, category, confidence,"
-        " source_file, source_start_line, source_end_line)"
-        " SELECT organization_id, id, 'Card limit', 'constraint', 0.95, 'src/A.cbl', 1, 1"
-        " FROM projects WHERE name = 'Cards'"
+        " source_file, source_start_line, source_end_line, description, source_code, logic)"
+        " SELECT organization_id, id, 'Card limit', 'constraint', 0.95, 'src/A.cbl', 1, 1,"
+        " '', '', '' FROM projects WHERE name = 'Cards'"
     )
     return projects
 
@@ -426,7 +434,7 @@ def listed(acme: Any, conn: psycopg.Connection[Any]) -> dict[str, int]:
 def listed_ids(mp: Any, *options: str, acting: tuple[str, ...] = ANA) -> list[int]:
     result = mp(*acting, "rules", "list", "-q", *options)
     assert result.exit_code == 0, result.stderr
-    return [int(line) for line in result.stdout.split()]
+    return [UUID(line) for line in result.stdout.split()]
 
 
 def sql_ids(conn: psycopg.Connection[Any], where: str, order: str = "confidence DESC") -> list[int]:
@@ -590,7 +598,7 @@ def test_ids_pipe_into_review_approve_through_real_processes(
         text=True,
     )
     assert approved.returncode == 0, approved.stderr
-    assert [int(line) for line in listing.stdout.split()] == expected
+    assert [UUID(line) for line in listing.stdout.split()] == expected
     assert rows(
         conn,
         "SELECT name FROM business_rules WHERE review_comments = 'bulk' ORDER BY name",
@@ -621,7 +629,7 @@ def test_the_queue_loads_only_what_it_runs(
         "SELECT id FROM business_rules WHERE review_status = 'pending'"
         " ORDER BY confidence DESC, id"
     ).fetchall()]  # fmt: skip
-    assert [int(line) for line in result.stdout.split()] == pending != []
+    assert [UUID(line) for line in result.stdout.split()] == pending != []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -631,15 +639,15 @@ def test_the_queue_loads_only_what_it_runs(
 
 @pytest.fixture
 def imported(
-    acme: Any, loans: int, tmp_path: Path, conn: psycopg.Connection[Any]
-) -> dict[str, int]:
+    acme: Any, loans: UUID, tmp_path: Path, conn: psycopg.Connection[Any]
+) -> dict[str, UUID]:
     result = import_rules(acme, tmp_path / "rules.jsonl", *RULES)
     assert result.exit_code == 0, result.stderr
     return rule_ids(conn)
 
 
 def test_show_renders_every_field_and_the_numbered_source(
-    acme: Any, imported: dict[str, int], conn: psycopg.Connection[Any]
+    acme: Any, imported: dict[str, UUID], conn: psycopg.Connection[Any]
 ) -> None:
     floor = imported["Rate floor of 2.5%"]
     conn.execute(
@@ -647,9 +655,10 @@ def test_show_renders_every_field_and_the_numbered_source(
         " reviewed_by = (SELECT id FROM users WHERE email = 'ana@acme.test') WHERE id = %s",
         (floor,),
     )
-    shown = json.loads(acme(*ANA, "rules", "show", str(floor), "--format", "json").stdout)
+    # The short form a table shows (the first 8 hex digits) names the rule as well.
+    shown = json.loads(acme(*ANA, "rules", "show", floor.hex[:8], "--format", "json").stdout)
     assert {k: shown[k] for k in ("id", "project", "name", "reviewed_by", "source_code")} == {
-        "id": floor,
+        "id": str(floor),
         "project": "Loans core",
         "name": "Rate floor of 2.5%",
         "reviewed_by": "ana@acme.test",
@@ -676,7 +685,7 @@ def test_show_renders_every_field_and_the_numbered_source(
 
 
 def test_show_history_diff_and_edit_of_an_invisible_rule_are_not_found(
-    acme: Any, imported: dict[str, int]
+    acme: Any, imported: dict[str, UUID]
 ) -> None:
     floor = str(imported["Rate floor of 2.5%"])
     for user in ("bob@globex.test", "carl@acme.test"):
@@ -696,7 +705,7 @@ def test_show_history_diff_and_edit_of_an_invisible_rule_are_not_found(
 
 
 def test_edit_versions_history_and_diff(
-    acme: Any, imported: dict[str, int], conn: psycopg.Connection[Any]
+    acme: Any, imported: dict[str, UUID], conn: psycopg.Connection[Any]
 ) -> None:
     monthly = str(imported["Monthly interest"])
     edited = acme(
@@ -717,7 +726,7 @@ def test_edit_versions_history_and_diff(
     )
     assert edited.exit_code == 0, edited.stderr
     assert json.loads(edited.stdout) == {
-        "id": int(monthly),
+        "id": monthly,
         "outcome": "updated",
         "version": 2,
         "changes": {
@@ -750,21 +759,25 @@ def test_edit_versions_history_and_diff(
         "json",
     )  # fmt: skip
     assert json.loads(same.stdout) == {
-        "id": int(monthly),
+        "id": monthly,
         "outcome": "unchanged",
         "version": 2,
         "changes": {},
     }
-    # An operator clears the description and changes the category.
+    # A description cannot be cleared (a rule always has one): exit 2, nothing changed.
+    cleared = acme("rules", "edit", monthly, "--description", " ", "--reason", "tidy")
+    assert (cleared.exit_code, cleared.stderr) == (2, "error: --description must not be empty\n")
+    # An operator rewrites the description and changes the category.
     operator = acme(
-        "rules", "edit", monthly, "--description", "", "--category", "decision", "--reason", "tidy"
-    )
+        "rules", "edit", monthly, "--description", "Monthly interest.", "--category", "decision",
+        "--reason", "tidy",
+    )  # fmt: skip
     assert operator.exit_code == 0, operator.stderr
     assert rows(
         conn,
         "SELECT description, category::text, version FROM business_rules WHERE id = %s",
         monthly,
-    ) == [(None, "decision", 3)]
+    ) == [("Monthly interest.", "decision", 3)]
     assert rows(conn, "SELECT count(*) FROM audit_logs WHERE action = 'rule.edit'") == [(2,)]
 
     history = acme(*ANA, "rules", "history", monthly, "--format", "json")
@@ -780,7 +793,7 @@ def test_edit_versions_history_and_diff(
 
     latest = acme(*ANA, "rules", "diff", monthly)
     assert latest.stdout == (
-        "description\tInterest of the month on the outstanding balance.\t\n"
+        "description\tInterest of the month on the outstanding balance.\tMonthly interest.\n"
         "category\tcalculation\tdecision\n"
         "version\t2\t3\n"
     )
@@ -807,7 +820,7 @@ def test_edit_versions_history_and_diff(
         version = options[1]
         assert unknown.exit_code == 4
         assert unknown.stderr == (
-            f"error: rule {monthly} has no version {version} ({option}); it has versions 1-3\n"
+            f"error: rule {monthly[:8]} has no version {version} ({option}); it has versions 1-3\n"
         )
 
 
@@ -824,7 +837,7 @@ def test_edit_versions_history_and_diff(
 )
 def test_bad_edits_exit_2_and_change_nothing(
     acme: Any,
-    imported: dict[str, int],
+    imported: dict[str, UUID],
     conn: psycopg.Connection[Any],
     options: tuple[str, ...],
     message: str,
@@ -837,7 +850,7 @@ def test_bad_edits_exit_2_and_change_nothing(
 
 
 def test_an_edit_onto_another_rules_identity_fails_with_exit_1(
-    acme: Any, imported: dict[str, int], conn: psycopg.Connection[Any], tmp_path: Path
+    acme: Any, imported: dict[str, UUID], conn: psycopg.Connection[Any], tmp_path: Path
 ) -> None:
     import_rules(acme, tmp_path / "more.jsonl", {**MONTHLY, "name": "Twin"})
     twin = rule_ids(conn)["Twin"]
@@ -853,7 +866,7 @@ def test_an_edit_onto_another_rules_identity_fails_with_exit_1(
 
 
 def test_export_markdown_csv_and_json(
-    acme: Any, imported: dict[str, int], conn: psycopg.Connection[Any], tmp_path: Path
+    acme: Any, imported: dict[str, UUID], conn: psycopg.Connection[Any], tmp_path: Path
 ) -> None:
     conn.execute(
         "UPDATE business_rules SET review_status = 'approved', reviewed_at = now(),"
@@ -891,7 +904,7 @@ def test_export_markdown_csv_and_json(
 
 
 def test_export_to_a_file_refuses_to_overwrite_without_force(
-    acme: Any, imported: dict[str, int], tmp_path: Path
+    acme: Any, imported: dict[str, UUID], tmp_path: Path
 ) -> None:
     target = tmp_path / "report.md"
     written = acme(*ANA, "rules", "export", "-p", "Loans core", "--output", str(target))
@@ -926,7 +939,7 @@ def test_export_to_a_file_refuses_to_overwrite_without_force(
 
 
 def test_revalidate_flags_changed_and_vanished_lines_once(
-    acme: Any, imported: dict[str, int], tree: Path, conn: psycopg.Connection[Any], tmp_path: Path
+    acme: Any, imported: dict[str, UUID], tree: Path, conn: psycopg.Connection[Any], tmp_path: Path
 ) -> None:
     extra = {**ADULT, "name": "Income floor", "source_start_line": 7, "source_end_line": 9}
     import_rules(acme, tmp_path / "extra.jsonl", extra)
@@ -943,37 +956,38 @@ def test_revalidate_flags_changed_and_vanished_lines_once(
     assert acme(*ANA, "files", "import", str(tree), "-p", "Loans core").exit_code == 0
     result = acme(*ANA, "rules", "revalidate", "-p", "Loans core", "--format", "json")
     assert result.exit_code == 0, result.stderr
+    # In source order: file, then lines.
     assert json.loads(result.stdout) == [
         {
-            "id": ids["Rate floor of 2.5%"],
-            "name": "Rate floor of 2.5%",
-            "source_file": "src/INTEREST.cbl",
-            "source_start_line": 9,
-            "source_end_line": 11,
-            "reason": "changed",
-        },
-        {
-            "id": ids["Income floor"],
+            "id": str(ids["Income floor"]),
             "name": "Income floor",
             "source_file": "src/ELIGIBLE.cbl",
             "source_start_line": 7,
             "source_end_line": 9,
             "reason": "vanished",
         },
+        {
+            "id": str(ids["Rate floor of 2.5%"]),
+            "name": "Rate floor of 2.5%",
+            "source_file": "src/INTEREST.cbl",
+            "source_start_line": 9,
+            "source_end_line": 11,
+            "reason": "changed",
+        },
     ]
     assert rows(
         conn,
         "SELECT name, review_status::text, review_comments, version, source_hash"
-        " FROM business_rules ORDER BY id",
+        " FROM business_rules ORDER BY source_file, source_start_line",
     ) == [
-        ("Rate floor of 2.5%", "needs_clarification",
-         "source changed since extraction (revalidate)", 2,
-         sha256(excerpt(changed_interest, 9, 11))),
-        ("Monthly interest", "pending", None, 1, sha256(excerpt(INTEREST, 12, 13))),
         ("Applicant must be an adult", "pending", None, 1, sha256(excerpt(ELIGIBLE, 4, 6))),
         ("Income floor", "needs_clarification",
          "source lines vanished since extraction (revalidate)", 2,
          sha256(excerpt(ELIGIBLE, 7, 9))),
+        ("Rate floor of 2.5%", "needs_clarification",
+         "source changed since extraction (revalidate)", 2,
+         sha256(excerpt(changed_interest, 9, 11))),
+        ("Monthly interest", "pending", None, 1, sha256(excerpt(INTEREST, 12, 13))),
     ]  # fmt: skip
     assert rows(conn, "SELECT DISTINCT change_reason FROM rule_versions WHERE version = 2") == [
         ("revalidate",)
@@ -993,13 +1007,13 @@ def test_revalidate_flags_changed_and_vanished_lines_once(
         conn,
         "SELECT metadata->'checked', metadata->'flagged', metadata->'already_flagged',"
         " metadata->'changed', metadata->'vanished' FROM audit_logs"
-        " WHERE action = 'rule.revalidate' ORDER BY id",
+        " WHERE action = 'rule.revalidate' ORDER BY ctid",  # append-only: insertion order
     )
     assert audits == [(4, 0, 0, 0, 0), (4, 2, 0, 1, 1), (4, 0, 1, 0, 0), (4, 1, 1, 0, 1)]
 
 
 def test_a_project_without_rules_revalidates_and_exports_empty(
-    acme: Any, loans: int, conn: psycopg.Connection[Any]
+    acme: Any, loans: UUID, conn: psycopg.Connection[Any]
 ) -> None:
     revalidated = acme(*ANA, "rules", "revalidate", "-p", "Loans core")
     assert (revalidated.exit_code, revalidated.stdout) == (0, "")

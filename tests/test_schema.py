@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -27,62 +28,65 @@ from tests.conftest import Server, rows, with_database
 Conn = psycopg.Connection[Any]
 SHA = "0" * 64
 
-# Column types as information_schema spells them; a trailing "?" marks a nullable column.
+# Every column: the design's (../shared/contract/schema.ts and diagram.ts), with its type and
+# length, then ours. Types as information_schema spells them (varchar with its length); a
+# trailing "?" marks a nullable column. NOT NULL is at least as strict as the design.
 TS = "timestamp with time zone"
 EXPECTED_COLUMNS: dict[str, dict[str, str]] = {
     "tenants": {
-        "id": "bigint",
-        "name": "text",
-        "slug": "text",
-        "subscription": "text",
+        "id": "uuid",
+        "name": "varchar(255)",
+        "slug": "varchar(100)",
+        "subscription": "varchar(50)",
         "max_projects": "integer",
         "max_users_per_project": "integer",
-        "max_lines_of_code": "bigint",
+        "max_lines_of_code": "integer",
         "data_retention_days": "integer",
-        "settings": "jsonb",
         "created_at": TS,
+        "settings": "jsonb",
         "updated_at": TS,
     },
     "organizations": {
-        "id": "bigint",
-        "tenant_id": "bigint",
-        "name": "text",
-        "slug": "text",
+        "id": "uuid",
+        "name": "varchar(255)",
+        "slug": "varchar(100)",
         "settings": "jsonb",
         "created_at": TS,
         "updated_at": TS,
+        "tenant_id": "uuid",
     },
     "users": {
-        "id": "bigint",
-        "email": "text",
-        "name": "text",
-        "organization_id": "bigint",
+        "id": "uuid",
+        "email": "varchar(255)",
+        "name": "varchar(255)",
+        "organization_id": "uuid",
         "role": "user_role",
         "created_at": TS,
         "updated_at": TS,
     },
     "projects": {
-        "id": "bigint",
-        "name": "text",
+        "id": "uuid",
+        "name": "varchar(255)",
         "description": "text?",
-        "organization_id": "bigint",
+        "organization_id": "uuid",
         "source_language": "source_language",
         "target_language": "target_language",
-        "target_framework": "text?",
+        "target_framework": "varchar(100)?",
         "status": "project_status",
         "settings": "jsonb",
         "statistics": "jsonb",
-        "created_by": "bigint?",
+        "created_by": "uuid?",
         "created_at": TS,
         "updated_at": TS,
+        "failed_from": "project_status?",
     },
     "source_files": {
-        "id": "bigint",
-        "organization_id": "bigint",
-        "project_id": "bigint",
-        "path": "text",
+        "id": "uuid",
+        "project_id": "uuid",
+        "path": "varchar(500)",
         "content": "text",
         "language": "source_file_kind",
+        "organization_id": "uuid",
         "encoding": "text",
         "size_bytes": "bigint",
         "sha256": "text",
@@ -94,49 +98,50 @@ EXPECTED_COLUMNS: dict[str, dict[str, str]] = {
         "updated_at": TS,
     },
     "business_rules": {
-        "id": "bigint",
-        "organization_id": "bigint",
-        "project_id": "bigint",
-        "name": "text",
-        "description": "text?",
+        "id": "uuid",
+        "project_id": "uuid",
+        "name": "varchar(255)",
+        "description": "text",
         "category": "rule_category",
-        "source_file": "text?",
-        "source_start_line": "integer?",
-        "source_end_line": "integer?",
-        "source_code": "text?",
+        "source_file": "varchar(500)",
+        "source_start_line": "integer",
+        "source_end_line": "integer",
+        "source_code": "text",
         "inputs": "jsonb",
         "outputs": "jsonb",
-        "logic": "text?",
+        "logic": "text",
         "formula": "text?",
         "confidence": "numeric(4,3)",
         "review_status": "review_status",
-        "reviewed_by": "bigint?",
-        "reviewed_at": TS + "?",
+        "reviewed_by": "uuid?",
         "review_comments": "text?",
         "extracted_at": TS,
         "version": "integer",
+        "organization_id": "uuid",
+        "reviewed_at": TS + "?",
+        "source_hash": "text?",
         "created_at": TS,
         "updated_at": TS,
     },
     "rule_versions": {
-        "id": "bigint",
-        "organization_id": "bigint",
-        "rule_id": "bigint",
+        "id": "uuid",
+        "rule_id": "uuid",
         "version": "integer",
         "snapshot": "jsonb",
-        "changed_by": "bigint?",
+        "changed_by": "uuid?",
         "change_reason": "text?",
         "created_at": TS,
+        "organization_id": "uuid",
     },
     "generated_files": {
-        "id": "bigint",
-        "organization_id": "bigint",
-        "project_id": "bigint",
-        "path": "text",
+        "id": "uuid",
+        "project_id": "uuid",
+        "path": "varchar(500)",
         "content": "text",
         "type": "generated_file_type",
+        "organization_id": "uuid",
         "language": "target_language?",
-        "rule_id": "bigint?",
+        "rule_id": "uuid?",
         "size_bytes": "bigint",
         "line_count": "integer",
         "sha256": "text",
@@ -144,42 +149,43 @@ EXPECTED_COLUMNS: dict[str, dict[str, str]] = {
         "updated_at": TS,
     },
     "test_cases": {
-        "id": "bigint",
-        "organization_id": "bigint",
-        "project_id": "bigint",
-        "rule_id": "bigint",
-        "name": "text",
-        "description": "text?",
+        "id": "uuid",
+        "project_id": "uuid",
+        "rule_id": "uuid",
         "inputs": "jsonb",
         "expected": "jsonb",
+        "organization_id": "uuid",
+        "name": "text",
+        "description": "text?",
         "created_at": TS,
         "updated_at": TS,
     },
     "audit_logs": {
-        "id": "bigint",
-        "tenant_id": "bigint",
-        "organization_id": "bigint?",
-        "user_id": "bigint?",
-        "actor_email": "text?",
-        "db_role": "text",
-        "action": "text",
-        "resource_type": "text?",
-        "resource_id": "text?",
+        "id": "uuid",
+        "organization_id": "uuid?",
+        "user_id": "uuid?",
+        "action": "varchar(100)",
+        "resource_type": "varchar(100)",
+        "resource_id": "uuid?",
         "metadata": "jsonb",
-        "ip_address": "inet?",
+        "ip_address": "varchar(45)?",
         "created_at": TS,
+        "tenant_id": "uuid",
+        "actor_email": "varchar(255)?",
+        "db_role": "text",
     },
     "routing_rules": {
-        "id": "bigint",
-        "organization_id": "bigint",
-        "project_id": "bigint",
-        "name": "text",
-        "path_pattern": "text",
-        "target_service": "text",
+        "id": "uuid",
+        "project_id": "uuid",
+        "name": "varchar(255)",
+        "path_pattern": "varchar(500)",
+        "target_service": "varchar(50)",
         "traffic_percentage": "integer",
         "shadow_mode": "boolean",
         "enabled": "boolean",
         "created_at": TS,
+        "organization_id": "uuid",
+        "slug": "text",
         "updated_at": TS,
     },
 }
@@ -253,15 +259,15 @@ def table_sql(template: str, table: str) -> sql.Composed:
 
 @dataclass(frozen=True)
 class Org:
-    tenant: int
-    org: int
-    user: int
+    tenant: UUID
+    org: UUID
+    user: UUID
     email: str
-    project: int
-    source_file: int
-    rule: int
-    routing_rule: int
-    audit: int
+    project: UUID
+    source_file: UUID
+    rule: UUID
+    routing_rule: UUID
+    audit: UUID
 
 
 @dataclass(frozen=True)
@@ -277,8 +283,9 @@ def seed(conn: Conn) -> World:
 
 
 def _seed_org(conn: Conn, key: str) -> Org:
-    def insert(query: str, params: tuple[Any, ...]) -> int:
-        return int(scalar(conn, query + " RETURNING id", params))
+    def insert(query: str, params: tuple[Any, ...]) -> UUID:
+        found: UUID = scalar(conn, query + " RETURNING id", params)
+        return found
 
     tenant = insert("INSERT INTO tenants (name, slug) VALUES (%s, %s)", (f"T {key}", f"t-{key}"))
     org = insert(
@@ -301,8 +308,9 @@ def _seed_org(conn: Conn, key: str) -> Org:
         (org, project, "src/MAIN.cbl", "", SHA),
     )
     rule = insert(
-        "INSERT INTO business_rules (organization_id, project_id, name, category, confidence)"
-        " VALUES (%s, %s, %s, 'calculation', %s)",
+        "INSERT INTO business_rules (organization_id, project_id, name, description, category,"
+        " source_file, source_start_line, source_end_line, source_code, logic, confidence)"
+        " VALUES (%s, %s, %s, '', 'calculation', 'src/MAIN.cbl', 1, 1, '', '', %s)",
         (org, project, f"rule-{key}", Decimal("0.5")),
     )
     insert(
@@ -321,12 +329,16 @@ def _seed_org(conn: Conn, key: str) -> Org:
         (org, project, "orders", "/orders", "orders-service"),
     )
     audit = insert(
-        "INSERT INTO audit_logs (tenant_id, organization_id, user_id, actor_email, action)"
-        " VALUES (%s, %s, %s, %s, %s)",
-        (tenant, org, user, email, "project.create"),
+        "INSERT INTO audit_logs (tenant_id, organization_id, user_id, actor_email, action,"
+        " resource_type, resource_id) VALUES (%s, %s, %s, %s, %s, 'project', %s)",
+        (tenant, org, user, email, "project.create", project),
     )
     # A tenant-level action (no organization): for operators only, no app user sees it.
-    insert("INSERT INTO audit_logs (tenant_id, action) VALUES (%s, %s)", (tenant, "tenant.update"))
+    insert(
+        "INSERT INTO audit_logs (tenant_id, action, resource_type, resource_id)"
+        " VALUES (%s, %s, 'tenant', %s)",
+        (tenant, "tenant.update", tenant),
+    )
     return Org(tenant, org, user, email, project, source_file, rule, routing_rule, audit)
 
 
@@ -395,6 +407,8 @@ def _columns(conn: Conn, table: str) -> dict[str, str]:
                CASE WHEN data_type = 'USER-DEFINED' THEN udt_name
                     WHEN data_type = 'numeric'
                         THEN format('numeric(%%s,%%s)', numeric_precision, numeric_scale)
+                    WHEN data_type = 'character varying'
+                        THEN format('varchar(%%s)', character_maximum_length)
                     ELSE data_type END
                || CASE WHEN is_nullable = 'YES' THEN '?' ELSE '' END
           FROM information_schema.columns
@@ -418,14 +432,21 @@ def test_no_timestamp_without_time_zone_anywhere(owner: Conn) -> None:
     assert naive == []
 
 
-def test_every_table_has_an_always_identity_id(owner: Conn) -> None:
+def test_every_key_is_a_uuid_the_database_generates(owner: Conn) -> None:
     ids = dict(
         owner.execute(
-            "SELECT table_name, identity_generation FROM information_schema.columns"
-            " WHERE table_schema = 'public' AND column_name = 'id' AND is_identity = 'YES'"
+            "SELECT table_name, column_default FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND column_name = 'id' AND data_type = 'uuid'"
         ).fetchall()
     )
-    assert {t: ids.get(t) for t in ALL_TABLES} == dict.fromkeys(ALL_TABLES, "ALWAYS")
+    assert {t: ids.get(t) for t in ALL_TABLES} == dict.fromkeys(ALL_TABLES, "gen_random_uuid()")
+    not_uuid = owner.execute(
+        "SELECT table_name || '.' || column_name FROM information_schema.columns"
+        " WHERE table_schema = 'public' AND (column_name = 'id' OR column_name LIKE '%%\\_id')"
+        "   AND table_name <> %s AND data_type <> 'uuid'",
+        (HISTORY_TABLE,),
+    ).fetchall()
+    assert not_uuid == []
 
 
 def test_every_enum_has_its_values_in_order(owner: Conn) -> None:
@@ -511,9 +532,11 @@ def test_every_foreign_key_has_an_index_leading_with_its_columns(owner: Conn) ->
 
 def test_the_foreign_key_index_check_finds_an_unindexed_key(owner: Conn) -> None:
     with owner.transaction(force_rollback=True):
-        owner.execute("CREATE TABLE fk_probe (id int PRIMARY KEY, p bigint REFERENCES tenants)")
+        owner.execute("CREATE TABLE fk_probe (id int PRIMARY KEY, p uuid REFERENCES tenants)")
         assert owner.execute(UNINDEXED_FOREIGN_KEYS).fetchall() == [("fk_probe.fk_probe_p_fkey",)]
-        owner.execute("CREATE INDEX ON fk_probe (p) WHERE p > 10")  # misses p = 3
+        owner.execute(  # misses half of the ids
+            "CREATE INDEX ON fk_probe (p) WHERE p > '80000000-0000-0000-0000-000000000000'"
+        )
         assert owner.execute(UNINDEXED_FOREIGN_KEYS).fetchall() == [("fk_probe.fk_probe_p_fkey",)]
         owner.execute("CREATE INDEX ON fk_probe (p) WHERE p IS NOT NULL")
         assert owner.execute(UNINDEXED_FOREIGN_KEYS).fetchall() == []
@@ -656,8 +679,10 @@ INTRUSIONS: dict[str, tuple[str, Callable[[Org], tuple[Any, ...]]]] = {
         lambda b: (b.org, b.project, SHA),
     ),
     "business_rules": (
-        "INSERT INTO business_rules (organization_id, project_id, name, category, confidence)"
-        " VALUES (%s, %s, 'intruder', 'decision', 0.5)",
+        "INSERT INTO business_rules (description, source_file, source_start_line,"
+        " source_end_line, source_code, logic, organization_id, project_id, name, category,"
+        " confidence)"
+        " VALUES ('', 'src/X.cbl', 1, 1, '', '', %s, %s, 'intruder', 'decision', 0.5)",
         lambda b: (b.org, b.project),
     ),
     "rule_versions": (
@@ -692,9 +717,14 @@ INTRUSIONS: dict[str, tuple[str, Callable[[Org], tuple[Any, ...]]]] = {
 def test_user_cannot_insert_into_another_organization(owner: Conn, orgs: World, table: str) -> None:
     statement, params = INTRUSIONS[table]
     before = rows_of(owner, table, orgs.b)
-    # Versions are written only by the versioning trigger: no INSERT grant at all.
-    refused = NO_GRANT if table == "rule_versions" else RLS_REFUSED
-    with pytest.raises(errors.InsufficientPrivilege, match=refused), owner.transaction():
+    # A client's version row only completes a version the database wrote in the acting
+    # user's own organization: another organization's versions are not there to complete.
+    refused: tuple[type[Exception], str] = (
+        (errors.CheckViolation, "has no version")
+        if table == "rule_versions"
+        else (errors.InsufficientPrivilege, RLS_REFUSED)
+    )
+    with pytest.raises(refused[0], match=refused[1]), owner.transaction():
         act_as(owner, orgs.a.email)
         owner.execute(statement, params(orgs.b))
     assert rows_of(owner, table, orgs.b) == before
@@ -734,7 +764,7 @@ def test_app_cannot_forge_a_rule_version_even_in_its_own_organization(
     owner: Conn, orgs: World
 ) -> None:
     before = rows_of(owner, "rule_versions", orgs.a)
-    with pytest.raises(errors.InsufficientPrivilege, match=NO_GRANT), owner.transaction():
+    with pytest.raises(errors.CheckViolation, match="has no version 99"), owner.transaction():
         act_as(owner, orgs.a.email)
         owner.execute(
             "INSERT INTO rule_versions (organization_id, rule_id, version, snapshot)"
@@ -791,8 +821,11 @@ def test_inserting_a_rule_records_version_1(conn: Conn, world: World) -> None:
         user = act_as(conn, world.a.email)
         rule = scalar(
             conn,
-            "INSERT INTO business_rules (organization_id, project_id, name, category, confidence)"
-            " VALUES (%s, %s, 'late fee', 'calculation', 0.8) RETURNING id",
+            "INSERT INTO business_rules (description, source_file, source_start_line,"
+            " source_end_line, source_code, logic, organization_id, project_id, name, category,"
+            " confidence)"
+            " VALUES ('', 'src/X.cbl', 1, 1, '', '', %s, %s, 'late fee', 'calculation', 0.8)"
+            " RETURNING id",
             (world.a.org, world.a.project),
         )
     assert _rule_version(conn, rule) == 1
@@ -833,8 +866,11 @@ def test_a_multi_row_insert_and_update_version_every_rule_once(conn: Conn, world
         user = act_as(conn, world.a.email)
         conn.execute("SELECT set_config('app.change_reason', 'bulk', true)")
         inserted = conn.execute(
-            "INSERT INTO business_rules (organization_id, project_id, name, category, confidence)"
-            " SELECT %s, %s, 'bulk ' || n, 'calculation', 0.5 FROM generate_series(1, 3) AS n",
+            "INSERT INTO business_rules (description, source_file, source_start_line,"
+            " source_end_line, source_code, logic, organization_id, project_id, name, category,"
+            " confidence)"
+            " SELECT '', 'src/X.cbl', 1, 1, '', '', %s, %s, 'bulk ' || n, 'calculation', 0.5 FROM"
+            " generate_series(1, 3) AS n",
             (world.a.org, world.a.project),
         ).rowcount
         # One statement: two rules really change, the third is set to what it already is.
@@ -861,8 +897,11 @@ def test_a_multi_row_insert_and_update_version_every_rule_once(conn: Conn, world
 def test_an_insert_with_a_version_of_its_own_still_starts_at_1(conn: Conn, world: World) -> None:
     rule = scalar(
         conn,
-        "INSERT INTO business_rules (organization_id, project_id, name, category, confidence,"
-        " version) VALUES (%s, %s, 'forged', 'decision', 0.5, 7) RETURNING id",
+        "INSERT INTO business_rules (description, source_file, source_start_line,"
+        " source_end_line, source_code, logic, organization_id, project_id, name, category,"
+        " confidence,"
+        " version) VALUES ('', 'src/X.cbl', 1, 1, '', '', %s, %s, 'forged', 'decision', 0.5, 7)"
+        " RETURNING id",
         (world.a.org, world.a.project),
     )
     assert _rule_version(conn, rule) == 1
@@ -906,7 +945,16 @@ def test_deleting_a_tenant_deletes_everything_it_owns_but_the_audit_trail(
     other_before = {table: rows_of(conn, table, world.b) for table in ALL_TABLES}
     conn.execute("DELETE FROM tenants WHERE id = %s", (world.a.tenant,))
     left = {table: len(rows_of(conn, table, world.a)) for table in ALL_TABLES}
-    assert left == {**dict.fromkeys(ALL_TABLES, 0), "audit_logs": 1}
+    assert left == dict.fromkeys(ALL_TABLES, 0)
+    # The audit trail stays, its tenant named, the gone organization and user forgotten.
+    kept = rows(
+        conn,
+        "SELECT organization_id, user_id, actor_email FROM audit_logs WHERE tenant_id = %s",
+        world.a.tenant,
+    )
+    assert sorted(kept, key=str) == sorted(
+        [(None, None, world.a.email), (None, None, None)], key=str
+    )
     assert {table: rows_of(conn, table, world.b) for table in ALL_TABLES} == other_before
 
 
@@ -915,8 +963,9 @@ def test_deleting_a_tenant_deletes_everything_it_owns_but_the_audit_trail(
 # ---------------------------------------------------------------------------------------------
 
 RULE = (
-    "INSERT INTO business_rules (organization_id, project_id, name, category, confidence)"
-    " VALUES (%s, %s, 'probe', 'decision', %s)"
+    "INSERT INTO business_rules (description, source_file, source_start_line, source_end_line,"
+    " source_code, logic, organization_id, project_id, name, category, confidence)"
+    " VALUES ('', 'src/X.cbl', 1, 1, '', '', %s, %s, 'probe', 'decision', %s)"
 )
 ROUTE = (
     "INSERT INTO routing_rules (organization_id, project_id, name, path_pattern,"
@@ -958,19 +1007,27 @@ USER = "INSERT INTO users (email, name, organization_id) VALUES (%s, 'Probe', %s
         ),
         pytest.param(
             errors.CheckViolation,
-            "routing_rules_target_service_not_legacy",
+            "routing_rules_target_service_not_blank",
             "routing_rules",
             ROUTE,
-            lambda o: (o.a.org, o.a.project, "legacy", 0),
-            id="target-legacy",
+            lambda o: (o.a.org, o.a.project, "  ", 0),
+            id="target-blank",
         ),
         pytest.param(
             errors.CheckViolation,
-            "routing_rules_target_service_not_legacy",
+            "routing_rules_target_service_printable",
             "routing_rules",
             ROUTE,
-            lambda o: (o.a.org, o.a.project, " Legacy ", 0),
-            id="target-Legacy-padded",
+            lambda o: (o.a.org, o.a.project, "svc\x1b[31m", 0),
+            id="target-with-an-escape",
+        ),
+        pytest.param(
+            errors.StringDataRightTruncation,
+            None,
+            "routing_rules",
+            ROUTE,
+            lambda o: (o.a.org, o.a.project, "s" * 51, 0),
+            id="target-over-50",
         ),
         pytest.param(
             errors.UniqueViolation,
@@ -997,12 +1054,12 @@ USER = "INSERT INTO users (email, name, organization_id) VALUES (%s, 'Probe', %s
             id="path-traversal",
         ),
         pytest.param(
-            errors.CheckViolation,
-            "users_email_lowercase",
+            errors.UniqueViolation,
+            "users_email_key",
             "users",
             USER,
-            lambda o: ("Upper@a.example", o.a.org),
-            id="upper-case-email",
+            lambda o: (o.a.email.upper(), o.a.org),
+            id="email-taken-in-another-case",
         ),
         pytest.param(
             errors.UniqueViolation,
@@ -1018,7 +1075,7 @@ def test_constraint_refuses_a_bad_row(
     owner: Conn,
     orgs: World,
     error: type[psycopg.Error],
-    constraint: str,
+    constraint: str | None,
     table: str,
     statement: str,
     params: Callable[[World], tuple[Any, ...]],
@@ -1034,7 +1091,7 @@ def test_constraint_refuses_a_bad_row(
 @pytest.mark.parametrize("table", MUTABLE_TABLES)
 def test_updated_at_is_set_on_every_update(owner: Conn, orgs: World, table: str) -> None:
     column, value = owner_key(table, orgs.a)
-    first = sql.SQL("(SELECT min(id) FROM {} WHERE {} = %s)").format(
+    first = sql.SQL("(SELECT id FROM {} WHERE {} = %s ORDER BY id LIMIT 1)").format(
         sql.Identifier(table), sql.Identifier(column)
     )
     select = sql.SQL("SELECT updated_at FROM {} WHERE id = {}").format(sql.Identifier(table), first)

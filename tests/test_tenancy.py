@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import psycopg
@@ -13,7 +14,8 @@ from tests.conftest import rows
 
 
 def audit_actions(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
-    return rows(conn, "SELECT action, resource_type FROM audit_logs ORDER BY id")
+    # audit_logs is append-only and the test's database fresh: ctid is insertion order.
+    return rows(conn, "SELECT action, resource_type FROM audit_logs ORDER BY ctid")
 
 
 def test_python_enums_mirror_the_database(conn: psycopg.Connection[Any]) -> None:
@@ -61,7 +63,7 @@ def test_create_tenant_with_limits_is_stored_and_audited(
         conn,
         "SELECT action, tenant_id, organization_id, user_id, db_role IS NOT NULL,"
         " metadata->'new'->>'slug' FROM audit_logs",
-    ) == [("tenant.create", created["id"], None, None, True, "acme")]
+    ) == [("tenant.create", uuid.UUID(created["id"]), None, None, True, "acme")]
 
 
 @pytest.mark.parametrize(
@@ -148,12 +150,15 @@ def test_orgs_list_filter_and_show(acme: Any) -> None:
 def test_users_add_list_show_set_role(acme: Any, conn: psycopg.Connection[Any]) -> None:
     added = acme("users", "add", "  Dora@Acme.TEST ", "--name", "Dora", "--org", "acme-pay", "-q")
     assert added.exit_code == 0
-    assert rows(conn, "SELECT email, role::text FROM users WHERE id = %s", int(added.stdout)) == [
-        ("dora@acme.test", "developer")
+    # Stored as given (trimmed), and found again without regard to case.
+    user_id = uuid.UUID(added.stdout.strip())
+    assert rows(conn, "SELECT email, role::text FROM users WHERE id = %s", user_id) == [
+        ("Dora@Acme.TEST", "developer")
     ]
     listed = acme("users", "list", "--org", "acme-pay", "--format", "csv").stdout.splitlines()
     assert listed[0] == "id,email,name,organization,role,created_at"
-    assert [line.split(",")[1] for line in listed[1:]] == ["ana@acme.test", "dora@acme.test"]
+    # By email without regard to case, whatever the server's collation.
+    assert [line.split(",")[1] for line in listed[1:]] == ["ana@acme.test", "Dora@Acme.TEST"]
 
     promoted = acme("users", "set-role", "dora@acme.test", "architect", "--format", "json")
     assert json.loads(promoted.stdout)["role"] == "architect"
@@ -169,7 +174,11 @@ def test_users_add_list_show_set_role(acme: Any, conn: psycopg.Connection[Any]) 
         (("x@acme.test", "--name", " ", "--org", "acme-pay"), 2, "--name must not be empty"),
         (("x@acme.test", "--name", "X", "--org", "acme-pay", "--role", "boss"), 2, "'boss'"),
         (("x@acme.test", "--name", "X", "--org", "nowhere"), 4, "no organization 'nowhere'"),
-        (("ANA@acme.test", "--name", "X", "--org", "acme-pay"), 1, "(email) = (ana@acme.test)"),
+        (
+            ("ANA@acme.test", "--name", "X", "--org", "acme-pay"),
+            1,
+            "already exists in users: (lower(email::text)) = (ana@acme.test)",
+        ),
     ],
 )
 def test_bad_user_input_is_refused_and_nothing_written(

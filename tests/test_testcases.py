@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,25 +29,29 @@ CASES = """\
 """
 
 
-def create_project(mp: Any, name: str, *acting: str) -> int:
+def create_project(mp: Any, name: str, *acting: str) -> uuid.UUID:
     created = mp(*acting, "projects", "create", name, "--source", "cobol", "--target", "java", "-q")
     assert created.exit_code == 0, created.stderr
-    return int(created.stdout)
+    return uuid.UUID(created.stdout.strip())
 
 
-def insert_rule(conn: psycopg.Connection[Any], project_id: int, name: str) -> int:
+def insert_rule(conn: psycopg.Connection[Any], project_id: uuid.UUID, name: str) -> uuid.UUID:
     row = conn.execute(
-        "INSERT INTO business_rules (organization_id, project_id, name, category, confidence)"
-        " SELECT organization_id, id, %s, 'calculation', 0.9 FROM projects WHERE id = %s"
+        "INSERT INTO business_rules (organization_id, project_id, name, category, confidence,"
+        " description, source_file, source_start_line, source_end_line, source_code, logic)"
+        " SELECT organization_id, id, %s, 'calculation', 0.9, 'Interest on the principal.',"
+        " 'src/LOANCALC.cbl', 1, 2, 'COMPUTE WS-INTEREST = WS-PRINCIPAL * WS-RATE.',"
+        " 'interest = principal * rate' FROM projects WHERE id = %s"
         " RETURNING id",
         (name, project_id),
     ).fetchone()
     assert row is not None
-    return int(row[0])
+    assert isinstance(row[0], uuid.UUID)
+    return row[0]
 
 
 @pytest.fixture
-def world(acme: Any, conn: psycopg.Connection[Any]) -> dict[str, int]:
+def world(acme: Any, conn: psycopg.Connection[Any]) -> dict[str, uuid.UUID]:
     """Loans core (acme-pay) with rules A and B, Cards (acme-cards) with rule C, Ops (globex)
     with rule G."""
     loans = create_project(acme, "Loans core", *ANA)
@@ -61,9 +66,14 @@ def world(acme: Any, conn: psycopg.Connection[Any]) -> dict[str, int]:
     }
 
 
-def with_rules(text: str, world: dict[str, int]) -> str:
+def with_rules(text: str, world: dict[str, uuid.UUID], *, quoted: bool = True) -> str:
+    """RULE_A ... in a record become the rule's full uuid as a JSON string (in an expected
+    message, with ``quoted=False``, the bare uuid as the CLI prints it); SHORT_A becomes the
+    first 8 hex digits of rule A's id, as a table shows it, quoted."""
     for key in ("A", "B", "C", "G"):
-        text = text.replace(f"RULE_{key}", str(world[key]))
+        rule_id = str(world[key])
+        text = text.replace(f"RULE_{key}", f'"{rule_id}"' if quoted else rule_id)
+        text = text.replace(f"SHORT_{key}", f'"{world[key].hex[:8]}"')
     return text
 
 
@@ -82,12 +92,12 @@ def stored(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
     return rows(
         conn,
         "SELECT rule_id, name, description, inputs::text, expected::text, project_id"
-        " FROM test_cases ORDER BY rule_id, name",
+        " FROM test_cases ORDER BY name, rule_id",
     )
 
 
 def test_import_json_lines_stores_every_case_exactly_and_audits(
-    acme: Any, world: dict[str, int], workdir: Path, conn: psycopg.Connection[Any]
+    acme: Any, world: dict[str, uuid.UUID], workdir: Path, conn: psycopg.Connection[Any]
 ) -> None:
     (workdir / "cases.jsonl").write_text(with_rules(CASES, world))
     result = import_cases(acme, "cases.jsonl", "--format", "json")
@@ -95,6 +105,7 @@ def test_import_json_lines_stores_every_case_exactly_and_audits(
     assert json.loads(result.stdout) == {"inserted": 3, "updated": 0, "unchanged": 0}
     loans = world["loans"]
     assert stored(conn) == [
+        (world["B"], "big", None, "{}", "1234567890.12345678901234567890", loans),
         (
             world["A"],
             "standard rate",
@@ -104,17 +115,16 @@ def test_import_json_lines_stores_every_case_exactly_and_audits(
             loans,
         ),
         (world["A"], "zero principal", "edge", '{"principal": 0}', "0", loans),
-        (world["B"], "big", None, "{}", "1234567890.12345678901234567890", loans),
     ]
     assert rows(
         conn,
         "SELECT action, resource_type, resource_id, metadata->>'inserted', metadata->>'source'"
         " FROM audit_logs WHERE action = 'test_case.import'",
-    ) == [("test_case.import", "project", str(loans), "3", "cases.jsonl")]
+    ) == [("test_case.import", "project", loans, "3", "cases.jsonl")]
 
 
 def test_array_file_and_stdin_import_the_same_cases(
-    acme: Any, world: dict[str, int], workdir: Path, conn: psycopg.Connection[Any]
+    acme: Any, world: dict[str, uuid.UUID], workdir: Path, conn: psycopg.Connection[Any]
 ) -> None:
     records = [line for line in with_rules(CASES, world).splitlines() if line]
     (workdir / "cases.json").write_text("[\n  " + ",\n  ".join(records) + "\n]\n")
@@ -126,7 +136,7 @@ def test_array_file_and_stdin_import_the_same_cases(
 
 
 def test_reimport_is_idempotent_then_updates_changed_cases(
-    acme: Any, world: dict[str, int], workdir: Path, conn: psycopg.Connection[Any]
+    acme: Any, world: dict[str, uuid.UUID], workdir: Path, conn: psycopg.Connection[Any]
 ) -> None:
     cases = workdir / "cases.jsonl"
     cases.write_text(with_rules(CASES, world))
@@ -179,18 +189,28 @@ GOOD = '{"rule_id": RULE_A, "name": "ok", "inputs": {}, "expected": 1}\n'
         ),
         (
             "cases.jsonl",
-            '{"rule_id": "RULE_A", "name": "x", "inputs": {}, "expected": 1}\n',
-            'cases.jsonl line 1: rule_id must be a rule\'s id, got "RULE_A"',
+            '{"rule_id": "rule A", "name": "x", "inputs": {}, "expected": 1}\n',
+            'cases.jsonl line 1: rule_id must be a rule\'s full uuid, got "rule A"',
+        ),
+        (  # the short form a table shows names a rule on the command line, not in a file
+            "cases.jsonl",
+            '{"rule_id": SHORT_A, "name": "x", "inputs": {}, "expected": 1}\n',
+            "cases.jsonl line 1: rule_id must be a rule's full uuid, got SHORT_A",
+        ),
+        (  # an integer id, as before issue 17
+            "cases.jsonl",
+            '{"rule_id": 7, "name": "x", "inputs": {}, "expected": 1}\n',
+            "cases.jsonl line 1: rule_id must be a rule's full uuid, got 7",
         ),
         (
             "cases.jsonl",
             '{"rule_id": true, "name": "x", "inputs": {}, "expected": 1}\n',
-            "cases.jsonl line 1: rule_id must be a rule's id, got true",
+            "cases.jsonl line 1: rule_id must be a rule's full uuid, got true",
         ),
         (
             "cases.jsonl",
             '{"rule_id": 7.0, "name": "x", "inputs": {}, "expected": 1}\n',
-            "cases.jsonl line 1: rule_id must be a rule's id, got 7.0",
+            "cases.jsonl line 1: rule_id must be a rule's full uuid, got 7.0",
         ),
         (
             "cases.jsonl",
@@ -223,7 +243,7 @@ GOOD = '{"rule_id": RULE_A, "name": "ok", "inputs": {}, "expected": 1}\n'
 )
 def test_a_bad_record_fails_the_whole_import_naming_it(
     acme: Any,
-    world: dict[str, int],
+    world: dict[str, uuid.UUID],
     workdir: Path,
     conn: psycopg.Connection[Any],
     name: str,
@@ -236,19 +256,20 @@ def test_a_bad_record_fails_the_whole_import_naming_it(
     else:
         path.write_text(with_rules(content, world))
     result = import_cases(acme, name)
-    assert (result.exit_code, result.stderr) == (2, f"error: {with_rules(message, world)}\n")
+    expected = with_rules(message, world, quoted=False)
+    assert (result.exit_code, result.stderr) == (2, f"error: {expected}\n")
     assert stored(conn) == []
     assert rows(conn, "SELECT count(*) FROM audit_logs WHERE action = 'test_case.import'") == [(0,)]
 
 
 @pytest.mark.parametrize("rule", ["C", "G", "missing"])
 def test_a_rule_outside_the_project_fails_the_whole_import(
-    acme: Any, world: dict[str, int], workdir: Path, conn: psycopg.Connection[Any], rule: str
+    acme: Any, world: dict[str, uuid.UUID], workdir: Path, conn: psycopg.Connection[Any], rule: str
 ) -> None:
     """Another project's rule, another organization's (invisible under RLS), or none at all:
     the first offender is named, and nothing is written."""
-    rule_id = world.get(rule, 999_999)
-    other = f'{{"rule_id": {rule_id}, "name": "x", "inputs": {{}}, "expected": 1}}\n'
+    rule_id = world.get(rule, uuid.uuid4())
+    other = f'{{"rule_id": "{rule_id}", "name": "x", "inputs": {{}}, "expected": 1}}\n'
     (workdir / "cases.jsonl").write_text(
         with_rules(GOOD, world) + other + other.replace('"x"', '"y"')
     )
@@ -262,7 +283,7 @@ def test_a_rule_outside_the_project_fails_the_whole_import(
 
 
 def test_missing_file_and_invisible_project(
-    acme: Any, world: dict[str, int], workdir: Path
+    acme: Any, world: dict[str, uuid.UUID], workdir: Path
 ) -> None:
     missing = import_cases(acme, "nope.jsonl")
     assert missing.exit_code == 2
@@ -273,7 +294,7 @@ def test_missing_file_and_invisible_project(
 
 
 @pytest.fixture
-def imported(acme: Any, world: dict[str, int], workdir: Path) -> dict[str, int]:
+def imported(acme: Any, world: dict[str, uuid.UUID], workdir: Path) -> dict[str, uuid.UUID]:
     (workdir / "cases.jsonl").write_text(with_rules(CASES, world))
     assert import_cases(acme, "cases.jsonl").exit_code == 0
     cards = with_rules('{"rule_id": RULE_C, "name": "limit", "inputs": {}, "expected": 1}', world)
@@ -283,12 +304,25 @@ def imported(acme: Any, world: dict[str, int], workdir: Path) -> dict[str, int]:
 
 
 def test_list_columns_filters_and_formats(
-    acme: Any, imported: dict[str, int], conn: psycopg.Connection[Any]
+    acme: Any, imported: dict[str, uuid.UUID], conn: psycopg.Connection[Any]
 ) -> None:
     ids = {name: case_id for case_id, name in rows(conn, "SELECT id, name FROM test_cases")}
+    # By rule, then by name; rules go in the order of their ids.
+    order = [
+        name
+        for _, name in sorted(
+            [
+                (imported["A"], "standard rate"),
+                (imported["A"], "zero principal"),
+                (imported["B"], "big"),
+            ]
+        )
+    ]
     listed = acme(*ANA, "tests", "list", "--project", "Loans core")
     assert listed.exit_code == 0, listed.stderr
-    first = listed.stdout.splitlines()[0].split("\t")
+    lines = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert [line[3] for line in lines] == order
+    first = next(line for line in lines if line[3] == "standard rate")
     assert first[:6] == [
         str(ids["standard rate"]),
         str(imported["A"]),
@@ -298,10 +332,12 @@ def test_list_columns_filters_and_formats(
         '{"interest":4.375}',
     ]
     assert len(first) == 7 and first[6].startswith("20")
-    by_rule = acme(*ANA, "tests", "list", "-p", "Loans core", "--rule", str(imported["B"]), "-q")
-    assert by_rule.stdout == f"{ids['big']}\n"
+    for rule in (str(imported["B"]), imported["B"].hex[:8]):  # the full uuid or as listed
+        by_rule = acme(*ANA, "tests", "list", "-p", "Loans core", "--rule", rule, "-q")
+        assert (by_rule.exit_code, by_rule.stdout) == (0, f"{ids['big']}\n")
     as_json = json.loads(acme(*ANA, "tests", "list", "--format", "json").stdout)
-    assert [case["name"] for case in as_json] == ["standard rate", "zero principal", "big"]
+    assert [case["name"] for case in as_json] == order
+    assert as_json[order.index("big")]["id"] == str(ids["big"])
     assert set(as_json[0]) == {"id", "rule_id", "rule", "name", "inputs", "expected", "updated_at"}
     as_csv = acme(*ANA, "tests", "list", "--format", "csv").stdout.splitlines()
     assert as_csv[0] == "id,rule_id,rule,name,inputs,expected,updated_at"
@@ -313,20 +349,22 @@ def test_list_columns_filters_and_formats(
 
 
 def test_show_one_case_and_refuse_an_invisible_one(
-    acme: Any, imported: dict[str, int], conn: psycopg.Connection[Any]
+    acme: Any, imported: dict[str, uuid.UUID], conn: psycopg.Connection[Any]
 ) -> None:
     [(case_id,)] = rows(conn, "SELECT id FROM test_cases WHERE name = 'zero principal'")
     shown = json.loads(acme(*ANA, "tests", "show", str(case_id), "--format", "json").stdout)
     assert {k: shown[k] for k in ("rule_id", "rule", "project", "name", "description")} == {
-        "rule_id": imported["A"],
+        "rule_id": str(imported["A"]),
         "rule": "monthly interest",
         "project": "Loans core",
         "name": "zero principal",
         "description": "edge",
     }
     assert (shown["inputs"], shown["expected"]) == ({"principal": 0}, 0)
-    tsv = acme(*ANA, "tests", "show", str(case_id)).stdout.splitlines()
+    assert shown["id"] == str(case_id)
+    tsv = acme(*ANA, "tests", "show", case_id.hex[:8]).stdout.splitlines()  # the id as listed
     assert "inputs.principal\t0" in tsv
+    assert f"id\t{case_id}" in tsv
     hidden = acme(*BOB, "tests", "show", str(case_id))
     assert (hidden.exit_code, hidden.stderr) == (
         4,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -70,14 +71,14 @@ def db(db_url: str) -> Iterator[Conn]:
 
 @dataclass(frozen=True)
 class Org:
-    id: int
+    id: uuid.UUID
     email: str
     """A user of this organization, for ``act_as``."""
 
 
 @dataclass(frozen=True)
 class Tenant:
-    id: int
+    id: uuid.UUID
     slug: str
     orgs: list[Org]
 
@@ -118,28 +119,30 @@ def make_tenant(
     return Tenant(tenant_id, slug, members)
 
 
-def make_project(conn: Conn, org: Org, name: str = "payroll") -> int:
-    return int(scalar(conn, INSERT_PROJECT, (name, org.id)))
+def make_project(conn: Conn, org: Org, name: str = "payroll") -> uuid.UUID:
+    project_id = scalar(conn, INSERT_PROJECT, (name, org.id))
+    assert isinstance(project_id, uuid.UUID)
+    return project_id
 
 
 def add_files(
-    conn: Conn, org: Org, project: int, *, count: int, lines: int, prefix: str = "f"
+    conn: Conn, org: Org, project: uuid.UUID, *, count: int, lines: int, prefix: str = "f"
 ) -> None:
     """One INSERT ... SELECT of ``count`` files of ``lines`` lines each: f1.cbl, f2.cbl, ..."""
     params = {"org": org.id, "project": project, "prefix": prefix, "sha": SHA}
     conn.execute(INSERT_FILES, {**params, "lines": lines, "count": count})
 
 
-def move(conn: Conn, project: int, status: str) -> None:
+def move(conn: Conn, project: uuid.UUID, status: str) -> None:
     conn.execute("UPDATE projects SET status = %s WHERE id = %s", (status, project))
 
 
-def walk_to(conn: Conn, project: int, target: str) -> None:
+def walk_to(conn: Conn, project: uuid.UUID, target: str) -> None:
     for status in WORKFLOW[1 : WORKFLOW.index(target) + 1]:
         move(conn, project, status)
 
 
-def state(conn: Conn, project: int) -> tuple[str, str | None]:
+def state(conn: Conn, project: uuid.UUID) -> tuple[str, str | None]:
     """(status, failed_from) of the project."""
     row = conn.execute("SELECT status, failed_from FROM projects WHERE id = %s", (project,))
     result = row.fetchone()
@@ -155,7 +158,9 @@ def allowed(conn: Conn, status: str, failed_from: str | None = None) -> list[str
 def project_names(conn: Conn, tenant: Tenant) -> list[str]:
     query = (
         "SELECT p.name FROM projects p JOIN organizations o ON o.id = p.organization_id"
-        " WHERE o.tenant_id = %s ORDER BY p.id"
+        # Creation order: each project here is created by its own statement (created_at), and
+        # names are unique in an organization.
+        " WHERE o.tenant_id = %s ORDER BY p.created_at, p.name"
     )
     return [name for (name,) in conn.execute(query, (tenant.id,))]
 
@@ -241,7 +246,7 @@ def tenant(db: Conn) -> Tenant:
 
 
 @pytest.fixture
-def project(db: Conn, tenant: Tenant) -> int:
+def project(db: Conn, tenant: Tenant) -> uuid.UUID:
     return make_project(db, tenant.orgs[0])
 
 
@@ -250,7 +255,7 @@ def project(db: Conn, tenant: Tenant) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_a_project_walks_the_workflow_from_draft_to_completed(db: Conn, project: int) -> None:
+def test_a_project_walks_the_workflow_from_draft_to_completed(db: Conn, project: uuid.UUID) -> None:
     assert state(db, project) == ("draft", None)
     for current, following in itertools.pairwise(WORKFLOW):
         assert allowed(db, current) == [following, "failed"]
@@ -268,7 +273,7 @@ def test_a_project_walks_the_workflow_from_draft_to_completed(db: Conn, project:
     ],
 )
 def test_a_skipped_or_backward_step_is_refused_and_names_the_allowed_states(
-    db: Conn, project: int, start: str, target: str, choices: str
+    db: Conn, project: uuid.UUID, start: str, target: str, choices: str
 ) -> None:
     walk_to(db, project, start)
     with pytest.raises(errors.CheckViolation) as error:
@@ -280,7 +285,7 @@ def test_a_skipped_or_backward_step_is_refused_and_names_the_allowed_states(
 
 
 def test_any_state_can_fail_and_return_only_to_where_it_failed_from_or_draft(
-    db: Conn, project: int
+    db: Conn, project: uuid.UUID
 ) -> None:
     for status in WORKFLOW:
         walk_to(db, project, status)
@@ -304,14 +309,16 @@ def test_any_state_can_fail_and_return_only_to_where_it_failed_from_or_draft(
         assert state(db, project) == ("draft", None)
 
 
-def test_failing_again_is_no_change_and_keeps_where_it_failed_from(db: Conn, project: int) -> None:
+def test_failing_again_is_no_change_and_keeps_where_it_failed_from(
+    db: Conn, project: uuid.UUID
+) -> None:
     walk_to(db, project, "designing")
     move(db, project, "failed")
     move(db, project, "failed")
     assert state(db, project) == ("failed", "designing")
 
 
-def test_failed_from_cannot_be_set_by_hand(db: Conn, project: int) -> None:
+def test_failed_from_cannot_be_set_by_hand(db: Conn, project: uuid.UUID) -> None:
     walk_to(db, project, "analyzing")
     set_failed_from = "UPDATE projects SET failed_from = %s WHERE id = %s"
     with pytest.raises(errors.CheckViolation) as error:
@@ -343,7 +350,9 @@ def test_a_new_project_must_start_as_draft(db: Conn, tenant: Tenant) -> None:
     assert project_names(db, tenant) == []
 
 
-def test_the_app_role_is_held_to_the_same_workflow(db: Conn, tenant: Tenant, project: int) -> None:
+def test_the_app_role_is_held_to_the_same_workflow(
+    db: Conn, tenant: Tenant, project: uuid.UUID
+) -> None:
     with pytest.raises(errors.CheckViolation) as error, db.transaction():
         act_as(db, tenant.orgs[0].email)
         move(db, project, "completed")

@@ -19,6 +19,7 @@ from migrationpilot_cli.output import (
     notice,
     render,
     render_record,
+    warning,
 )
 from migrationpilot_cli.settings import Settings
 
@@ -102,6 +103,7 @@ def migrate(
     with connect.connect(settings, autocommit=True) as conn:
         if dry_run:
             applied = migrations.read_history(conn)
+            migrations.refuse_pre_baseline(applied)
             migrations.refuse_drift(migrations.status(files, applied))
             _print_dry_run(migrations.pending(files, applied, target))
             return
@@ -119,6 +121,12 @@ def migrate(
             )
 
         migrations.migrate(conn, files, target=target, lock_timeout=lock_timeout, on_applied=report)
+        previous_zone = migrations.ensure_utc(conn)
+    if previous_zone is not None:
+        warning(
+            f"set the database's TimeZone to UTC (it was {previous_zone}): the design's"
+            " applications read its times as UTC"
+        )
     if applied_rows:
         render(applied_rows, _MIGRATE_COLUMNS, fmt=fmt, fields=fields, header=header)
     else:
@@ -170,17 +178,40 @@ def status(
 
 @app.command(epilog=examples("migrationpilot db verify && migrationpilot db migrate"))
 def verify(ctx: typer.Context, migrations_dir: MigrationsDirOption = None) -> None:
-    """Check every applied migration against its file; exit 1 naming each that changed."""
-    from migrationpilot_cli.db import connect, migrations
+    """Check the applied migrations against their files and the live schema against them.
+
+    Each applied file must match its checksum; then the schema those files make is built in
+    a scratch database and compared with the live one. Exit 1 names each difference."""
+    from migrationpilot_cli.db import connect, migrations, schemadiff
 
     files = _files(migrations_dir)
+
+    def leftover(name: str, reason: str) -> None:
+        warning(f"could not drop the scratch database {name} ({reason}); drop it yourself")
+
     with connect.connect(ctx.obj, autocommit=True) as conn:
-        rows = migrations.status(files, migrations.read_history(conn))
-    problems = migrations.drift_problems(rows)
-    if problems:
-        raise OperationFailed("verification failed: " + "; ".join(problems))
-    applied = sum(1 for row in rows if row["state"] == "applied")
-    notice(f"ok: {applied} applied migrations match their files")
+        history = migrations.read_history(conn)
+        migrations.refuse_pre_baseline(history)
+        rows = migrations.status(files, history)
+        problems = migrations.drift_problems(rows)
+        if problems:
+            raise OperationFailed("verification failed: " + "; ".join(problems))
+        applied = [file for file in files if file.version in history]
+        try:
+            differences = schemadiff.compare(conn, applied, leftover)
+        except schemadiff.ScratchRefused as refused:
+            differences = None
+            warning(
+                f"cannot compare the live schema: {refused.role} may not create a scratch"
+                " database (CREATEDB); checksums only"
+            )
+    if differences:
+        raise OperationFailed(
+            "verification failed: the live schema differs from what the migrations make:\n"
+            + "\n".join(differences)
+        )
+    checked = "" if differences is None else ", and the live schema matches what they make"
+    notice(f"ok: {len(applied)} applied migrations match their files{checked}")
 
 
 @app.command(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import typer
 
@@ -103,15 +104,15 @@ def _organization(conn: Any) -> dict[str, Any]:
         return organizations.create(conn, tenant_id=tenant["id"], **ORGANIZATION)
 
 
-def _user(conn: Any, organization: dict[str, Any], email: str, name: str, role: str) -> int:
+def _user(conn: Any, organization: dict[str, Any], email: str, name: str, role: str) -> UUID:
     from migrationpilot_cli.queries import users
 
     try:
-        return int(users.get(conn, email)["id"])
+        found = users.get(conn, email)
     except NotFound:
-        added = users.add(conn, email=email, name=name, organization_id=organization["id"],
+        found = users.add(conn, email=email, name=name, organization_id=organization["id"],
                           role=role)  # fmt: skip
-        return int(added["id"])
+    return found["id"]  # type: ignore[no-any-return]
 
 
 def _project(conn: Any, organization: dict[str, Any]) -> dict[str, Any]:
@@ -142,11 +143,11 @@ def _rules(conn: Any, project: dict[str, Any]) -> dict[str, int]:
     return rules.merge(conn, project, records)
 
 
-def _rule_ids(conn: Any, project: dict[str, Any]) -> dict[str, int]:
+def _rule_ids(conn: Any, project: dict[str, Any]) -> dict[str, UUID]:
     found = conn.execute(
         "SELECT name, id FROM business_rules WHERE project_id = %s", (project["id"],)
     ).fetchall()
-    return {row["name"]: int(row["id"]) for row in found}
+    return {row["name"]: row["id"] for row in found}
 
 
 def _test_cases(conn: Any, project: dict[str, Any]) -> dict[str, int]:
@@ -159,7 +160,7 @@ def _test_cases(conn: Any, project: dict[str, Any]) -> dict[str, int]:
     # The demo names each case's rule; the import takes the rule's id.
     records = [
         (location, {**{k: v for k, v in record.items() if k != "rule"},
-                    "rule_id": ids[record["rule"]]})
+                    "rule_id": str(ids[record["rule"]])})
         for location, record in jsonrecords.parse(text, "demo cases.jsonl")
     ]  # fmt: skip
     return test_cases.merge(conn, project, validated(records))
@@ -190,7 +191,7 @@ def _routing(conn: Any, project: dict[str, Any]) -> dict[str, int]:
     return {"added": added, "unchanged": len(existing)}
 
 
-def _reviews(conn: Any, project: dict[str, Any], reviewer: int) -> dict[str, int]:
+def _reviews(conn: Any, project: dict[str, Any], reviewer: UUID) -> dict[str, int]:
     from migrationpilot_cli.queries import reviews
 
     ids = _rule_ids(conn, project)

@@ -23,6 +23,17 @@ from migrationpilot_cli.queries import audit, organizations, projects
 from migrationpilot_cli.settings import Settings
 from migrationpilot_cli.vocabulary import ProjectStatus, SourceLanguage, TargetLanguage
 
+_FRAMEWORK_LENGTH = 100  # projects.target_framework varchar(100)
+
+
+def _framework(value: str | None) -> str | None:
+    """Stored as given, or refused when too long: PostgreSQL would cut trailing blanks past a
+    varchar's length silently instead."""
+    if value is not None and len(value) > _FRAMEWORK_LENGTH:
+        raise BadInput(f"--framework is too long: {len(value)} characters, at most 100")
+    return value
+
+
 app = typer.Typer(
     help="Projects: what is migrated, from which language to which.", no_args_is_help=True
 )
@@ -62,7 +73,7 @@ def create(
             "organization_id": organizations.id_of(conn, org),
             "source_language": source.value,
             "target_language": target.value,
-            "target_framework": framework,
+            "target_framework": _framework(framework),
         }
         project = projects.create(conn, values)
         audit.record(

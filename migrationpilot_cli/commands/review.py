@@ -22,7 +22,7 @@ from migrationpilot_cli.output import (
     notice,
     render,
 )
-from migrationpilot_cli.queries import reviews
+from migrationpilot_cli.queries import resolve_refs, reviews
 from migrationpilot_cli.settings import Settings
 
 app = typer.Typer(
@@ -35,7 +35,8 @@ app = typer.Typer(
 IdsArgument = Annotated[
     list[str],
     typer.Argument(
-        help="Rule ids, or - to read them from stdin, one per line (as `rules list -q` prints).",
+        help="Rule ids as listed (3f2a9c1e), longer starts or full uuids, or - to read them from"
+        " stdin, one per line (as `rules list -q` prints).",
         show_default=False,
     ),
 ]
@@ -63,7 +64,7 @@ SkipMissingOption = Annotated[
 
 @app.command(
     epilog=examples(
-        'migrationpilot --as ana@acme.test review approve 3 4 --comment "matches the spec"',
+        'migrationpilot --as ana@acme.test review approve 3f2a9c1e 9c41d07b --comment "as spec"',
         "migrationpilot rules list --pending --min-confidence 0.95 -q \\",
         '  | migrationpilot --as ana@acme.test review approve - --comment "bulk: high confidence"',
     )
@@ -94,7 +95,9 @@ def approve(
 
 
 @app.command(
-    epilog=examples('migrationpilot --as ana@acme.test review reject 42 --comment "wrong rounding"')
+    epilog=examples(
+        'migrationpilot --as ana@acme.test review reject 3f2a9c1e --comment "wrong rounding"'
+    )
 )
 @listing(reviews.COLUMNS)
 def reject(
@@ -117,7 +120,9 @@ def reject(
 
 
 @app.command(
-    epilog=examples('migrationpilot --as ana@acme.test review clarify 42 --comment "which branch?"')
+    epilog=examples(
+        'migrationpilot --as ana@acme.test review clarify 3f2a9c1e --comment "which branch?"'
+    )
 )
 @listing(reviews.COLUMNS)
 def clarify(
@@ -153,7 +158,7 @@ def _review(
 ) -> None:
     if not settings.acting_user:
         raise BadInput("reviews need an acting user: pass --as EMAIL")
-    note = None if comment is None else validation.text(comment, "--comment")
+    note = None if comment is None else validation.text(comment, "--comment", max_length=None)
     rule_ids = validation.ids(arguments)
     if not rule_ids:
         notice("no ids on stdin: nothing to review")
@@ -161,9 +166,12 @@ def _review(
     if expect_version is not None and len(rule_ids) != 1:
         raise BadInput(f"--expect-version takes a single id, not {len(rule_ids)}")
     with transaction(settings) as conn:
+        # With --skip-missing, a start of an id that names no rule is skipped like an unknown id.
+        resolved = resolve_refs(conn, "business_rules", rule_ids, skip_missing=skip_missing)
+        unknown_starts = len(rule_ids) - len(resolved)
         rows = reviews.review(
             conn,
-            rule_ids,
+            resolved,
             verb=verb,
             comment=note,
             skip_missing=skip_missing,
@@ -172,8 +180,8 @@ def _review(
     outcomes = Counter(row["outcome"] for row in rows)
     notice(
         f"{outcomes['reviewed']} {reviews.STATUS_OF[verb]}, {outcomes['unchanged']} unchanged"
-        f" (already {reviews.STATUS_OF[verb]}), {outcomes['skipped']} skipped (not found or not"
-        " visible)"
+        f" (already {reviews.STATUS_OF[verb]}), {outcomes['skipped'] + unknown_starts} skipped"
+        " (not found or not visible)"
     )
     # In a pipe, pass on only what this command changed.
     shown = [row for row in rows if row["outcome"] == "reviewed"] if quiet else rows

@@ -5,6 +5,7 @@ audited with the old and the new values. See docs/routing.md."""
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Annotated, Any
@@ -33,7 +34,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-NameArgument = Annotated[str, typer.Argument(help="The rule's name.")]
+NameArgument = Annotated[str, typer.Argument(help="The rule's name (in any case) or slug.")]
 PatternOption = Annotated[
     str | None,
     typer.Option(
@@ -42,13 +43,14 @@ PatternOption = Annotated[
 ]
 TargetOption = Annotated[
     str | None,
-    typer.Option("--target", help="The new service ('legacy' is reserved).", show_default=False),
+    typer.Option("--target", help="The service that gets the traffic.", show_default=False),
 ]
 TrafficOption = Annotated[
     int | None,
     typer.Option("--traffic", help="Percentage of matching requests, 0..100.", show_default=False),
 ]
-# The fields an audit row records; `set` compares them, `remove` keeps them all.
+# The fields an audit row records; `set` compares them, `remove` keeps them all. The slug
+# never changes: every audit row names it.
 _FIELDS = ("name", "pattern", "target", "traffic", "shadow", "enabled")
 RESOLVE_COLUMNS = (
     "path",
@@ -70,7 +72,12 @@ def _audit(conn: Any, action: str, rule: dict[str, Any], metadata: dict[str, Any
         resource_type="routing_rule",
         resource_id=rule["id"],
         organization_id=rule["organization_id"],
-        metadata={"name": rule["name"], "project_id": rule["project_id"], **metadata},
+        metadata={
+            "name": rule["name"],
+            "slug": rule["slug"],
+            "project_id": rule["project_id"],
+            **metadata,
+        },
     )
 
 
@@ -80,16 +87,18 @@ def _values(rule: dict[str, Any]) -> dict[str, Any]:
 
 @app.command(
     epilog=examples(
-        'migrationpilot routing add -p "Loans core" --name accounts-read \\',
+        'migrationpilot routing add -p "Loans core" --name "Accounts read" \\',
         "  --pattern '/api/accounts/**' --target accounts-java --traffic 10",
     )
 )
 def add(
     ctx: typer.Context,
     project: ProjectOption,
-    name: Annotated[str, typer.Option("--name", help="Unique in the project; Unleash group id.")],
+    name: Annotated[
+        str, typer.Option("--name", help="Free text, unique in the project; gives the slug.")
+    ],
     pattern: Annotated[str, typer.Option("--pattern", help="e.g. '/api/accounts/**'.")],
-    target: Annotated[str, typer.Option("--target", help="The new service, e.g. accounts-java.")],
+    target: Annotated[str, typer.Option("--target", help="The service, e.g. accounts-java.")],
     traffic: Annotated[int, typer.Option("--traffic", help="Percentage, 0..100.")] = 0,
     shadow: Annotated[
         bool, typer.Option("--shadow", help="Serve legacy; mirror the percentage to the target.")
@@ -99,7 +108,9 @@ def add(
     fmt: FormatOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Add a routing rule (disabled unless --enable)."""
+    """Add a routing rule (disabled unless --enable); the database derives its slug.
+
+    Rules on a pattern that already has some split its requests among their targets."""
     values = {
         "name": routing.rule_name(name),
         "pattern": routing.pattern(pattern),
@@ -110,11 +121,12 @@ def add(
     }
     with transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)
-        rules.refuse_duplicates(conn, found, name=name, pattern=pattern)
+        rules.refuse_duplicate_name(conn, found, name)
         rule = rules.create(conn, found, values)
         _audit(conn, "routing.add", rule, {"new": values})
     if not enable:
-        notice(f"added disabled: `migrationpilot routing enable {name} -p {found['id']}` to apply")
+        command = f"migrationpilot routing enable {rule['slug']} -p {found['id']}"
+        notice(f"added disabled: `{command}` to apply")
     render_record(rule, fmt=fmt, quiet=quiet)
 
 
@@ -122,7 +134,7 @@ def add(
     "list",
     epilog=examples(
         'migrationpilot routing list -p "Loans core" --enabled',
-        "migrationpilot routing list --fields name,pattern,traffic --format csv",
+        "migrationpilot routing list --fields name,slug,pattern,traffic --format csv",
     ),
 )
 @listing(rules.COLUMNS)
@@ -145,7 +157,8 @@ def list_(
 ) -> None:
     """Routing rules, each project's in precedence order: the first match wins.
 
-    With --org alone, that organization's."""
+    The rules of one pattern (a split) come together, oldest first. With --org alone, that
+    organization's."""
     with transaction(ctx.obj) as conn:
         found = rules.list_all(
             conn,
@@ -153,11 +166,11 @@ def list_(
             organization_id=organizations.id_of(conn, org),
             enabled_only=enabled,
         )
-    # Disabled rules are listed where they would rank once enabled.
-    ordered = sorted(
-        found,
-        key=lambda row: (row["project"], row["project_id"], rules.as_rule(row).precedence()),
-    )
+    ordered = [
+        row
+        for _, project_rows in itertools.groupby(found, key=lambda row: row["project_id"])
+        for row in _in_precedence(list(project_rows))
+    ]
     render(
         ordered,
         rules.COLUMNS,
@@ -166,8 +179,25 @@ def list_(
         fields=fields,
         header=header,
         title="Routing rules",
-        table_columns=("project", "name", "pattern", "target", "traffic", "shadow", "enabled"),
+        table_columns=(
+            "project",
+            "name",
+            "slug",
+            "pattern",
+            "target",
+            "traffic",
+            "shadow",
+            "enabled",
+        ),
     )
+
+
+def _in_precedence(project_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One project's rules in precedence order, disabled ones where they would rank once
+    enabled."""
+    by_slug = {row["slug"]: row for row in project_rows}
+    ranked = routing.in_precedence(rules.as_rule(row) for row in project_rows)
+    return [by_slug[rule.slug] for rule in ranked]
 
 
 @app.command(
@@ -180,19 +210,31 @@ def show(
     org: OrgOption = None,
     fmt: FormatOption = None,
 ) -> None:
-    """One rule, with the regular expression every export and `resolve` match it by."""
+    """One rule, with its slug and the regular expression it is matched by.
+
+    Every export and `resolve` match a request against that regular expression."""
     with transaction(ctx.obj) as conn:
         rule = rules.get(conn, projects.resolve(conn, project, org), name)
     render_record({**rule, "regex": routing.regex(rule["pattern"])}, fmt=fmt)
 
 
 @app.command(
-    "set", epilog=examples('migrationpilot routing set loan-interest -p "Loans core" --traffic 50')
+    "set",
+    epilog=examples(
+        'migrationpilot routing set loan-interest -p "Loans core" --traffic 50',
+        'migrationpilot routing set loan-interest -p "Loans core" --name "Loan interest"',
+    ),
 )
 def set_(
     ctx: typer.Context,
     name: NameArgument,
     project: ProjectOption,
+    new_name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", help="Rename; the slug stays (and the buckets).", show_default=False
+        ),
+    ] = None,
     traffic: TrafficOption = None,
     shadow: Annotated[
         bool | None,
@@ -203,8 +245,11 @@ def set_(
     org: OrgOption = None,
     fmt: FormatOption = None,
 ) -> None:
-    """Change a rule's traffic, shadow mode, target or pattern."""
-    requested = {
+    """Change a rule's name, traffic, shadow mode, target or pattern.
+
+    Renaming keeps the slug, so the users in each bucket stay where they are."""
+    requested: dict[str, Any] = {
+        "name": None if new_name is None else routing.rule_name(new_name),
         "traffic": None if traffic is None else routing.traffic(traffic),
         "shadow": shadow,
         "target": None if target is None else routing.target_service(target),
@@ -213,14 +258,14 @@ def set_(
     requested = {field: value for field, value in requested.items() if value is not None}
     if not requested:
         raise BadInput(
-            "nothing to change: give --traffic, --shadow/--no-shadow, --target or --pattern"
+            "nothing to change: give --name, --traffic, --shadow/--no-shadow, --target or --pattern"
         )
     with transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)
         before = rules.get(conn, found, name, for_update=True)
         changes = {field: value for field, value in requested.items() if value != before[field]}
-        if "pattern" in changes:
-            rules.refuse_duplicates(conn, found, pattern=pattern, other_than=before["id"])
+        if "name" in changes:
+            rules.refuse_duplicate_name(conn, found, changes["name"], other_than=before["id"])
         after = _change(conn, "routing.set", before, changes)
     render_record(after, fmt=fmt)
 
@@ -258,7 +303,9 @@ def disable(
     org: OrgOption = None,
     fmt: FormatOption = None,
 ) -> None:
-    """Take a rule out of effect: its requests fall to the next matching rule, or legacy."""
+    """Take a rule out of effect: its requests fall to the next matching route, or legacy.
+
+    In a split, the rules after it move up into its buckets."""
     _switch(ctx, name, project, org, fmt, enabled=False)
 
 
@@ -338,7 +385,7 @@ def resolve(
         ),
     ] = False,
 ) -> None:
-    """Where a request goes, and why: the matched rule, bucket, served_by, mirror_to.
+    """Where a request goes, and why: the deciding rule, bucket, served_by, mirror_to.
 
     With --keys-from, one decision per key (a line each), or --summary counts per rule."""
     if keys_from is not None and key is not None:
@@ -367,7 +414,7 @@ def resolve(
 def _decide(
     project_rules: list[routing.Rule], requests: Iterable[tuple[str, str | None]]
 ) -> list[dict[str, Any]]:
-    matched: dict[str, list[routing.Rule]] = {}  # many keys share a path: match it once
+    matched: dict[str, list[routing.Route]] = {}  # many keys share a path: match it once
     decisions = []
     for path, key in requests:
         if path not in matched:
@@ -436,7 +483,7 @@ def export(
     """The project's enabled rules as nginx, Envoy or Istio configuration.
 
     An nginx snippet for http {}, an Envoy route configuration or an Istio VirtualService,
-    routes in precedence order; see docs/routing.md."""
+    routes in precedence order, named by the rules' slugs; see docs/routing.md."""
     header = None if sticky_header is None else routing.header_name(sticky_header)
     with transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)

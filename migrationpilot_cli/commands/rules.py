@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from migrationpilot_cli import validation
+from migrationpilot_cli import refs, validation
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput, NotFound
 from migrationpilot_cli.options import OrgOption, ProjectFilterOption, ProjectOption, examples
@@ -28,7 +28,7 @@ from migrationpilot_cli.output import (
     render,
     render_record,
 )
-from migrationpilot_cli.queries import audit, organizations, projects, rules
+from migrationpilot_cli.queries import audit, organizations, projects, resolve_ref, rules
 from migrationpilot_cli.vocabulary import ReviewStatus, RuleCategory
 
 app = typer.Typer(
@@ -37,7 +37,13 @@ app = typer.Typer(
 )
 
 RuleIdArgument = Annotated[
-    int, typer.Argument(metavar="ID", help="The rule's id.", min=1, show_default=False)
+    str,
+    typer.Argument(
+        metavar="ID",
+        help="The rule's id as listed (e.g. 3f2a9c1e), a longer start of it, the full uuid,"
+        " or - to read it from stdin.",
+        show_default=False,
+    ),
 ]
 _CONFIDENCE_STEP = Decimal("0.001")  # numeric(4,3)
 HISTORY_COLUMNS = ("version", "changed_at", "changed_by", "change_reason", "review_status")
@@ -68,8 +74,8 @@ def import_(
 
     New rules are added, changed ones updated (a new version, and back to pending), unchanged
     ones left alone. A rule is identified by its project, source file, line range and name.
-    Fields: name, category, confidence (0..1), source_file, source_start_line,
-    source_end_line; optional description, logic, formula, source_code (cut from the stored
+    Fields: name, description, category, logic, confidence (0..1), source_file,
+    source_start_line, source_end_line; optional formula, source_code (cut from the stored
     file when absent), inputs, outputs (arrays)."""
     from migrationpilot_cli import jsonrecords, rulefiles  # not paid by the listings
 
@@ -224,11 +230,13 @@ def list_(
 
 
 @app.command(
-    epilog=examples("migrationpilot rules show 3", "migrationpilot rules show 3 --format json")
+    epilog=examples(
+        "migrationpilot rules show 3f2a9c1e", "migrationpilot rules show 3f2a9c1e --format json"
+    )
 )
 def show(
     ctx: typer.Context,
-    rule_id: RuleIdArgument,
+    rule_ref: RuleIdArgument,
     source: Annotated[
         bool,
         typer.Option(
@@ -238,7 +246,9 @@ def show(
     fmt: FormatOption = None,
 ) -> None:
     """Every field of a rule; on a terminal, followed by its highlighted source lines."""
+    ref = validation.one_id(rule_ref)
     with transaction(ctx.obj) as conn:
+        rule_id = resolve_ref(conn, "business_rules", ref)
         record = rules.get(conn, rule_id)
     language = record.pop("source_language")
     chosen = fmt or (OutputFormat.table if sys.stdout.isatty() else OutputFormat.tsv)
@@ -265,14 +275,14 @@ def _print_source(code: str, language: str | None, first_line: int) -> None:
 
 @app.command(
     epilog=examples(
-        "migrationpilot rules history 3",
-        "migrationpilot rules history 3 --fields version,changed_by,change_reason",
+        "migrationpilot rules history 3f2a9c1e",
+        "migrationpilot rules history 3f2a9c1e --fields version,changed_by,change_reason",
     )
 )
 @listing(HISTORY_COLUMNS)
 def history(
     ctx: typer.Context,
-    rule_id: RuleIdArgument,
+    rule_ref: RuleIdArgument,
     fmt: FormatOption = None,
     quiet: QuietOption = False,
     fields: FieldsOption = None,
@@ -281,7 +291,9 @@ def history(
     """Every version of a rule: who made it, when, why, and its review status then.
 
     `-q` prints the version numbers."""
+    ref = validation.one_id(rule_ref)
     with transaction(ctx.obj) as conn:
+        rule_id = resolve_ref(conn, "business_rules", ref)
         versions = rules.history(conn, rule_id)
     render(
         versions,
@@ -291,17 +303,19 @@ def history(
         fields=fields,
         header=header,
         id_column="version",
-        title=f"History of rule {rule_id}",
+        title=f"History of rule {refs.short(rule_id)}",
     )
 
 
 @app.command(
-    epilog=examples("migrationpilot rules diff 3", "migrationpilot rules diff 3 --from 1 --to 2")
+    epilog=examples(
+        "migrationpilot rules diff 3f2a9c1e", "migrationpilot rules diff 3f2a9c1e --from 1 --to 2"
+    )
 )
 @listing(DIFF_COLUMNS)
 def diff(
     ctx: typer.Context,
-    rule_id: RuleIdArgument,
+    rule_ref: RuleIdArgument,
     old: Annotated[
         int | None,
         typer.Option(
@@ -321,13 +335,15 @@ def diff(
 
     The first version is compared with nothing: every field it set. `-q` prints the field
     names."""
+    ref = validation.one_id(rule_ref)
     with transaction(ctx.obj) as conn:
+        rule_id = resolve_ref(conn, "business_rules", ref)
         latest = rules.latest_version(conn, rule_id)
         to = latest if new is None else new
         for option, version in (("--to", to), ("--from", old)):
             if version is not None and not 1 <= version <= latest:
                 raise NotFound(
-                    f"rule {rule_id} has no version {version} ({option});"
+                    f"rule {refs.short(rule_id)} has no version {version} ({option});"
                     f" it has versions 1-{latest}"
                 )
         since = to - 1 if old is None else old  # version 0: the empty rule before version 1
@@ -340,7 +356,9 @@ def diff(
         fields=fields,
         header=header,
         id_column="field",
-        title=f"Rule {rule_id}: version {since} -> {to}" if since else f"Rule {rule_id}: version 1",
+        title=f"Rule {refs.short(rule_id)}: version {since} -> {to}"
+        if since
+        else f"Rule {refs.short(rule_id)}: version 1",
     )
 
 
@@ -352,17 +370,18 @@ def diff(
 )
 def edit(
     ctx: typer.Context,
-    rule_id: RuleIdArgument,
+    rule_ref: RuleIdArgument,
     reason: Annotated[
         str, typer.Option("--reason", help="Why: recorded with the new version and the audit.")
     ],
     name: Annotated[str | None, typer.Option("--name", show_default=False)] = None,
     description: Annotated[
         str | None,
-        typer.Option("--description", help="An empty value clears it.", show_default=False),
+        typer.Option("--description", help="What the rule is about.", show_default=False),
     ] = None,
     logic: Annotated[
-        str | None, typer.Option("--logic", help="An empty value clears it.", show_default=False)
+        str | None,
+        typer.Option("--logic", help="What the rule does, in words.", show_default=False),
     ] = None,
     formula: Annotated[
         str | None, typer.Option("--formula", help="An empty value clears it.", show_default=False)
@@ -376,9 +395,11 @@ def edit(
     """Correct a rule by hand: a new version, with your reason.
 
     Values equal to the current ones change nothing (no new version)."""
-    why = validation.text(reason, "--reason")
+    why = validation.text(reason, "--reason", max_length=None)
     wanted = _edits(name, description, logic, formula, confidence, category)
+    ref = validation.one_id(rule_ref)
     with transaction(ctx.obj) as conn:
+        rule_id = resolve_ref(conn, "business_rules", ref)
         before = rules.lock(conn, rule_id)
         changes = {field: value for field, value in wanted.items() if before[field] != value}
         after = before
@@ -421,11 +442,15 @@ def _edits(
 ) -> dict[str, Any]:
     """The fields the user asked to set, checked and in their stored form."""
     wanted: dict[str, Any] = {}
-    if name is not None:
-        wanted["name"] = validation.text(name, "--name")
-    for field, value in (("description", description), ("logic", logic), ("formula", formula)):
-        if value is not None:
-            wanted[field] = value.strip() or None  # an empty value clears the field
+    for field, value, longest in (
+        ("name", name, validation.NAME_LENGTH),
+        ("description", description, None),
+        ("logic", logic, None),
+    ):
+        if value is not None:  # a rule always has these: they cannot be cleared
+            wanted[field] = validation.text(value, f"--{field}", max_length=longest)
+    if formula is not None:
+        wanted["formula"] = formula.strip() or None  # an empty value clears the formula
     if confidence is not None:
         checked = _confidence(confidence, "--confidence")
         assert checked is not None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from uuid import UUID
 
 import typer
 
-from migrationpilot_cli import jsonrecords
+from migrationpilot_cli import jsonrecords, refs, validation
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
 from migrationpilot_cli.options import OrgOption, ProjectFilterOption, ProjectOption, examples
@@ -19,7 +20,7 @@ from migrationpilot_cli.output import (
     render,
     render_record,
 )
-from migrationpilot_cli.queries import audit, projects, test_cases
+from migrationpilot_cli.queries import audit, projects, resolve_ref, test_cases
 from migrationpilot_cli.queries.test_cases import CaseRecord
 
 app = typer.Typer(
@@ -29,7 +30,6 @@ app = typer.Typer(
 
 _FIELDS = ("rule_id", "name", "description", "inputs", "expected")
 _REQUIRED = ("rule_id", "name", "inputs", "expected")
-_MAX_ID = 2**63 - 1  # bigint
 
 
 @app.command(
@@ -56,9 +56,10 @@ def import_(
     New cases are inserted, changed ones updated, unchanged ones left alone. A case is
     identified by its rule and name.
 
-    Each record holds rule_id (a rule of the project), name, inputs (an object), expected (any
-    JSON) and optionally description; any other field is an error. Every record is checked
-    before anything is written; an error names the line (JSON Lines) or index (array)."""
+    Each record holds rule_id (the full uuid of a rule of the project), name, inputs (an
+    object), expected (any JSON) and optionally description; any other field is an error.
+    Every record is checked before anything is written; an error names the line (JSON Lines)
+    or index (array)."""
     cases = validated(jsonrecords.load(source))
     with transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)
@@ -78,7 +79,7 @@ def validated(records: list[jsonrecords.Record]) -> list[CaseRecord]:
     if not records:
         raise BadInput("no test cases in the input")
     cases: list[CaseRecord] = []
-    seen: dict[tuple[int, str], str] = {}
+    seen: dict[tuple[UUID, str], str] = {}
     for location, record in records:
         case = _case(location, record)
         first = seen.setdefault((case.rule_id, case.name), location)
@@ -101,8 +102,8 @@ def _case(location: str, record: dict[str, Any]) -> CaseRecord:
     if missing:
         raise BadInput(f"{location}: missing field {missing[0]!r}")
     rule_id, name, description = record["rule_id"], record["name"], record.get("description")
-    if type(rule_id) is not int or not 1 <= rule_id <= _MAX_ID:
-        raise BadInput(f"{location}: rule_id must be a rule's id, got {_shown(rule_id)}")
+    if not (isinstance(rule_id, str) and refs.is_uuid(rule_id)):
+        raise BadInput(f"{location}: rule_id must be a rule's full uuid, got {_shown(rule_id)}")
     if not isinstance(name, str) or not name.strip():
         raise BadInput(f"{location}: name must be a non-empty string, got {_shown(name)}")
     if description is not None and not isinstance(description, str):
@@ -111,7 +112,7 @@ def _case(location: str, record: dict[str, Any]) -> CaseRecord:
         raise BadInput(f"{location}: inputs must be an object, got {_shown(record['inputs'])}")
     return CaseRecord(
         location=location,
-        rule_id=rule_id,
+        rule_id=UUID(rule_id),
         name=name.strip(),
         description=description,
         inputs=jsonrecords.dumps(record["inputs"]),
@@ -126,17 +127,19 @@ def _shown(value: Any) -> str:
 
 @app.command(
     "list",
-    epilog=examples('migrationpilot tests list --project "Loans core" --rule 42 --format json'),
+    epilog=examples(
+        'migrationpilot tests list --project "Loans core" --rule 3f2a9c1e --format json'
+    ),
 )
 @listing(test_cases.COLUMNS)
 def list_(
     ctx: typer.Context,
     project: ProjectFilterOption = None,
     rule: Annotated[
-        int | None,
+        str | None,
         typer.Option(
             "--rule",
-            help="Only this rule's test cases.",
+            help="Only this rule's test cases: its id as listed, or the full uuid.",
             show_default=False,
             rich_help_panel="Filters",
         ),
@@ -150,7 +153,8 @@ def list_(
     """Test cases you can see, by rule and name."""
     with transaction(ctx.obj) as conn:
         project_id = projects.resolve(conn, project, org)["id"] if project else None
-        rows = test_cases.list_visible(conn, project_id=project_id, rule_id=rule)
+        rule_id = resolve_ref(conn, "business_rules", refs.parse(rule, "--rule")) if rule else None
+        rows = test_cases.list_visible(conn, project_id=project_id, rule_id=rule_id)
     render(
         rows,
         test_cases.COLUMNS,
@@ -162,13 +166,20 @@ def list_(
     )
 
 
-@app.command(epilog=examples("migrationpilot tests show 7 --format json"))
+@app.command(epilog=examples("migrationpilot tests show 9c41d07b --format json"))
 def show(
     ctx: typer.Context,
-    case_id: Annotated[int, typer.Argument(metavar="ID", help="The test case's id.")],
+    case_ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID",
+            help="The test case's id as listed, a longer start of it, the full uuid, or -.",
+        ),
+    ],
     fmt: FormatOption = None,
 ) -> None:
     """One test case with its rule, description, inputs and expected result."""
+    ref = validation.one_id(case_ref)
     with transaction(ctx.obj) as conn:
-        case = test_cases.get(conn, case_id)
+        case = test_cases.get(conn, resolve_ref(conn, "test_cases", ref))
     render_record(case, fmt=fmt)

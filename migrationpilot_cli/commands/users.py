@@ -33,7 +33,9 @@ app = typer.Typer(help="Users: people, their organization and role.", no_args_is
 )
 def add(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="Unique email, stored lower-case.")],
+    email: Annotated[
+        str, typer.Argument(help="Email, stored as given; unique without regard to case.")
+    ],
     name: Annotated[str, typer.Option("--name", help="Full name.")],
     org: Annotated[
         str | None,

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from migrationpilot_cli.errors import BadInput, DatabaseUnreachable, NotFound
 
@@ -129,16 +130,18 @@ def transaction(settings: Settings) -> Iterator[Connection]:
         yield conn
 
 
-def act_as(conn: psycopg.Connection[Any], email: str) -> int:
+def act_as(conn: psycopg.Connection[Any], email: str) -> UUID:
     """Become ``email`` for the rest of the current transaction; returns the user's id."""
     from psycopg import sql
     from psycopg.rows import tuple_row
 
     with conn.cursor(row_factory=tuple_row) as cursor:  # whatever the connection's rows are
-        row = cursor.execute("SELECT id FROM users WHERE email = lower(%s)", (email,)).fetchone()
+        row = cursor.execute(
+            "SELECT id FROM users WHERE lower(email) = lower(%s)", (email,)
+        ).fetchone()
     if row is None:
         raise NotFound(f"no user with email {email}; check --as / MIGRATIONPILOT_USER")
-    user_id = int(row[0])
+    user_id: UUID = row[0]
     conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(APP_ROLE)))
     conn.execute("SELECT set_config('app.current_user_id', %s, true)", (str(user_id),))
     return user_id

@@ -221,6 +221,23 @@ def drift_problems(rows: Sequence[dict[str, Any]]) -> list[str]:
     return problems
 
 
+# The first file of the schema before the baseline of the first release (V0001-V0018, bigint
+# keys), which the uuid baseline replaced: its name in the history marks such a database.
+_PRE_BASELINE_SCRIPT = "V0001__extensions_and_roles.sql"
+
+
+def refuse_pre_baseline(applied: dict[int, AppliedMigration]) -> None:
+    """A database made by the migrations the baseline replaced cannot be migrated in place."""
+    first = applied.get(1)
+    if first is not None and first.script == _PRE_BASELINE_SCRIPT:
+        raise OperationFailed(
+            "this database predates the baseline schema (bigint ids, migrations V0001-V0018):"
+            " migrate a fresh database and move the data over (`rules export` each project"
+            " from this one with the previous release, then `files import` and `rules import`"
+            " into the new one), or drop this database and run `db migrate` again"
+        )
+
+
 def refuse_drift(rows: Sequence[dict[str, Any]]) -> None:
     problems = drift_problems(rows)
     if problems:
@@ -283,11 +300,48 @@ def migrate(
     with migration_lock(conn):
         conn.execute(sql.SQL(_CREATE_HISTORY).format(history=_HISTORY))
         applied = read_history(conn)
+        refuse_pre_baseline(applied)
         refuse_drift(status(files, applied))
         todo = pending(files, applied, target)
         for file in todo:
             on_applied(file, apply_file(conn, file, lock_timeout))
     return todo
+
+
+# The names PostgreSQL knows for UTC itself (not zones that merely sit at +00:00 in winter).
+_UTC_NAMES = frozenset(
+    ("utc", "etc/utc", "uct", "etc/uct", "universal", "etc/universal", "zulu", "etc/zulu")
+)
+
+
+def ensure_utc(conn: psycopg.Connection[Any]) -> str | None:
+    """Make UTC the database's TimeZone; return the zone it had, or None when it was UTC.
+
+    The design's ``timestamp()`` columns are read by Drizzle as UTC (it appends +0000 to
+    what it reads), so a server whose default zone is not UTC would hand such applications
+    times off by its offset. Our columns are timestamptz; the CLI shows them in the user's
+    own zone itself. The setting applies to new sessions of this database."""
+    from psycopg.rows import tuple_row
+
+    with conn.cursor(row_factory=tuple_row) as cursor:
+        row = cursor.execute(
+            """
+            SELECT coalesce(
+                (SELECT substr(setting, length('TimeZone=') + 1)
+                   FROM pg_db_role_setting AS d, unnest(d.setconfig) AS setting
+                  WHERE d.setdatabase = (SELECT oid FROM pg_database
+                                          WHERE datname = current_database())
+                    AND d.setrole = 0 AND setting LIKE 'TimeZone=%%'),
+                (SELECT reset_val FROM pg_settings WHERE name = 'TimeZone')),
+                current_database()
+            """
+        ).fetchone()
+    assert row is not None
+    zone, database = row
+    if str(zone).lower() in _UTC_NAMES:
+        return None
+    conn.execute(sql.SQL("ALTER DATABASE {} SET TimeZone = 'UTC'").format(sql.Identifier(database)))
+    return str(zone)
 
 
 def apply_file(conn: psycopg.Connection[Any], file: MigrationFile, lock_timeout: str) -> int:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
-from migrationpilot_cli.errors import NotFound
+from migrationpilot_cli.errors import BadInput, NotFound
 
 if TYPE_CHECKING:
     from psycopg import sql
@@ -31,6 +32,101 @@ def inserted_id(conn: Connection, query: Query, params: Any) -> str:
     row = conn.execute(query, params).fetchone()
     assert row is not None, "INSERT ... RETURNING always returns the row"
     return str(row["id"])
+
+
+# The tables whose rows people name by id, and what a person calls one of their rows.
+_REFERABLE = {"business_rules": "rule", "test_cases": "test case"}
+_CANDIDATES_SHOWN = 5
+
+
+def resolve_refs(
+    conn: Connection, table: str, refs: Sequence[str], *, skip_missing: bool = False
+) -> list[UUID]:
+    """The ids that ``refs`` (from ``refs.parse``) name in ``table``, in order; a start that
+    names no row is an error (exit 4), or left out with ``skip_missing``.
+
+    A full uuid is taken as it is, without a query, so a pipe of 10,000 full ids costs
+    nothing here (the command reports one that does not exist, as it would any id). The
+    starts of ids are looked up in one statement, one index range probe each; under row
+    level security only the acting user's rows count, so a start is ambiguous only among
+    rows that user can see."""
+    from psycopg import sql
+
+    noun = _REFERABLE[table]
+    starts = sorted({ref for ref in refs if len(ref) < 32})
+    found: dict[str, list[UUID]] = {}
+    if starts:
+        from migrationpilot_cli import refs as references
+
+        lows, highs = zip(*(references.bounds(ref) for ref in starts), strict=True)
+        query = sql.SQL(
+            """
+            SELECT r.ref, t.id
+            FROM unnest(%s::text[], %s::uuid[], %s::uuid[]) AS r (ref, low, high)
+            LEFT JOIN LATERAL (
+                SELECT id FROM {table} WHERE id BETWEEN r.low AND r.high ORDER BY id LIMIT %s
+            ) AS t ON true
+            """
+        ).format(table=sql.Identifier(table))
+        rows = conn.execute(query, (starts, list(lows), list(highs), _CANDIDATES_SHOWN + 1))
+        for row in rows:
+            found.setdefault(row["ref"], []).extend([row["id"]] if row["id"] else [])
+    if skip_missing:
+        refs = [ref for ref in refs if found.get(ref, True)]
+    return [_one_id(ref, found.get(ref), noun) for ref in refs]
+
+
+def ref_bounds(ref: str) -> dict[str, UUID | None]:
+    """Parameters ``low`` and ``high`` for ``id BETWEEN %(low)s AND %(high)s``: the ids that
+    ``ref`` may start, or NULLs (matching nothing) when ``ref`` cannot be an id."""
+    from migrationpilot_cli import refs
+
+    if not refs.is_ref(ref):
+        return {"low": None, "high": None}
+    low, high = refs.bounds(refs.parse(ref))
+    return {"low": low, "high": high}
+
+
+def pick_named(
+    rows: Sequence[dict[str, Any]],
+    ref: str,
+    *,
+    by: str,
+    noun: str,
+    missing: str,
+    hint: str = "use the full id",
+    shown_by: str | None = None,
+) -> dict[str, Any]:
+    """The row ``ref`` names among ``rows`` (found by name or by the start of their id): a
+    row whose ``by`` column is ``ref`` (ignoring case) wins; else the one id that starts so.
+    Several rows of that name, or several ids with that start, are ambiguous (exit 2); the
+    error shows each candidate's ``shown_by`` column (default ``by``) and full id."""
+    if not rows:
+        raise NotFound(missing)
+    named = [row for row in rows if str(row[by]).lower() == ref.lower()]
+    chosen = named or rows
+    if len(chosen) > 1:
+        label = shown_by or by
+        shown = ", ".join(f"{row[label]} (id {row['id']})" for row in chosen[:_CANDIDATES_SHOWN])
+        raise BadInput(f"{ref!r} names more than one {noun}: {shown}; {hint}")
+    return chosen[0]
+
+
+def resolve_ref(conn: Connection, table: str, ref: str) -> UUID:
+    """The id one reference names (see :func:`resolve_refs`)."""
+    return resolve_refs(conn, table, [ref])[0]
+
+
+def _one_id(ref: str, candidates: list[UUID] | None, noun: str) -> UUID:
+    if candidates is None:
+        return UUID(ref)
+    if not candidates:
+        raise NotFound(f"no {noun} with an id starting {ref} (or not visible to you)")
+    if len(candidates) > 1:
+        shown = ", ".join(str(c) for c in candidates[:_CANDIDATES_SHOWN])
+        more = " and more" if len(candidates) > _CANDIDATES_SHOWN else ""
+        raise BadInput(f"{ref} is ambiguous: {shown}{more}; give more digits of the {noun}'s id")
+    return candidates[0]
 
 
 # psycopg (3.3.9 on) waits, after every 1 MB handed to libpq, until all of it has reached the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 if TYPE_CHECKING:
     from psycopg import sql
@@ -28,9 +29,9 @@ def record(
     action: str,
     *,
     resource_type: str,
-    resource_id: object,
-    organization_id: int | None = None,
-    tenant_id: int | None = None,
+    resource_id: UUID,
+    organization_id: UUID | None = None,
+    tenant_id: UUID | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> None:
     from psycopg.types.json import Jsonb
@@ -42,7 +43,7 @@ def record(
             "organization_id": organization_id,
             "action": action,
             "resource_type": resource_type,
-            "resource_id": str(resource_id),
+            "resource_id": resource_id,
             "metadata": Jsonb(metadata or {}, dumps=_dumps),
         },
     )
@@ -58,7 +59,7 @@ INSERT INTO audit_logs
     (tenant_id, organization_id, user_id, actor_email, action, resource_type, resource_id,
      metadata)
 SELECT o.tenant_id, s.organization_id, u.id, u.email, %(audit_action)s,
-       %(audit_resource_type)s, s.resource_id::text, s.metadata
+       %(audit_resource_type)s, s.resource_id, s.metadata
 FROM subjects s
 LEFT JOIN organizations o ON o.id = s.organization_id
 LEFT JOIN users u ON u.id = (SELECT current_user_id())
@@ -79,7 +80,7 @@ def record_many(
 
     ``subjects`` becomes a WITH query, so it may be the change itself (``UPDATE ...
     RETURNING``): the change and its audit rows are then one statement. Returns each audit
-    row's ``resource_id`` (text) and ``metadata``."""
+    row's ``resource_id`` and ``metadata``."""
     from psycopg import sql
 
     query = sql.SQL(_RECORD_MANY).format(subjects=subjects)
@@ -123,7 +124,7 @@ LEFT JOIN tenants t ON t.id = a.tenant_id
 WHERE a.created_at >= coalesce(%(since)s::timestamptz, now() - %(ago)s::interval, '-infinity')
   AND (%(action)s::text IS NULL OR a.action = %(action)s)
   AND (%(prefix)s::text IS NULL OR starts_with(a.action, %(prefix)s))
-  AND (%(user)s::text IS NULL OR a.actor_email = %(user)s)
+  AND (%(user)s::text IS NULL OR lower(a.actor_email) = lower(%(user)s))
   AND (%(resource_type)s::text IS NULL OR a.resource_type = %(resource_type)s)
 ORDER BY a.created_at DESC, a.id DESC
 LIMIT %(limit)s
@@ -161,7 +162,7 @@ WITH purged AS (
       ON p.tenant_id = t.id
 ), recorded AS (
     INSERT INTO audit_logs (tenant_id, action, resource_type, resource_id, metadata)
-    SELECT tenant_id, 'audit.purge', 'tenant', tenant_id::text,
+    SELECT tenant_id, 'audit.purge', 'tenant', tenant_id,
            jsonb_build_object('purged', purged, 'retention_days', retention_days,
                               'older_than', now() - make_interval(days => retention_days))
     FROM counts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from migrationpilot_cli.queries import copy_rows, one
 
@@ -102,7 +103,7 @@ def merge(
     if _may_copy_directly(conn, ids):
         owner = (project["organization_id"], project["id"])
         rows = _file_rows(files, paths, owner)
-        copy_rows(conn, _COPY_DIRECT, rows, types=("int8", "int8", *_COPY_TYPES))
+        copy_rows(conn, _COPY_DIRECT, rows, types=("uuid", "uuid", *_COPY_TYPES))
         return {"added": paths, "changed": [], "unchanged": [], "removed": []}
     conn.execute(_STAGE)
     copy_rows(conn, _COPY, _file_rows(files, paths), types=_COPY_TYPES)
@@ -146,7 +147,7 @@ def _file_rows(
 
 
 def list_for_project(
-    conn: Connection, project_id: int, language: str | None
+    conn: Connection, project_id: UUID, language: str | None
 ) -> list[dict[str, Any]]:
     return conn.execute(
         """
@@ -161,7 +162,7 @@ def list_for_project(
     ).fetchall()
 
 
-def get(conn: Connection, project_id: int, path: str) -> dict[str, Any]:
+def get(conn: Connection, project_id: UUID, path: str) -> dict[str, Any]:
     return one(
         conn,
         "SELECT id, path, language::text AS language, content, line_count AS lines"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from migrationpilot_cli.queries import copy_rows, one
 
@@ -82,7 +83,7 @@ def merge(
 
 
 def list_visible(
-    conn: Connection, *, project_id: int | None, file_type: str | None
+    conn: Connection, *, project_id: UUID | None, file_type: str | None
 ) -> list[dict[str, Any]]:
     """Every generated file the caller can see, optionally of one project and of one type."""
     return conn.execute(
@@ -90,7 +91,7 @@ def list_visible(
         SELECT id, project_id, path, type::text AS type, language::text AS language,
                line_count AS lines, size_bytes, sha256, updated_at
         FROM generated_files
-        WHERE (%(project)s::bigint IS NULL OR project_id = %(project)s)
+        WHERE (%(project)s::uuid IS NULL OR project_id = %(project)s)
           AND (%(type)s::generated_file_type IS NULL OR type = %(type)s)
         ORDER BY project_id, path
         """,
@@ -98,7 +99,7 @@ def list_visible(
     ).fetchall()
 
 
-def get(conn: Connection, project_id: int, path: str) -> dict[str, Any]:
+def get(conn: Connection, project_id: UUID, path: str) -> dict[str, Any]:
     return one(
         conn,
         "SELECT id, path, type::text AS type, language::text AS language, content"
@@ -108,7 +109,7 @@ def get(conn: Connection, project_id: int, path: str) -> dict[str, Any]:
     )
 
 
-def contents(conn: Connection, project_id: int) -> list[dict[str, Any]]:
+def contents(conn: Connection, project_id: UUID) -> list[dict[str, Any]]:
     """Path and content of every generated file of the project, for an export."""
     return conn.execute(
         "SELECT path, content FROM generated_files WHERE project_id = %s ORDER BY path",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
-from migrationpilot_cli.queries import inserted_id, one
+from migrationpilot_cli.queries import inserted_id, pick_named, ref_bounds
 
 if TYPE_CHECKING:
     from migrationpilot_cli.db.connect import Connection
@@ -20,7 +21,7 @@ JOIN tenants t ON t.id = o.tenant_id
 """
 
 
-def create(conn: Connection, *, name: str, slug: str, tenant_id: int) -> dict[str, Any]:
+def create(conn: Connection, *, name: str, slug: str, tenant_id: UUID) -> dict[str, Any]:
     return get(
         conn,
         inserted_id(
@@ -31,32 +32,32 @@ def create(conn: Connection, *, name: str, slug: str, tenant_id: int) -> dict[st
     )
 
 
-def list_all(conn: Connection, tenant_id: int | None = None) -> list[dict[str, Any]]:
+def list_all(conn: Connection, tenant_id: UUID | None = None) -> list[dict[str, Any]]:
     return conn.execute(
-        _SELECT + " WHERE %(tenant)s::bigint IS NULL OR o.tenant_id = %(tenant)s ORDER BY o.slug",
+        _SELECT + " WHERE %(tenant)s::uuid IS NULL OR o.tenant_id = %(tenant)s ORDER BY o.slug",
         {"tenant": tenant_id},
     ).fetchall()
 
 
 def get(conn: Connection, ref: str) -> dict[str, Any]:
     """An organization by slug or id (under RLS: only the acting user's own)."""
-    return one(
-        conn,
-        _SELECT + " WHERE o.slug = %(ref)s OR o.id::text = %(ref)s",
-        {"ref": ref},
-        missing=f"no organization {ref!r}; see `migrationpilot orgs list`",
-    )
+    rows = conn.execute(
+        _SELECT + " WHERE o.slug = %(ref)s OR o.id BETWEEN %(low)s AND %(high)s LIMIT 6",
+        {"ref": ref, **ref_bounds(ref)},
+    ).fetchall()
+    missing = f"no organization {ref!r}; see `migrationpilot orgs list`"
+    return pick_named(rows, ref, by="slug", noun="organization", missing=missing)
 
 
-def id_of(conn: Connection, ref: str | None) -> int | None:
+def id_of(conn: Connection, ref: str | None) -> UUID | None:
     """The id of an optional ``--org`` option (None when not given)."""
-    return int(get(conn, ref)["id"]) if ref else None
+    return get(conn, ref)["id"] if ref else None
 
 
-def own_or(conn: Connection, ref: str | None) -> int:
+def own_or(conn: Connection, ref: str | None) -> UUID:
     """The organization ``--org`` names, or else the acting user's own."""
     if ref:
-        return int(get(conn, ref)["id"])
+        return get(conn, ref)["id"]  # type: ignore[no-any-return]
     row = conn.execute("SELECT current_organization_id() AS id").fetchone()
     assert row is not None and row["id"] is not None, "called with an acting user"
-    return int(row["id"])
+    return row["id"]  # type: ignore[no-any-return]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
-from migrationpilot_cli.errors import BadInput, NotFound
-from migrationpilot_cli.queries import inserted_id
+from migrationpilot_cli.queries import inserted_id, pick_named, ref_bounds
 
 if TYPE_CHECKING:
     from migrationpilot_cli.db.connect import Connection
@@ -90,12 +90,12 @@ def create(conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_all(
-    conn: Connection, *, organization_id: int | None, status: str | None
+    conn: Connection, *, organization_id: UUID | None, status: str | None
 ) -> list[dict[str, Any]]:
     return conn.execute(
         _SELECT
         + """
-        WHERE (%(org)s::bigint IS NULL OR p.organization_id = %(org)s)
+        WHERE (%(org)s::uuid IS NULL OR p.organization_id = %(org)s)
           AND (%(status)s::project_status IS NULL OR p.status = %(status)s)
         ORDER BY o.slug, p.name
         """,
@@ -116,27 +116,28 @@ def names_starting_with(conn: Connection, prefix: str, limit: int = 100) -> list
     return [row["name"] for row in rows]
 
 
-def get(conn: Connection, ref: str, organization_id: int | None = None) -> dict[str, Any]:
-    """A project by id, or by name (names are unique within an organization)."""
-    # An id is compared as a number (its primary key) and a name by projects_name_idx, so
-    # the lookup is two index probes rather than a scan of every project's id as text.
-    canonical = ref.isascii() and ref.isdigit() and len(ref) <= 18 and str(int(ref)) == ref
-    project_id = int(ref) if canonical else None
+def get(conn: Connection, ref: str, organization_id: UUID | None = None) -> dict[str, Any]:
+    """A project by name (names are unique within an organization) or id (or its start)."""
+    # A name is found by projects_name_idx, an id by the primary key: two index probes.
     rows = conn.execute(
         _SELECT
         + """
-        WHERE (p.id = %(id)s OR p.name = %(ref)s)
-          AND (%(org)s::bigint IS NULL OR p.organization_id = %(org)s)
-        ORDER BY p.id = %(id)s DESC, p.id
+        WHERE (p.name = %(ref)s OR p.id BETWEEN %(low)s AND %(high)s)
+          AND (%(org)s::uuid IS NULL OR p.organization_id = %(org)s)
+        ORDER BY p.name = %(ref)s DESC, p.id
+        LIMIT 6
         """,
-        {"id": project_id, "ref": ref, "org": organization_id},
+        {"ref": ref, "org": organization_id, **ref_bounds(ref)},
     ).fetchall()
-    if not rows:
-        raise NotFound(f"no project {ref!r}; see `migrationpilot projects list`")
-    if len(rows) > 1 and str(rows[0]["id"]) != ref:
-        where = ", ".join(f"{row['organization']} (id {row['id']})" for row in rows)
-        raise BadInput(f"{len(rows)} projects are named {ref!r}: {where}; use the id or --org")
-    return rows[0]
+    return pick_named(
+        rows,
+        ref,
+        by="name",
+        noun="project",
+        missing=f"no project {ref!r}; see `migrationpilot projects list`",
+        hint="use the id or --org",
+        shown_by="organization",
+    )
 
 
 def resolve(conn: Connection, ref: str, org_ref: str | None) -> dict[str, Any]:
@@ -152,5 +153,5 @@ def dashboard(conn: Connection, project: dict[str, Any]) -> dict[str, Any]:
     return {**project, **statistics}
 
 
-def set_status(conn: Connection, project_id: int, status: str) -> None:
+def set_status(conn: Connection, project_id: UUID, status: str) -> None:
     conn.execute("UPDATE projects SET status = %s WHERE id = %s", (status, project_id))

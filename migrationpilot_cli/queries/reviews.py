@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from migrationpilot_cli.errors import NotFound, OperationFailed
 from migrationpilot_cli.queries import audit
@@ -27,7 +28,7 @@ _NAMED_MISSING = 5
 _LOCK = """
 SELECT id, name, review_status::text AS status, version
 FROM business_rules
-WHERE id = ANY(%(ids)s::bigint[])
+WHERE id = ANY(%(ids)s::uuid[])
 ORDER BY id
 FOR UPDATE
 """
@@ -43,7 +44,7 @@ SET review_status = %(status)s::review_status,
     reviewed_at = now(),
     review_comments = %(comment)s
 FROM business_rules AS before
-WHERE r.id = ANY(%(ids)s::bigint[])
+WHERE r.id = ANY(%(ids)s::uuid[])
   AND before.id = r.id
   AND r.review_status <> %(status)s::review_status
 RETURNING r.organization_id, r.id AS resource_id,
@@ -56,7 +57,7 @@ RETURNING r.organization_id, r.id AS resource_id,
 
 def review(
     conn: Connection,
-    ids: Sequence[int],
+    ids: Sequence[UUID],
     *,
     verb: str,
     comment: str | None,
@@ -88,11 +89,11 @@ def review(
         subjects=sql.SQL(_UPDATE),
         params={"ids": list(current), "status": STATUS_OF[verb], "comment": comment},
     )
-    new_versions = {int(row["resource_id"]): row["metadata"]["version"] for row in audited}
+    new_versions = {row["resource_id"]: row["metadata"]["version"] for row in audited}
     return [_outcome(rule_id, current.get(rule_id), verb, new_versions) for rule_id in ids]
 
 
-def _missing_message(missing: Sequence[int], requested: int) -> str:
+def _missing_message(missing: Sequence[UUID], requested: int) -> str:
     named = ", ".join(str(rule_id) for rule_id in missing[:_NAMED_MISSING])
     if len(missing) > _NAMED_MISSING:
         named += f" and {len(missing) - _NAMED_MISSING} more"
@@ -111,7 +112,7 @@ def _check_versions(rules: Iterable[dict[str, Any]], expected: int) -> None:
 
 
 def _outcome(
-    rule_id: int, before: dict[str, Any] | None, verb: str, new_versions: dict[int, int]
+    rule_id: UUID, before: dict[str, Any] | None, verb: str, new_versions: dict[UUID, int]
 ) -> dict[str, Any]:
     if before is None:
         return dict.fromkeys(COLUMNS) | {"id": rule_id, "outcome": "skipped"}

@@ -1,12 +1,13 @@
-"""Routing rules of a project: reads, the duplicate checks and the writes."""
+"""Routing rules of a project: reads, the duplicate-name check and the writes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
-from migrationpilot_cli.errors import BadInput
+from migrationpilot_cli.errors import BadInput, OperationFailed
 from migrationpilot_cli.queries import inserted_id, one
 from migrationpilot_cli.routing import Rule
 
@@ -17,6 +18,7 @@ COLUMNS = (
     "id",
     "project",
     "name",
+    "slug",
     "pattern",
     "target",
     "traffic",
@@ -25,8 +27,10 @@ COLUMNS = (
     "created_at",
     "updated_at",
 )
-# What `set` may change: option value -> column. Identifiers only from here.
+# What `set` may change: option value -> column. Identifiers only from here. Never the
+# slug: the database keeps it for life (routing_rules_keep_slug).
 CHANGEABLE = {
+    "name": "name",
     "pattern": "path_pattern",
     "target": "target_service",
     "traffic": "traffic_percentage",
@@ -35,9 +39,10 @@ CHANGEABLE = {
 }
 
 _NAME_KEY = "routing_rules_organization_id_project_id_name_key"
+_SPLIT_TOTAL = "routing_rules_split_total"
 
 _SELECT = """
-SELECT r.id, r.project_id, p.name AS project, r.organization_id, r.name,
+SELECT r.id, r.project_id, p.name AS project, r.organization_id, r.name, r.slug,
        r.path_pattern AS pattern, r.target_service AS target, r.traffic_percentage AS traffic,
        r.shadow_mode AS shadow, r.enabled, r.created_at, r.updated_at
 FROM routing_rules r
@@ -48,6 +53,7 @@ JOIN projects p ON p.id = r.project_id
 def as_rule(row: dict[str, Any]) -> Rule:
     return Rule(
         name=row["name"],
+        slug=row["slug"],
         pattern=row["pattern"],
         target=row["target"],
         traffic=row["traffic"],
@@ -60,97 +66,120 @@ def as_rule(row: dict[str, Any]) -> Rule:
 def list_all(
     conn: Connection,
     *,
-    project_id: int | None,
+    project_id: UUID | None,
     enabled_only: bool,
-    organization_id: int | None = None,
+    organization_id: UUID | None = None,
 ) -> list[dict[str, Any]]:
+    """The rules, a project's together (projects by name)."""
     return conn.execute(
         _SELECT
         + """
-        WHERE (%(project)s::bigint IS NULL OR r.project_id = %(project)s)
-          AND (%(org)s::bigint IS NULL OR r.organization_id = %(org)s)
+        WHERE (%(project)s::uuid IS NULL OR r.project_id = %(project)s)
+          AND (%(org)s::uuid IS NULL OR r.organization_id = %(org)s)
           AND (NOT %(enabled_only)s OR r.enabled)
-        ORDER BY p.name, r.project_id, r.name
+        ORDER BY p.name, r.project_id, r.created_at, r.slug
         """,
         {"project": project_id, "org": organization_id, "enabled_only": enabled_only},
     ).fetchall()
 
 
 def get(
-    conn: Connection, project: dict[str, Any], name: str, *, for_update: bool = False
+    conn: Connection, project: dict[str, Any], ref: str, *, for_update: bool = False
 ) -> dict[str, Any]:
-    """One rule by name; ``for_update`` locks it, so that the old values an audit row
-    records are the ones the change replaced."""
+    """One rule by its name (in any case) or its slug; a name wins over another rule's slug.
+    ``for_update`` locks it, so that the old values an audit row records are the ones the
+    change replaced."""
     return one(
         conn,
         _SELECT
-        + "WHERE r.project_id = %s AND r.name = %s"
+        + """
+        WHERE r.organization_id = %(org)s AND r.project_id = %(project)s
+          AND (lower(r.name) = lower(%(ref)s) OR r.slug = %(ref)s)
+        ORDER BY lower(r.name) = lower(%(ref)s) DESC
+        LIMIT 1
+        """
         + (" FOR UPDATE OF r" if for_update else ""),
-        (project["id"], name),
-        missing=f"no routing rule {name!r} in project {project['name']!r};"
+        {"org": project["organization_id"], "project": project["id"], "ref": ref},
+        missing=f"no routing rule {ref!r} in project {project['name']!r};"
         f" see `migrationpilot routing list --project {project['id']}`",
     )
 
 
-def refuse_duplicates(
-    conn: Connection,
-    project: dict[str, Any],
-    *,
-    name: str | None = None,
-    pattern: str | None = None,
-    other_than: int | None = None,
+def refuse_duplicate_name(
+    conn: Connection, project: dict[str, Any], name: str, *, other_than: UUID | None = None
 ) -> None:
-    """Exit 2 when another rule of the project already has this name or pattern."""
+    """Exit 2 when another rule of the project already has this name, in any case."""
     clash = conn.execute(
         """
-        SELECT name, path_pattern AS pattern FROM routing_rules
-        WHERE project_id = %(project)s AND id IS DISTINCT FROM %(other_than)s
-          AND (name = %(name)s OR path_pattern = %(pattern)s)
-        ORDER BY name = %(name)s DESC
-        LIMIT 1
+        SELECT 1 FROM routing_rules
+        WHERE organization_id = %(org)s AND project_id = %(project)s
+          AND lower(name) = lower(%(name)s) AND id IS DISTINCT FROM %(other_than)s
         """,
-        {"project": project["id"], "name": name, "pattern": pattern, "other_than": other_than},
+        {
+            "org": project["organization_id"],
+            "project": project["id"],
+            "name": name,
+            "other_than": other_than,
+        },
     ).fetchone()
     if clash is not None:
-        raise _duplicate("name" if clash["name"] == name else "pattern", name, pattern)
+        raise _duplicate(name)
 
 
-def _duplicate(field: str, name: str | None, pattern: str | None) -> BadInput:
-    if field == "name":
-        return BadInput(f"--name {name!r}: the project already has a rule with that name")
-    return BadInput(f"--pattern {pattern!r}: another rule of the project already routes it")
+def _duplicate(name: str | None) -> BadInput:
+    return BadInput(f"--name {name!r}: the project already has a rule with that name")
 
 
 @contextmanager
-def _unique_as_bad_input(values: dict[str, Any]) -> Iterator[None]:
-    """A concurrent writer can slip in between our duplicate check and our write: the
-    unique constraints still refuse, and the user gets the same exit 2 as from the check."""
+def _refusals(values: dict[str, Any]) -> Iterator[None]:
+    """The database's refusals as the CLI's. A concurrent writer can slip in between our
+    duplicate check and our write: the unique index still refuses, and the user gets the
+    same exit 2 as from the check. A split over 100% is exit 1, in one line."""
     import psycopg
 
     try:
         yield
     except psycopg.errors.UniqueViolation as error:
-        field = "name" if error.diag.constraint_name == _NAME_KEY else "pattern"
-        raise _duplicate(field, values.get("name"), values.get("pattern")) from error
+        if error.diag.constraint_name != _NAME_KEY:
+            raise
+        raise _duplicate(values.get("name")) from error
+    except psycopg.errors.CheckViolation as error:
+        if error.diag.constraint_name != _SPLIT_TOTAL:
+            raise
+        raise OperationFailed(
+            f"{error.diag.message_primary}: lower one rule's traffic before raising"
+            " another's, or disable one"
+        ) from error
 
 
 def create(conn: Connection, project: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    with _unique_as_bad_input(values):
-        rule_id = inserted_id(
-            conn,
-            """
-            INSERT INTO routing_rules (organization_id, project_id, name, path_pattern,
-                                       target_service, traffic_percentage, shadow_mode, enabled)
-            VALUES (%(organization)s, %(project)s, %(name)s, %(pattern)s, %(target)s,
-                    %(traffic)s, %(shadow)s, %(enabled)s)
-            RETURNING id
-            """,
-            {**values, "organization": project["organization_id"], "project": project["id"]},
-        )
+    """Insert a rule; the database derives its slug from the name."""
+    import psycopg
+
+    try:
+        # In a savepoint: a concurrent writer's rule of the same name also has the slug ours
+        # derives, and the slug's unique key refuses first; the name check, run again,
+        # then names the real clash.
+        with conn.transaction(), _refusals(values):
+            rule_id = inserted_id(
+                conn,
+                """
+                INSERT INTO routing_rules (organization_id, project_id, name, path_pattern,
+                                           target_service, traffic_percentage, shadow_mode,
+                                           enabled)
+                VALUES (%(organization)s, %(project)s, %(name)s, %(pattern)s, %(target)s,
+                        %(traffic)s, %(shadow)s, %(enabled)s)
+                RETURNING id
+                """,
+                {**values, "organization": project["organization_id"], "project": project["id"]},
+            )
+    except psycopg.errors.UniqueViolation:
+        refuse_duplicate_name(conn, project, values["name"])
+        raise
     return one(conn, _SELECT + "WHERE r.id = %s", (rule_id,), missing="the new rule vanished")
 
 
-def update(conn: Connection, rule_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+def update(conn: Connection, rule_id: UUID, changes: dict[str, Any]) -> dict[str, Any]:
     """Set the given fields (keys of CHANGEABLE) and return the rule as it is now."""
     from psycopg import sql
 
@@ -158,7 +187,7 @@ def update(conn: Connection, rule_id: int, changes: dict[str, Any]) -> dict[str,
         sql.SQL("{} = {}").format(sql.Identifier(CHANGEABLE[field]), sql.Placeholder(field))
         for field in changes
     )
-    with _unique_as_bad_input(changes):
+    with _refusals(changes):
         conn.execute(
             sql.SQL("UPDATE routing_rules SET {} WHERE id = %(id)s").format(assignments),
             {**changes, "id": rule_id},
@@ -166,5 +195,5 @@ def update(conn: Connection, rule_id: int, changes: dict[str, Any]) -> dict[str,
     return one(conn, _SELECT + "WHERE r.id = %s", (rule_id,), missing="the rule vanished")
 
 
-def delete(conn: Connection, rule_id: int) -> None:
+def delete(conn: Connection, rule_id: UUID) -> None:
     conn.execute("DELETE FROM routing_rules WHERE id = %s", (rule_id,))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from migrationpilot_cli.errors import BadInput
 from migrationpilot_cli.queries import copy_rows, one
@@ -94,13 +95,13 @@ WHERE project_id = %(project)s
 """
 
 
-def _stage_sources(conn: Connection, project_id: int, paths: Sequence[str]) -> None:
+def _stage_sources(conn: Connection, project_id: UUID, paths: Sequence[str]) -> None:
     conn.execute(_STAGE_SOURCES, {"project": project_id, "paths": list(paths)})
     conn.execute("ALTER TABLE staged_sources ADD PRIMARY KEY (path)")
     conn.execute("ANALYZE staged_sources")
 
 
-def _snapshot_rules(conn: Connection, project_id: int) -> None:
+def _snapshot_rules(conn: Connection, project_id: UUID) -> None:
     from psycopg import sql
 
     content = sql.SQL(", ").join(sql.Identifier(column) for column in _CONTENT)
@@ -298,8 +299,8 @@ SELECT r.id, (SELECT p.name FROM projects p WHERE p.id = r.project_id) AS projec
        r.category::text AS category, r.confidence, r.review_status::text AS review_status,
        r.source_file, r.source_start_line, r.source_end_line, r.version, r.extracted_at
 FROM business_rules r
-WHERE (%(project)s::bigint IS NULL OR r.project_id = %(project)s) {file_order}
-  AND (%(organization)s::bigint IS NULL OR r.organization_id = %(organization)s)
+WHERE (%(project)s::uuid IS NULL OR r.project_id = %(project)s) {file_order}
+  AND (%(organization)s::uuid IS NULL OR r.organization_id = %(organization)s)
   AND (%(status)s::review_status IS NULL OR r.review_status = %(status)s)
   AND (%(category)s::rule_category IS NULL OR r.category = %(category)s)
   AND (%(min_confidence)s::numeric IS NULL OR r.confidence >= %(min_confidence)s)
@@ -320,8 +321,8 @@ _PROJECT_ORGANIZATION = (
 def list_rules(
     conn: Connection,
     *,
-    project_id: int | None = None,
-    organization_id: int | None = None,
+    project_id: UUID | None = None,
+    organization_id: UUID | None = None,
     status: str | None = None,
     category: str | None = None,
     min_confidence: Decimal | None = None,
@@ -387,17 +388,17 @@ WHERE r.id = %(id)s
 """
 
 
-def _missing(rule_id: int) -> str:
+def _missing(rule_id: UUID) -> str:
     return f"no rule {rule_id} (or it is not visible to you); see `migrationpilot rules list`"
 
 
-def get(conn: Connection, rule_id: int) -> dict[str, Any]:
+def get(conn: Connection, rule_id: UUID) -> dict[str, Any]:
     """Every field of a rule, with its project's name, the reviewer's email and the language
     of its source file (``source_language``, NULL when the file is gone)."""
     return one(conn, _GET, {"id": rule_id}, missing=_missing(rule_id))
 
 
-def history(conn: Connection, rule_id: int) -> list[dict[str, Any]]:
+def history(conn: Connection, rule_id: UUID) -> list[dict[str, Any]]:
     """Every version: who made it (an email, or ``operator`` without an acting user), when,
     why, and the review status it had."""
     one(conn, "SELECT id FROM business_rules WHERE id = %s", (rule_id,), missing=_missing(rule_id))
@@ -438,7 +439,7 @@ ORDER BY a.attnum NULLS LAST, fields.field
 """
 
 
-def latest_version(conn: Connection, rule_id: int) -> int:
+def latest_version(conn: Connection, rule_id: UUID) -> int:
     row = one(
         conn,
         "SELECT version FROM business_rules WHERE id = %s",
@@ -448,12 +449,12 @@ def latest_version(conn: Connection, rule_id: int) -> int:
     return int(row["version"])
 
 
-def diff(conn: Connection, rule_id: int, old: int, new: int) -> list[dict[str, Any]]:
+def diff(conn: Connection, rule_id: UUID, old: int, new: int) -> list[dict[str, Any]]:
     """The fields that differ between versions ``old`` and ``new`` (``old`` 0: none)."""
     return conn.execute(_DIFF, {"id": rule_id, "from": old, "to": new}).fetchall()
 
 
-def lock(conn: Connection, rule_id: int) -> dict[str, Any]:
+def lock(conn: Connection, rule_id: UUID) -> dict[str, Any]:
     """The editable fields of a rule, locked until commit so that what an edit reports as the
     old values stays true."""
     return one(
@@ -468,7 +469,7 @@ def lock(conn: Connection, rule_id: int) -> dict[str, Any]:
     )
 
 
-def update(conn: Connection, rule_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+def update(conn: Connection, rule_id: UUID, changes: dict[str, Any]) -> dict[str, Any]:
     """Set the EDITABLE fields in ``changes``; returns them as stored, with the version."""
     from psycopg import sql
 
@@ -514,7 +515,7 @@ EXPORT_COLUMNS = (
 )
 
 
-def export(conn: Connection, project_id: int) -> list[dict[str, Any]]:
+def export(conn: Connection, project_id: UUID) -> list[dict[str, Any]]:
     """Every rule of the project for a report: by category, then most confident first."""
     return conn.execute(
         """
@@ -574,11 +575,11 @@ current AS (
 )
 SELECT u.*, counted.checked, counted.already
 FROM counted LEFT JOIN updated u ON true
-ORDER BY u.id
+ORDER BY u.source_file, u.source_start_line, u.source_end_line, u.name
 """
 
 
-def revalidate(conn: Connection, project_id: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def revalidate(conn: Connection, project_id: UUID) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Compare every rule's stored source hash with its lines in the current source, in one
     statement (change reason ``revalidate``). Rules whose lines changed or vanished move to
     needs_clarification with an automatic comment; returns those rules and the counts

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
-from migrationpilot_cli.queries import inserted_id, one
+from migrationpilot_cli.queries import inserted_id, pick_named, ref_bounds
 
 if TYPE_CHECKING:
     from migrationpilot_cli.db.connect import Connection
@@ -38,16 +39,15 @@ def list_all(conn: Connection) -> list[dict[str, Any]]:
 
 def get(conn: Connection, ref: str, *, lock: bool = False) -> dict[str, Any]:
     """A tenant by slug or id."""
-    query = _SELECT + " WHERE t.slug = %(ref)s OR t.id::text = %(ref)s"
-    return one(
-        conn,
-        query + (" FOR UPDATE OF t" if lock else ""),
-        {"ref": ref},
-        missing=f"no tenant {ref!r}; see `migrationpilot tenants list`",
-    )
+    query = _SELECT + " WHERE t.slug = %(ref)s OR t.id BETWEEN %(low)s AND %(high)s LIMIT 6"
+    rows = conn.execute(
+        query + (" FOR UPDATE OF t" if lock else ""), {"ref": ref, **ref_bounds(ref)}
+    ).fetchall()
+    missing = f"no tenant {ref!r}; see `migrationpilot tenants list`"
+    return pick_named(rows, ref, by="slug", noun="tenant", missing=missing)
 
 
-def update(conn: Connection, tenant_id: int, changes: dict[str, Any]) -> None:
+def update(conn: Connection, tenant_id: UUID, changes: dict[str, Any]) -> None:
     from psycopg import sql
 
     assignments = sql.SQL(", ").join(

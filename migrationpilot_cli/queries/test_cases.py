@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from migrationpilot_cli.errors import BadInput
 from migrationpilot_cli.queries import copy_rows, one
@@ -20,7 +21,7 @@ class CaseRecord:
     """One validated import record; ``inputs`` and ``expected`` are JSON text."""
 
     location: str
-    rule_id: int
+    rule_id: UUID
     name: str
     description: str | None
     inputs: str
@@ -29,7 +30,7 @@ class CaseRecord:
 
 _STAGE = """
 CREATE TEMPORARY TABLE staged_test_cases (
-    ordinal integer PRIMARY KEY, location text NOT NULL, rule_id bigint NOT NULL,
+    ordinal integer PRIMARY KEY, location text NOT NULL, rule_id uuid NOT NULL,
     name text NOT NULL, description text, inputs jsonb NOT NULL, expected jsonb NOT NULL
 ) ON COMMIT DROP
 """
@@ -99,21 +100,21 @@ def merge(conn: Connection, project: dict[str, Any], cases: Sequence[CaseRecord]
 
 
 def list_visible(
-    conn: Connection, *, project_id: int | None, rule_id: int | None
+    conn: Connection, *, project_id: UUID | None, rule_id: UUID | None
 ) -> list[dict[str, Any]]:
     """Every test case the caller can see, optionally of one project and of one rule."""
     return conn.execute(
         _SELECT
         + """
-        WHERE (%(project)s::bigint IS NULL OR t.project_id = %(project)s)
-          AND (%(rule)s::bigint IS NULL OR t.rule_id = %(rule)s)
+        WHERE (%(project)s::uuid IS NULL OR t.project_id = %(project)s)
+          AND (%(rule)s::uuid IS NULL OR t.rule_id = %(rule)s)
         ORDER BY t.rule_id, t.name, t.id
         """,
         {"project": project_id, "rule": rule_id},
     ).fetchall()
 
 
-def get(conn: Connection, case_id: int) -> dict[str, Any]:
+def get(conn: Connection, case_id: UUID) -> dict[str, Any]:
     return one(
         conn,
         _SELECT + " WHERE t.id = %s",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
-from migrationpilot_cli.queries import inserted_id, one
+from migrationpilot_cli.queries import inserted_id, pick_named, ref_bounds
 
 if TYPE_CHECKING:
     from migrationpilot_cli.db.connect import Connection
@@ -20,7 +21,7 @@ JOIN organizations o ON o.id = u.organization_id
 
 
 def add(
-    conn: Connection, *, email: str, name: str, organization_id: int, role: str
+    conn: Connection, *, email: str, name: str, organization_id: UUID, role: str
 ) -> dict[str, Any]:
     return get(
         conn,
@@ -33,23 +34,25 @@ def add(
     )
 
 
-def list_all(conn: Connection, organization_id: int | None = None) -> list[dict[str, Any]]:
+def list_all(conn: Connection, organization_id: UUID | None = None) -> list[dict[str, Any]]:
     return conn.execute(
         _SELECT
-        + " WHERE %(org)s::bigint IS NULL OR u.organization_id = %(org)s ORDER BY o.slug, u.email",
+        + " WHERE %(org)s::uuid IS NULL OR u.organization_id = %(org)s"
+        + " ORDER BY o.slug, lower(u.email)",
         {"org": organization_id},
     ).fetchall()
 
 
 def get(conn: Connection, ref: str) -> dict[str, Any]:
-    """A user by email or id."""
-    return one(
-        conn,
-        _SELECT + " WHERE u.email = lower(%(ref)s) OR u.id::text = %(ref)s",
-        {"ref": ref},
-        missing=f"no user {ref!r}; see `migrationpilot users list`",
-    )
+    """A user by email (without regard to case) or id."""
+    rows = conn.execute(
+        _SELECT
+        + " WHERE lower(u.email) = lower(%(ref)s) OR u.id BETWEEN %(low)s AND %(high)s LIMIT 6",
+        {"ref": ref, **ref_bounds(ref)},
+    ).fetchall()
+    missing = f"no user {ref!r}; see `migrationpilot users list`"
+    return pick_named(rows, ref, by="email", noun="user", missing=missing)
 
 
-def set_role(conn: Connection, user_id: int, role: str) -> None:
+def set_role(conn: Connection, user_id: UUID, role: str) -> None:
     conn.execute("UPDATE users SET role = %s WHERE id = %s", (role, user_id))

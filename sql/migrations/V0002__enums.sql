@@ -1,4 +1,4 @@
--- V0002: enumerated types
+-- V0002: enumerated types (the design's five, and three of ours)
 --
 -- Enums rather than lookup tables or CHECK lists: the value sets are part of
 -- the product (the CLI validates against the same lists), they are small, and

@@ -1,9 +1,252 @@
--- V0010: the project status workflow and the tenant limits, enforced by the database.
+-- V0004: projects, their uploaded legacy source files, the project status workflow and the
+-- tenant limits on both.
 --
--- Both are rules the CLI also knows about, but they live here so that no
--- client can skip them: not psql, not a DBA script, not a second tool.
+-- Tenant consistency pattern used from here on: every tenant-owned row carries
+-- organization_id, and its reference to a parent INCLUDES organization_id (composite
+-- foreign key to the parent's UNIQUE (organization_id, id)). The database, not the
+-- application, then guarantees that a child's organization_id equals its parent's, which
+-- is what makes the simple per-table RLS filter on organization_id sound. The design's
+-- applications do not know organization_id on children: when an insert leaves it out, a
+-- BEFORE INSERT trigger takes it from the parent row (rule -> project -> organization), and
+-- a value that disagrees with the parent is still refused by the composite foreign key.
+
+-- ---------------------------------------------------------------------------
+-- projects
+-- ---------------------------------------------------------------------------
+CREATE TABLE projects (
+    id                uuid            PRIMARY KEY DEFAULT gen_random_uuid(),
+    name              varchar(255)    NOT NULL,
+    description       text,
+    -- NOT NULL, filled when omitted (projects_fill_organization).
+    organization_id   uuid            NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    source_language   source_language NOT NULL,
+    target_language   target_language NOT NULL,
+    -- Free text (spring-boot, fastapi, ...): frameworks change too fast for an enum.
+    target_framework  varchar(100),
+    status            project_status  NOT NULL DEFAULT 'draft',
+    settings          jsonb           NOT NULL DEFAULT '{}',
+    -- Cached analysis figures (file counts, LOC, ...); recomputable, so jsonb.
+    statistics        jsonb           NOT NULL DEFAULT '{}',
+    created_by        uuid,
+    created_at        timestamptz     NOT NULL DEFAULT now(),
+    updated_at        timestamptz     NOT NULL DEFAULT now(),
+    -- Ours: where a failed project failed from, the one state besides draft it
+    -- may return to. Set and cleared only by the workflow trigger below.
+    failed_from       project_status,
+
+    CONSTRAINT projects_name_not_blank CHECK (btrim(name) <> ''),
+    CONSTRAINT projects_settings_is_object CHECK (jsonb_typeof(settings) = 'object'),
+    CONSTRAINT projects_statistics_is_object CHECK (jsonb_typeof(statistics) = 'object'),
+    CONSTRAINT projects_failed_from_check CHECK ((status = 'failed') = (failed_from IS NOT NULL)),
+    -- Names are what users type; unique per organization only.
+    CONSTRAINT projects_organization_id_name_key UNIQUE (organization_id, name),
+    -- Target of composite FKs from project children.
+    CONSTRAINT projects_organization_id_id_key UNIQUE (organization_id, id),
+    -- The creator must be a user of the same organization. When that user is
+    -- deleted only created_by is nulled (column-list SET NULL, PG15+); a
+    -- plain SET NULL would also null organization_id and fail NOT NULL.
+    CONSTRAINT projects_created_by_fkey
+        FOREIGN KEY (organization_id, created_by)
+        REFERENCES users (organization_id, id)
+        ON DELETE SET NULL (created_by)
+);
+
+-- FK index for projects_created_by_fkey (user deletion), partial: SET NULL looks up
+-- only users that created something.
+CREATE INDEX projects_organization_id_created_by_idx
+    ON projects (organization_id, created_by) WHERE created_by IS NOT NULL;
+
+CREATE TRIGGER projects_set_updated_at
+    BEFORE UPDATE ON projects
+    FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+
+-- A project without organization_id: the acting user's organization, else its
+-- creator's, else the only organization. Definer rights for the creator's
+-- organization (users past RLS); the composite FK still checks the result.
+CREATE FUNCTION projects_fill_organization() RETURNS trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, public
+AS $$
+BEGIN
+    NEW.organization_id := coalesce(
+        public.current_organization_id(),
+        (SELECT u.organization_id FROM public.users AS u WHERE u.id = NEW.created_by),
+        public.only_candidate(
+            'projects', 'organization_id',
+            ARRAY(SELECT o.id FROM public.organizations AS o LIMIT 2)));
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER projects_fill_organization
+    BEFORE INSERT ON projects
+    FOR EACH ROW
+    WHEN (NEW.organization_id IS NULL)
+    EXECUTE FUNCTION projects_fill_organization();
+
+-- The organization of a project child whose insert left organization_id out:
+-- its project's, read with the caller's rights, so that a project out of sight
+-- (another organization's, under row level security) is "no project".
+CREATE FUNCTION organization_of_project(table_name text, project uuid) RETURNS uuid
+    LANGUAGE plpgsql
+    STABLE
+AS $$
+DECLARE
+    organization uuid;
+BEGIN
+    SELECT p.organization_id INTO organization FROM public.projects AS p WHERE p.id = project;
+    IF organization IS NULL AND project IS NOT NULL THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'foreign_key_violation',
+            MESSAGE = pg_catalog.format('%s.project_id: no project %s', table_name, project);
+    END IF;
+    RETURN organization;
+END
+$$;
+
+-- Size and sha256 (lower-case hex) of a text's UTF-8 bytes: what a file row
+-- records when the client did not give the original bytes' figures.
+CREATE FUNCTION utf8_size(content text) RETURNS bigint
+    LANGUAGE sql
+    IMMUTABLE
+    PARALLEL SAFE
+AS $$
+    SELECT pg_catalog.octet_length(pg_catalog.convert_to(content, 'UTF8'))::bigint
+$$;
+
+CREATE FUNCTION utf8_sha256(content text) RETURNS text
+    LANGUAGE sql
+    IMMUTABLE
+    PARALLEL SAFE
+AS $$
+    SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(content, 'UTF8')), 'hex')
+$$;
+
+-- ---------------------------------------------------------------------------
+-- source_files: the legacy code as uploaded, one row per file.
+-- The design draws id, project_id, path, content, language; the rest is ours.
+-- ---------------------------------------------------------------------------
+CREATE TABLE source_files (
+    id               uuid             PRIMARY KEY DEFAULT gen_random_uuid(),
+    project_id       uuid             NOT NULL,
+    -- Relative to the project root, '/' separated, as shown to users.
+    path             varchar(500)     NOT NULL,
+    -- Decoded text. The original bytes' encoding is recorded in `encoding`
+    -- (EBCDIC code pages are common for COBOL).
+    content          text             NOT NULL,
+    -- The design's varchar(50), as our enum of file kinds (a COBOL project has
+    -- copybooks and JCL, parsed differently); the project's language when omitted.
+    language         source_file_kind NOT NULL,
+    organization_id  uuid             NOT NULL,
+    encoding         text             NOT NULL DEFAULT 'utf-8',
+    -- Size and hash of the ORIGINAL file bytes, given by the CLI (they cannot be
+    -- derived from `content` once decoded); computed from the UTF-8 content when
+    -- an insert omits them, as are the line counts (source_files_fill).
+    size_bytes       bigint           NOT NULL,
+    sha256           text             NOT NULL,
+    line_count       integer          NOT NULL,
+    code_lines       integer          NOT NULL,
+    comment_lines    integer          NOT NULL,
+    blank_lines      integer          NOT NULL,
+    created_at       timestamptz      NOT NULL DEFAULT now(),
+    updated_at       timestamptz      NOT NULL DEFAULT now(),
+
+    -- Path rules: stored paths are later joined to output directories, so
+    -- absolute paths, backslashes and '..' segments (path traversal) are
+    -- refused at the source. chr(92) is a backslash, written this way so the
+    -- check does not depend on standard_conforming_strings.
+    CONSTRAINT source_files_path_not_empty CHECK (path <> ''),
+    CONSTRAINT source_files_path_relative CHECK (NOT starts_with(path, '/')),
+    CONSTRAINT source_files_path_no_backslash CHECK (strpos(path, chr(92)) = 0),
+    CONSTRAINT source_files_path_no_dotdot CHECK (path !~ '(^|/)\.\.(/|$)'),
+    CONSTRAINT source_files_encoding_not_blank CHECK (btrim(encoding) <> ''),
+    CONSTRAINT source_files_size_bytes_check CHECK (size_bytes >= 0),
+    -- Lower-case hex only, so equality comparisons between hashes just work.
+    CONSTRAINT source_files_sha256_format CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+    CONSTRAINT source_files_line_count_check CHECK (line_count >= 0),
+    CONSTRAINT source_files_code_lines_check CHECK (code_lines >= 0),
+    CONSTRAINT source_files_comment_lines_check CHECK (comment_lines >= 0),
+    CONSTRAINT source_files_blank_lines_check CHECK (blank_lines >= 0),
+
+    -- One row per path per project (re-upload = upsert). organization_id leads:
+    -- a duplicate key can then only be met within one's own organization, so it
+    -- never reveals another organization's files (row level security lets a
+    -- user name any project_id; the composite FK refuses it only afterwards).
+    -- Its prefix also serves the project foreign key's cascade.
+    CONSTRAINT source_files_organization_id_project_id_path_key
+        UNIQUE (organization_id, project_id, path),
+    -- The file's organization must be its project's organization.
+    CONSTRAINT source_files_project_fkey
+        FOREIGN KEY (organization_id, project_id)
+        REFERENCES projects (organization_id, id)
+        ON DELETE CASCADE
+);
+
+CREATE TRIGGER source_files_set_updated_at
+    BEFORE UPDATE ON source_files
+    FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+
+-- Lines of a text as the CLI counts them: a last line without a newline counts.
+CREATE FUNCTION text_line_count(content text) RETURNS integer
+    LANGUAGE sql
+    IMMUTABLE
+    PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN content = '' THEN 0
+                ELSE pg_catalog.length(content)
+                     - pg_catalog.length(pg_catalog.replace(content, E'\n', ''))
+                     + (pg_catalog."right"(content, 1) <> E'\n')::int
+           END
+$$;
+
+-- What a design-valid insert leaves out: the organization (from the project,
+-- read with the caller's rights, so a project out of sight is "no project"),
+-- the kind (from the project's language), size and hash of the UTF-8 content,
+-- and line counts. The CLI's importer classifies comment lines per language;
+-- here every non-blank line counts as code. The counts feed the tenant's
+-- max_lines_of_code, so they are never left at zero for another client.
+CREATE FUNCTION source_files_fill() RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    NEW.organization_id := coalesce(NEW.organization_id,
+                                    public.organization_of_project('source_files', NEW.project_id));
+    IF NEW.language IS NULL THEN
+        NEW.language := (SELECT CASE p.source_language WHEN 'java-legacy' THEN 'java'
+                                     ELSE p.source_language::text END::public.source_file_kind
+                           FROM public.projects AS p WHERE p.id = NEW.project_id);
+    END IF;
+    NEW.size_bytes := coalesce(NEW.size_bytes, public.utf8_size(NEW.content));
+    NEW.sha256 := coalesce(NEW.sha256, public.utf8_sha256(NEW.content));
+    NEW.line_count := coalesce(NEW.line_count, public.text_line_count(NEW.content));
+    NEW.blank_lines := coalesce(NEW.blank_lines,
+        (SELECT pg_catalog.count(*)::int
+           FROM pg_catalog.regexp_split_to_table(pg_catalog.rtrim(NEW.content, E'\n'), E'\n') AS line
+          WHERE NEW.content <> '' AND pg_catalog.btrim(line, E' \t\r\f') = ''));
+    NEW.comment_lines := coalesce(NEW.comment_lines, 0);
+    NEW.code_lines := coalesce(NEW.code_lines,
+                               NEW.line_count - NEW.blank_lines - NEW.comment_lines);
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER source_files_fill
+    BEFORE INSERT ON source_files
+    FOR EACH ROW
+    WHEN (NEW.organization_id IS NULL OR NEW.language IS NULL OR NEW.size_bytes IS NULL
+          OR NEW.sha256 IS NULL OR NEW.line_count IS NULL OR NEW.code_lines IS NULL
+          OR NEW.comment_lines IS NULL OR NEW.blank_lines IS NULL)
+    EXECUTE FUNCTION source_files_fill();
+
+-- ===========================================================================
+-- Project status workflow
+-- ===========================================================================
 --
--- 1. Project status workflow (a plain, SECURITY INVOKER row trigger):
+-- Both the workflow and the tenant limits are rules the CLI also knows about,
+-- but they live here so that no client can skip them: not psql, not a DBA
+-- script, not a second tool.
+--
 --        draft -> analyzing -> analysis_complete -> designing -> design_complete
 --          -> generating -> generation_complete -> validating
 --          -> validation_complete -> completed
@@ -11,41 +254,9 @@
 --    it failed from (projects.failed_from, kept by the trigger) or to draft.
 --    A new project starts as draft.
 --
--- 2. Tenant limits (tenants.max_projects, tenants.max_lines_of_code), checked
---    by statement-level AFTER triggers that are SECURITY DEFINER: the limit
---    counts every organization of the tenant, including rows the acting app
---    role cannot see through row level security.
---    tenants.max_users_per_project is NOT enforced: the schema has no
---    project membership yet, so there is nothing to count.
---
 -- Every error is SQLSTATE 23514 (check_violation) with a constraint name the
 -- CLI can map to a message: project_status_workflow, tenant_max_projects,
 -- tenant_max_lines_of_code.
-
--- ===========================================================================
--- 1. Project status workflow
--- ===========================================================================
-
--- Where a failed project failed from: the one state, besides draft, it may
--- return to. Set and cleared only by the workflow trigger below.
-ALTER TABLE projects ADD COLUMN failed_from project_status;
-
-COMMENT ON COLUMN projects.failed_from IS
-    'State the project was in when it moved to failed; NULL unless status = failed. Kept by the workflow trigger.';
-
--- Projects that were already 'failed' before this migration have no known
--- origin. Give them 'draft', the return that is always allowed, so that the
--- CHECK below holds for every existing row. (None exist in practice; this
--- keeps the migration correct if some do.)
-UPDATE projects SET failed_from = 'draft' WHERE status = 'failed';
-
--- Validated right away instead of NOT VALID + VALIDATE: ADD COLUMN above has
--- already taken the ACCESS EXCLUSIVE lock on projects in this transaction,
--- and the table is small (at most max_projects rows per tenant), so the scan
--- costs nothing a second step would save.
--- squawk-ignore constraint-missing-not-valid
-ALTER TABLE projects ADD CONSTRAINT projects_failed_from_check
-    CHECK ((status = 'failed') = (failed_from IS NOT NULL));
 
 -- The transition table, in one place: the trigger checks against it and the
 -- CLI calls it to offer the valid next states. The next forward state comes
@@ -222,7 +433,7 @@ CREATE FUNCTION projects_enforce_tenant_max_projects() RETURNS trigger
     SET search_path = pg_catalog, public
 AS $$
 DECLARE
-    tenant_ids bigint[];
+    tenant_ids uuid[];
     added      bigint[];
     tenant     record;
     total      bigint;
@@ -309,7 +520,7 @@ CREATE FUNCTION source_files_enforce_tenant_max_lines() RETURNS trigger
     SET search_path = pg_catalog, public
 AS $$
 DECLARE
-    tenant_ids bigint[];
+    tenant_ids uuid[];
     added      bigint[];
     tenant     record;
     total      bigint;
@@ -379,23 +590,3 @@ CREATE TRIGGER source_files_tenant_max_lines_update
     FOR EACH STATEMENT
     EXECUTE FUNCTION source_files_enforce_tenant_max_lines();
 
-COMMENT ON TABLE tenants IS
-    'Billing/subscription unit; holds plan limits. max_projects and max_lines_of_code are enforced by triggers (V0010).';
-
--- ===========================================================================
--- 3. Privileges
--- ===========================================================================
--- Triggers fire for every role that writes the table, migrationpilot_app
--- included: EXECUTE on a trigger function is checked only when the trigger
--- is created (by the owner, here), never when it fires. So the limit
--- functions need no grant, and EXECUTE is revoked from PUBLIC on the two
--- SECURITY DEFINER ones (the usual hygiene for definer functions; a trigger
--- function cannot be called directly anyway).
-REVOKE EXECUTE ON FUNCTION projects_enforce_tenant_max_projects() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION source_files_enforce_tenant_max_lines() FROM PUBLIC;
-
--- The CLI, acting as a user, calls this to list a project's next states.
--- PUBLIC may already execute it; granted explicitly so that the app keeps
--- it where PUBLIC's default EXECUTE has been revoked.
-GRANT EXECUTE ON FUNCTION project_allowed_transitions(project_status, project_status)
-    TO migrationpilot_app;

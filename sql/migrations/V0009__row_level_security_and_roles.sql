@@ -1,4 +1,152 @@
--- V0013: the user roles, enforced by the database.
+-- V0009: row level security, the privileges of the application role, and the user roles
+-- (what each role of an organization may do), all enforced by the database.
+--
+-- Who is who:
+--   * The migration owner owns every object. RLS is ENABLEd but NOT FORCEd,
+--     so the owner (operator scripts, retention purge, onboarding of new
+--     tenants/organizations/users) is not filtered.
+--   * migrationpilot_app (V0001) owns nothing. The CLI, and any application
+--     acting for a user, runs its work as this role inside a transaction:
+--         SET LOCAL ROLE migrationpilot_app;
+--         SELECT set_config('app.current_user_id', '<users.id>', true);
+--     and then sees and writes only rows of that user's organization.
+--
+-- Policies apply TO migrationpilot_app only; any other non-owner role has
+-- no grants and sees nothing anyway (RLS enabled + no policy = no rows).
+--
+-- current_organization_id() is wrapped in a scalar sub-select so the planner
+-- evaluates it once per statement (an InitPlan) instead of once per row.
+-- When no acting user is set it is NULL, `organization_id = NULL` is never
+-- true, and the session simply sees nothing and can write nothing: no error.
+--
+-- FOR ALL with identical USING and WITH CHECK: rows can be neither read,
+-- inserted into, nor moved (UPDATE ... SET organization_id) to another
+-- organization.
+
+-- ---------------------------------------------------------------------------
+-- Enable RLS (every table: tenancy tables and tenant-owned tables).
+-- ---------------------------------------------------------------------------
+ALTER TABLE tenants          ENABLE ROW LEVEL SECURITY;
+ALTER TABLE organizations    ENABLE ROW LEVEL SECURITY;
+ALTER TABLE users            ENABLE ROW LEVEL SECURITY;
+ALTER TABLE projects         ENABLE ROW LEVEL SECURITY;
+ALTER TABLE source_files     ENABLE ROW LEVEL SECURITY;
+ALTER TABLE business_rules   ENABLE ROW LEVEL SECURITY;
+ALTER TABLE rule_versions    ENABLE ROW LEVEL SECURITY;
+ALTER TABLE generated_files  ENABLE ROW LEVEL SECURITY;
+ALTER TABLE test_cases       ENABLE ROW LEVEL SECURITY;
+ALTER TABLE audit_logs       ENABLE ROW LEVEL SECURITY;
+ALTER TABLE routing_rules    ENABLE ROW LEVEL SECURITY;
+
+-- ---------------------------------------------------------------------------
+-- Tenancy tables: read-only for the app, and only its own row.
+-- ---------------------------------------------------------------------------
+CREATE POLICY tenants_isolation ON tenants
+    AS PERMISSIVE FOR SELECT TO migrationpilot_app
+    USING (id = (SELECT current_tenant_id()));
+
+CREATE POLICY organizations_isolation ON organizations
+    AS PERMISSIVE FOR SELECT TO migrationpilot_app
+    USING (id = (SELECT current_organization_id()));
+
+-- users: the app manages users of its own organization. No recursion:
+-- current_organization_id() is SECURITY DEFINER and reads users as owner.
+CREATE POLICY users_isolation ON users
+    AS PERMISSIVE FOR ALL TO migrationpilot_app
+    USING (organization_id = (SELECT current_organization_id()))
+    WITH CHECK (organization_id = (SELECT current_organization_id()));
+
+-- ---------------------------------------------------------------------------
+-- Tenant-owned tables.
+-- ---------------------------------------------------------------------------
+CREATE POLICY projects_isolation ON projects
+    AS PERMISSIVE FOR ALL TO migrationpilot_app
+    USING (organization_id = (SELECT current_organization_id()))
+    WITH CHECK (organization_id = (SELECT current_organization_id()));
+
+CREATE POLICY source_files_isolation ON source_files
+    AS PERMISSIVE FOR ALL TO migrationpilot_app
+    USING (organization_id = (SELECT current_organization_id()))
+    WITH CHECK (organization_id = (SELECT current_organization_id()));
+
+CREATE POLICY business_rules_isolation ON business_rules
+    AS PERMISSIVE FOR ALL TO migrationpilot_app
+    USING (organization_id = (SELECT current_organization_id()))
+    WITH CHECK (organization_id = (SELECT current_organization_id()));
+
+-- FOR ALL although the app may only SELECT/INSERT here: the grants below
+-- make it append-only, the policy only decides which organization.
+CREATE POLICY rule_versions_isolation ON rule_versions
+    AS PERMISSIVE FOR ALL TO migrationpilot_app
+    USING (organization_id = (SELECT current_organization_id()))
+    WITH CHECK (organization_id = (SELECT current_organization_id()));
+
+CREATE POLICY generated_files_isolation ON generated_files
+    AS PERMISSIVE FOR ALL TO migrationpilot_app
+    USING (organization_id = (SELECT current_organization_id()))
+    WITH CHECK (organization_id = (SELECT current_organization_id()));
+
+CREATE POLICY test_cases_isolation ON test_cases
+    AS PERMISSIVE FOR ALL TO migrationpilot_app
+    USING (organization_id = (SELECT current_organization_id()))
+    WITH CHECK (organization_id = (SELECT current_organization_id()));
+
+-- An audit row written by a user must also name the user's own tenant.
+CREATE POLICY audit_logs_isolation ON audit_logs
+    AS PERMISSIVE FOR ALL TO migrationpilot_app
+    USING (organization_id = (SELECT current_organization_id()))
+    WITH CHECK (organization_id = (SELECT current_organization_id())
+                AND tenant_id = (SELECT current_tenant_id()));
+
+CREATE POLICY routing_rules_isolation ON routing_rules
+    AS PERMISSIVE FOR ALL TO migrationpilot_app
+    USING (organization_id = (SELECT current_organization_id()))
+    WITH CHECK (organization_id = (SELECT current_organization_id()));
+
+-- ---------------------------------------------------------------------------
+-- Privileges. Explicit per table (no ALTER DEFAULT PRIVILEGES): a later
+-- migration adding a table must decide its grants deliberately.
+-- ---------------------------------------------------------------------------
+GRANT USAGE ON SCHEMA public TO migrationpilot_app;
+
+-- Tenancy is provisioned by the operator (owner); the app only reads it.
+GRANT SELECT ON tenants, organizations TO migrationpilot_app;
+
+GRANT SELECT, INSERT, UPDATE, DELETE
+    ON users, projects, source_files, business_rules,
+       generated_files, test_cases, routing_rules
+    TO migrationpilot_app;
+
+-- Append-only history: no UPDATE, DELETE or TRUNCATE for the app.
+-- (Cascading deletes from business_rules and the retention purge run with
+-- the owner's rights, which is intended.)
+GRANT SELECT, INSERT ON audit_logs TO migrationpilot_app;
+-- Versions are written by the versioning trigger as its owner (V0005); a client's row only
+-- completes a version the database wrote (rule_versions_complete), never invents one.
+GRANT SELECT, INSERT ON rule_versions TO migrationpilot_app;
+
+-- Definer functions are for the app role, not for PUBLIC (PostgreSQL grants EXECUTE to
+-- PUBLIC by default). Trigger functions need no grant: EXECUTE on them is checked when the
+-- trigger is created, never when it fires.
+REVOKE EXECUTE ON FUNCTION current_organization_id() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION current_tenant_id() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION current_organization_id() TO migrationpilot_app;
+GRANT EXECUTE ON FUNCTION current_tenant_id() TO migrationpilot_app;
+REVOKE EXECUTE ON FUNCTION organizations_fill_tenant() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION projects_fill_organization() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION projects_enforce_tenant_max_projects() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION source_files_enforce_tenant_max_lines() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION business_rules_record_versions() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION rule_versions_complete() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION audit_logs_fill() FROM PUBLIC;
+
+-- The CLI, acting as a user, calls this to list a project's next states.
+GRANT EXECUTE ON FUNCTION project_allowed_transitions(project_status, project_status)
+    TO migrationpilot_app;
+
+-- ===========================================================================
+-- User roles
+-- ===========================================================================
 --
 -- What each role of an organization may do (users.role, enum user_role of V0002):
 --
@@ -31,7 +179,7 @@
 --
 -- With no acting user (app.current_user_id unset, empty or malformed) the
 -- checks stand aside: such a session sees no organization, so the RLS policies
--- of V0009 already refuse every write (and it can read nothing).
+-- above already refuse every write (and it can read nothing).
 --
 -- Review decisions are a column-level distinction (a developer may edit a
 -- rule's text, only a reviewer may approve it), checked per statement over the
@@ -226,7 +374,7 @@ CREATE TRIGGER business_rules_check_user_role_update
 -- ---------------------------------------------------------------------------
 -- Audit rows written by a user name that user: the actor columns cannot be
 -- forged (another user's id or email, another database login). Restrictive,
--- so it adds to the organization check of V0009; the sub-selects are InitPlans,
+-- so it adds to the organization check above; the sub-selects are InitPlans,
 -- evaluated once per statement however many rows a batch writes.
 -- ---------------------------------------------------------------------------
 CREATE FUNCTION current_user_email() RETURNS text

@@ -1,9 +1,10 @@
--- V0001: extensions and roles
+-- V0001: the application role.
 --
--- Extensions: none. This schema deliberately needs no extension, so it runs
--- on any managed PostgreSQL 15+ (RDS, Cloud SQL, Azure, ...) without asking an
--- administrator to allow-list one. Hashes (sha256) are computed by the client
--- and only validated here with a regular expression.
+-- The schema is the baseline of the first release: one file per concern, read in order
+-- (roles, enums, tenancy and users, projects and files, rules and versions, generated code
+-- and tests, audit, routing, row level security and user roles, indexes). It needs no
+-- extension, so it runs on any managed PostgreSQL 15+ (RDS, Cloud SQL, Azure, ...):
+-- gen_random_uuid() and sha256() are built into PostgreSQL 13 and later.
 --
 -- Roles: the application connects as (or SET ROLEs to) `migrationpilot_app`.
 -- It is a plain role that owns nothing and is subject to row level security

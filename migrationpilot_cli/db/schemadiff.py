@@ -1,0 +1,355 @@
+"""`db verify`, second half: compare the live schema with what the migrations make.
+
+The migrations already applied to the live database are applied again to a scratch database
+on the same server (``CREATE DATABASE ... TEMPLATE template0``, always dropped afterwards);
+then a catalog fingerprint of schema ``public`` is read from both, one set-based query per
+kind of object, and every difference is named, one per line:
+
+    column business_rules.note: in the database, not made by the migrations
+    index idx_audit_created: missing
+    function current_user_id(): body differs
+
+What the fingerprint covers: relations (kind, persistence, row-level security enabled and
+forced, view text), columns (type with typmod, NOT NULL, default, identity, generated,
+collation), constraints, indexes (other than those of primary-key, unique and exclusion
+constraints, which are covered as constraints), functions (result, language, md5 of the body,
+SECURITY DEFINER, SET options, volatility, parallel safety, strictness), non-internal
+triggers, policies, enum labels in order and domains, and the privileges granted to
+``migrationpilot_app`` and to PUBLIC. Rows are never read: the history table counts by its
+definition only. Owners and grantors are left out, since the scratch database belongs to
+whoever runs ``db verify``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from psycopg import sql
+
+from migrationpilot_cli.db import migrations
+from migrationpilot_cli.errors import OperationFailed
+
+if TYPE_CHECKING:
+    import psycopg
+
+SCRATCH_PREFIX = "migrationpilot_verify_"
+SCHEMA = "public"
+APP_ROLE = "migrationpilot_app"
+
+
+class ScratchRefused(Exception):
+    """The connecting role may not create a database (no CREATEDB)."""
+
+    def __init__(self, role: str) -> None:
+        super().__init__(role)
+        self.role = role
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of object: a query returning ``(label, relation, *attributes)`` rows, where
+    ``relation`` is the table the object belongs to (NULL for none) and ``attributes`` are
+    named, in order, by ``attributes``."""
+
+    attributes: tuple[str, ...]
+    query: str
+
+
+# Every query takes the schema name as its one parameter, %(schema)s.
+KINDS: dict[str, Kind] = {
+    "relations": Kind(
+        ("kind", "persistence", "row-level security", "forced row-level security", "definition"),
+        """
+        SELECT CASE c.relkind WHEN 'v' THEN 'view ' WHEN 'm' THEN 'materialized view '
+                              WHEN 'S' THEN 'sequence ' WHEN 'f' THEN 'foreign table '
+                              ELSE 'table ' END || c.relname,
+               c.relname, c.relkind::text, c.relpersistence::text,
+               c.relrowsecurity, c.relforcerowsecurity,
+               CASE WHEN c.relkind IN ('v', 'm') THEN md5(pg_get_viewdef(c.oid)) END
+          FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+         WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+        """,
+    ),
+    "columns": Kind(
+        ("type", "nullability", "default", "identity", "generated", "collation"),
+        """
+        SELECT 'column ' || c.relname || '.' || a.attname, c.relname,
+               format_type(a.atttypid, a.atttypmod), a.attnotnull,
+               pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text,
+               co.collname::text
+          FROM pg_attribute AS a
+          JOIN pg_class AS c ON c.oid = a.attrelid
+          JOIN pg_namespace AS n ON n.oid = c.relnamespace
+          LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+          LEFT JOIN pg_collation AS co ON co.oid = a.attcollation
+         WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+           AND a.attnum > 0 AND NOT a.attisdropped
+        """,
+    ),
+    "constraints": Kind(
+        ("definition",),
+        # NOT NULL (contype 'n' on PostgreSQL 18) is a column's nullability, above.
+        """
+        SELECT 'constraint ' || k.conname || ' on ' || coalesce(c.relname, 'domain ' || t.typname),
+               c.relname, pg_get_constraintdef(k.oid)
+          FROM pg_constraint AS k
+          JOIN pg_namespace AS n ON n.oid = k.connamespace
+          LEFT JOIN pg_class AS c ON c.oid = k.conrelid
+          LEFT JOIN pg_type AS t ON t.oid = k.contypid
+         WHERE n.nspname = %(schema)s AND k.contype <> 'n'
+        """,
+    ),
+    "indexes": Kind(
+        ("definition", "validity"),
+        # pg_get_indexdef names the schema, never the database.
+        """
+        SELECT 'index ' || ic.relname, c.relname, pg_get_indexdef(i.indexrelid), i.indisvalid
+          FROM pg_index AS i
+          JOIN pg_class AS ic ON ic.oid = i.indexrelid
+          JOIN pg_class AS c ON c.oid = i.indrelid
+          JOIN pg_namespace AS n ON n.oid = ic.relnamespace
+         WHERE n.nspname = %(schema)s
+           AND NOT EXISTS (SELECT FROM pg_constraint AS k
+                            WHERE k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x'))
+        """,
+    ),
+    "functions": Kind(
+        (
+            "result",
+            "language",
+            "body",
+            "security definer",
+            "settings",
+            "volatility",
+            "parallel safety",
+            "strictness",
+        ),
+        """
+        SELECT CASE p.prokind WHEN 'p' THEN 'procedure ' WHEN 'a' THEN 'aggregate '
+                              ELSE 'function ' END
+                   || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+               NULL, pg_get_function_result(p.oid), l.lanname::text, md5(p.prosrc),
+               p.prosecdef, p.proconfig, p.provolatile::text, p.proparallel::text,
+               p.proisstrict
+          FROM pg_proc AS p
+          JOIN pg_namespace AS n ON n.oid = p.pronamespace
+          JOIN pg_language AS l ON l.oid = p.prolang
+         WHERE n.nspname = %(schema)s
+        """,
+    ),
+    "triggers": Kind(
+        ("definition", "enabled state"),
+        """
+        SELECT 'trigger ' || t.tgname || ' on ' || c.relname, c.relname,
+               pg_get_triggerdef(t.oid), t.tgenabled::text
+          FROM pg_trigger AS t
+          JOIN pg_class AS c ON c.oid = t.tgrelid
+          JOIN pg_namespace AS n ON n.oid = c.relnamespace
+         WHERE n.nspname = %(schema)s AND NOT t.tgisinternal
+        """,
+    ),
+    "policies": Kind(
+        ("permissiveness", "command", "roles", "USING expression", "WITH CHECK expression"),
+        """
+        SELECT 'policy ' || policyname || ' on ' || tablename, tablename::text,
+               permissive, cmd, roles::text[], qual, with_check
+          FROM pg_policies
+         WHERE schemaname = %(schema)s
+        """,
+    ),
+    "types": Kind(
+        ("kind", "labels", "base type", "nullability", "default"),
+        """
+        SELECT CASE t.typtype WHEN 'e' THEN 'enum ' ELSE 'domain ' END || t.typname, NULL,
+               t.typtype::text,
+               ARRAY(SELECT e.enumlabel::text FROM pg_enum AS e
+                      WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder),
+               CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END,
+               t.typnotnull, t.typdefault
+          FROM pg_type AS t JOIN pg_namespace AS n ON n.oid = t.typnamespace
+         WHERE n.nspname = %(schema)s AND t.typtype IN ('e', 'd')
+        """,
+    ),
+    "privileges": Kind(
+        ("grant option",),
+        # Only what is granted to the application role and to PUBLIC: the owner (and so
+        # every grantor) is whoever ran the migrations, which differs between the two.
+        # A function's NULL ACL means the default: EXECUTE for PUBLIC.
+        """
+        SELECT 'grant ' || (o.acl).privilege_type || ' on ' || o.kind || ' ' || o.name
+                   || ' to ' || CASE (o.acl).grantee WHEN 0 THEN 'PUBLIC'
+                                ELSE (o.acl).grantee::regrole::text END,
+               o.relation, (o.acl).is_grantable
+          FROM (SELECT 'schema' AS kind, n.nspname::text AS name, NULL AS relation,
+                       aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS acl
+                  FROM pg_namespace AS n
+                 WHERE n.nspname = %(schema)s
+                UNION ALL
+                SELECT CASE c.relkind WHEN 'S' THEN 'sequence' WHEN 'v' THEN 'view'
+                                      ELSE 'table' END,
+                       c.relname, c.relname, aclexplode(c.relacl)
+                  FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                 WHERE n.nspname = %(schema)s AND c.relacl IS NOT NULL
+                UNION ALL
+                SELECT 'column', c.relname || '.' || a.attname, c.relname, aclexplode(a.attacl)
+                  FROM pg_attribute AS a
+                  JOIN pg_class AS c ON c.oid = a.attrelid
+                  JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                 WHERE n.nspname = %(schema)s AND a.attacl IS NOT NULL AND NOT a.attisdropped
+                UNION ALL
+                SELECT 'function', p.proname || '(' || pg_get_function_identity_arguments(p.oid)
+                                   || ')', NULL,
+                       aclexplode(coalesce(p.proacl, acldefault('f', p.proowner)))
+                  FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
+                 WHERE n.nspname = %(schema)s) AS o
+         WHERE (o.acl).grantee = 0 OR (o.acl).grantee = to_regrole(%(role)s)
+        """,
+    ),
+}
+
+# label -> (the relation it belongs to, its attributes); one such map per kind.
+Fingerprint = dict[str, dict[str, tuple[str | None, tuple[Any, ...]]]]
+
+
+def fingerprint(conn: psycopg.Connection[Any], schema: str = SCHEMA) -> Fingerprint:
+    """The catalog fingerprint of ``schema``: one query per kind, in one read-only snapshot,
+    with the settings that shape catalog text (search_path, TimeZone) pinned."""
+    from psycopg.rows import tuple_row
+
+    result: Fingerprint = {}
+    params = {"schema": schema, "role": APP_ROLE}
+    with conn.transaction(), conn.cursor(row_factory=tuple_row) as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        cursor.execute(
+            "SELECT set_config('search_path', quote_ident(%s), true),"
+            " set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, MDY', true)",
+            (schema,),
+        )
+        for name, kind in KINDS.items():
+            rows = cursor.execute(kind.query, params).fetchall()
+            result[name] = {row[0]: (row[1], tuple(row[2:])) for row in rows}
+    return result
+
+
+def differences(live: Fingerprint, made: Fingerprint) -> list[str]:
+    """One line per difference, in a stable order. An object of a table that exists on one
+    side only is not named again: the table's own line says it."""
+    live_tables = {relation for relation, _ in live["relations"].values()}
+    made_tables = {relation for relation, _ in made["relations"].values()}
+    lines = []
+    for name, kind in KINDS.items():
+        ours, theirs = live[name], made[name]
+        for label in sorted(ours.keys() | theirs.keys()):
+            if label not in theirs:
+                relation = ours[label][0]
+                if name == "relations" or relation is None or relation in made_tables:
+                    lines.append(f"{label}: in the database, not made by the migrations")
+            elif label not in ours:
+                relation = theirs[label][0]
+                if name == "relations" or relation is None or relation in live_tables:
+                    lines.append(f"{label}: missing")
+            else:
+                changed = [
+                    attribute
+                    for attribute, a, b in zip(
+                        kind.attributes, ours[label][1], theirs[label][1], strict=True
+                    )
+                    if a != b
+                ]
+                if changed:
+                    lines.append(f"{label}: {_differ(changed)}")
+    return lines
+
+
+def _differ(attributes: Sequence[str]) -> str:
+    if len(attributes) == 1:
+        return f"{attributes[0]} {'differ' if attributes[0].endswith('s') else 'differs'}"
+    return f"{', '.join(attributes[:-1])} and {attributes[-1]} differ"
+
+
+@contextmanager
+def scratch_database(
+    conn: psycopg.Connection[Any], on_leftover: Callable[[str, str], None]
+) -> Iterator[str]:
+    """A new, empty database on the server of ``conn`` (autocommit); yields a connection
+    string to it. It is dropped when the block ends, however it ends (an error, Ctrl-C);
+    when even that fails, ``on_leftover(name, reason)`` is told which one is left."""
+    import psycopg
+    from psycopg.rows import tuple_row
+
+    name = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:16]}"
+    try:
+        try:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
+            )
+        except psycopg.errors.InsufficientPrivilege as error:
+            with conn.cursor(row_factory=tuple_row) as cursor:
+                row = cursor.execute("SELECT current_user::text").fetchone()
+            raise ScratchRefused(row[0] if row else "this role") from error
+        except psycopg.Error as error:
+            reason = error.diag.message_primary or str(error).strip()
+            raise OperationFailed(
+                f"cannot compare the live schema: creating a scratch database failed: {reason}"
+            ) from error
+        yield psycopg.conninfo.make_conninfo(
+            conn.info.dsn, dbname=name, password=conn.info.password or None
+        )
+    finally:
+        _drop(conn, name, on_leftover)
+
+
+def _drop(
+    conn: psycopg.Connection[Any], name: str, on_leftover: Callable[[str, str], None]
+) -> None:
+    import psycopg
+
+    statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    try:
+        if conn.closed or conn.broken:
+            with psycopg.connect(
+                conn.info.dsn, password=conn.info.password or None, autocommit=True
+            ) as again:
+                again.execute(statement)
+        else:
+            conn.execute(statement)
+    except BaseException as error:  # Ctrl-C again included: say what is left, then go on
+        on_leftover(name, str(error).strip() or type(error).__name__)
+        if not isinstance(error, Exception):
+            raise
+
+
+def compare(
+    conn: psycopg.Connection[Any],
+    files: Sequence[migrations.MigrationFile],
+    on_leftover: Callable[[str, str], None],
+) -> list[str]:
+    """Every difference between the live schema of ``conn`` (autocommit) and what ``files``
+    make in a scratch database. Raises ScratchRefused when the role may not create one."""
+    import psycopg
+
+    with scratch_database(conn, on_leftover) as conninfo:
+        try:
+            scratch = psycopg.connect(conninfo, autocommit=True)
+        except psycopg.OperationalError as error:
+            reason = str(error).strip().splitlines()[-1] if str(error).strip() else ""
+            raise OperationFailed(
+                f"cannot compare the live schema: cannot connect to the scratch database: {reason}"
+            ) from error
+        with scratch:
+            try:
+                migrations.migrate(
+                    scratch, files, target=None, lock_timeout="1min", on_applied=lambda *_: None
+                )
+            except OperationFailed as error:
+                raise OperationFailed(
+                    f"cannot compare the live schema: the migrations fail on a new database:"
+                    f" {error.message}"
+                ) from error
+            made = fingerprint(scratch)
+        live = fingerprint(conn)
+    return differences(live, made)
