@@ -1,6 +1,7 @@
 # make run   - create .venv, install, start the embedded PostgreSQL, migrate it, load the demo
 #              and show the reviewers' queue
-# make test  - the whole suite against a real PostgreSQL
+# make test  - the whole suite against a real PostgreSQL (the Drizzle conformance test when node
+#              is on PATH; it says so when not)
 # make lint  - ruff, mypy and squawk (the migration linter)
 # make docs  - regenerate docs/cli.md, the command reference, from the app itself
 # make bench - the benchmark suite on its own embedded server (SCALE=small|medium|large);
@@ -30,8 +31,11 @@ run: install
 	$(BIN)/migrationpilot demo load --format table
 	$(BIN)/migrationpilot rules list --pending --min-confidence 0.9 --format table
 
+# -rs: every skipped test says why (tests/test_drizzle.py needs node, the nginx export test nginx).
 test: install
-	$(BIN)/pytest
+	@command -v node >/dev/null 2>&1 || \
+	  echo "node is not on PATH: the Drizzle conformance test (tests/test_drizzle.py) will be skipped"
+	$(BIN)/pytest -rs
 
 bench: install
 	$(BIN)/python bench/run.py --scale $(SCALE)
