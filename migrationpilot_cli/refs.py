@@ -15,6 +15,7 @@ from migrationpilot_cli.errors import BadInput
 
 SHORT = 8  # hex digits shown: 32 bits, unambiguous in all but huge sets (then longer works)
 MINIMUM = 4  # hex digits a reference needs, as git asks of an abbreviated hash
+_SHOWN = 40  # characters of a bad value an error repeats
 _HEX = re.compile(rf"[0-9a-f]{{{MINIMUM},32}}")
 
 
@@ -26,8 +27,9 @@ def parse(value: str, where: str = "argument") -> str:
     """The reference's hex digits, lower-case: 4 to 32 of them. Anything else is bad input."""
     digits = value.strip().replace("-", "").lower()
     if not (digits.isascii() and _HEX.fullmatch(digits)):
+        shown = value if len(value) <= _SHOWN else value[:_SHOWN] + "..."
         raise BadInput(
-            f"{where}: {value!r} is not an id: give the id shown in a listing (e.g. 3f2a9c1e),"
+            f"{where}: {shown!r} is not an id: give the id shown in a listing (e.g. 3f2a9c1e),"
             f" at least {MINIMUM} of its first hex digits, or the full uuid"
         )
     return digits

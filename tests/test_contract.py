@@ -279,3 +279,53 @@ def test_a_rule_is_named_by_any_start_of_its_id_and_an_ambiguous_one_is_refused(
     assert hidden.exit_code == 4
     bad = acme(*ANA, "rules", "show", "abc")
     assert bad.exit_code == 2 and "is not an id" in bad.stderr
+
+
+def test_a_version_cannot_be_forged_from_a_trigger_of_the_clients_own(
+    acme: Any, conn: Conn, loans: UUID
+) -> None:
+    """Trigger depth proves nothing: a client may nest its insert in a temporary table's
+    trigger. The app role's rows are checked at any depth."""
+    rule = one(conn, RULE + " RETURNING id", loans, "late fee")
+    conn.execute("UPDATE users SET role = 'viewer' WHERE email = 'ana@acme.test'")
+    with pytest.raises(errors.CheckViolation, match="has no version 2"), conn.transaction():
+        act_as(conn, "ana@acme.test")
+        conn.execute("CREATE TEMPORARY TABLE forge (rule_id uuid, version int)")
+        conn.execute(
+            "CREATE FUNCTION pg_temp.forge() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " INSERT INTO public.rule_versions (rule_id, version, snapshot, change_reason)"
+            " VALUES (NEW.rule_id, NEW.version, '{}', 'forged'); RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER forge BEFORE INSERT ON forge"
+            " FOR EACH ROW EXECUTE FUNCTION pg_temp.forge()"
+        )
+        conn.execute("INSERT INTO forge VALUES (%s, 2)", (rule,))
+    assert rows(conn, "SELECT version FROM rule_versions WHERE rule_id = %s", rule) == [(1,)]
+
+
+def test_a_whole_uuid_names_a_row_by_its_id_never_by_a_name_that_looks_like_it(
+    acme: Any, conn: Conn, loans: UUID
+) -> None:
+    # Another project named like Loans core's id does not stand in for it.
+    decoy = acme(*ANA, "projects", "create", str(loans), "--source", "vb6", "--target", "go")
+    assert decoy.exit_code == 0, decoy.stderr
+    shown = acme(*ANA, "projects", "show", str(loans), "--format", "json")
+    assert '"name": "Loans core"' in shown.stdout
+    # The start a table shows names it too (no project is called that).
+    short = acme(*ANA, "projects", "show", loans.hex[:8], "--format", "json")
+    assert '"name": "Loans core"' in short.stdout
+
+
+def test_routing_rules_are_named_by_name_slug_or_id(acme: Any, conn: Conn, loans: UUID) -> None:
+    rule_id = add_route(conn, loans, "Late fees API", "modern", 10)
+    (found,) = rows(conn, "SELECT id FROM routing_rules WHERE slug = %s", rule_id[0])[0]
+    for ref in ("late FEES api", "late-fees-api", str(found), found.hex[:8]):
+        shown = acme(*ANA, "routing", "show", ref, "-p", "Loans core", "--format", "json")
+        assert (shown.exit_code, '"slug": "late-fees-api"' in shown.stdout) == (0, True), ref
+
+
+def test_one_rule_named_three_ways_is_reviewed_once(acme: Any, conn: Conn, loans: UUID) -> None:
+    rule = one(conn, RULE + " RETURNING id", loans, "late fee")
+    reviewed = acme(*ANA, "review", "approve", rule.hex[:8], str(rule), str(rule).upper(), "-q")
+    assert (reviewed.exit_code, reviewed.stdout) == (0, f"{rule}\n")

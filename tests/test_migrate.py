@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +150,9 @@ def test_changed_applied_file_is_drift_for_verify_and_migrate(
     verify = db(cli, empty_database_url, "verify", directory=migrations_dir)
     assert verify.exit_code == 1
     assert "V0001__create_accounts.sql changed since it was applied" in verify.stderr
+    checksums = db(cli, empty_database_url, "verify", "--checksums-only", directory=migrations_dir)
+    assert checksums.exit_code == 1
+    assert "V0001__create_accounts.sql changed since it was applied" in checksums.stderr
     migrate = db(cli, empty_database_url, "migrate", directory=migrations_dir)
     assert migrate.exit_code == 1
     assert "V0001__create_accounts.sql changed" in migrate.stderr
@@ -452,29 +458,141 @@ def test_verify_drops_the_scratch_database_when_the_build_fails_or_is_interrupte
     assert scratch_databases(empty_database_url, scratch_prefix) == []
 
 
-def test_verify_without_createdb_checks_checksums_only_and_says_so(
-    cli: Any, database_url: str, scratch_prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@contextmanager
+def probe_role(url: str, attributes: str = "NOLOGIN") -> Iterator[str]:
+    """A new role with a unique name (roles are cluster-wide), dropped at the end together
+    with whatever it was given or made to own in the database of ``url``."""
     import uuid
 
-    role = f"mp_verify_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    role = f"mp_probe_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as conn:
         superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
         if superuser.fetchone() != (True,):
-            pytest.skip("needs a superuser to act as a role without CREATEDB")
-        conn.execute(f"CREATE ROLE {role} NOLOGIN NOCREATEDB")
-        conn.execute(f"GRANT SELECT ON migrationpilot_schema_history TO {role}")
+            pytest.skip("needs a superuser to create roles and give them objects")
+        conn.execute(f"CREATE ROLE {role} {attributes}")
         try:
-            said = notices(monkeypatch)
-            as_role = psycopg.conninfo.make_conninfo(database_url, options=f"-c role={role}")
-            result = db(cli, as_role, "verify")
+            yield role
         finally:
+            conn.execute(f"REASSIGN OWNED BY {role} TO CURRENT_USER")
             conn.execute(f"DROP OWNED BY {role}")
             conn.execute(f"DROP ROLE {role}")
-    assert result.exit_code == 0, result.stderr
-    assert result.stderr == (
-        f"warning: cannot compare the live schema: {role} may not create a scratch database"
-        " (CREATEDB); checksums only\n"
+
+
+def test_verify_without_createdb_fails_unless_told_to_check_checksums_only(
+    cli: Any, database_url: str, scratch_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with probe_role(database_url, "NOLOGIN NOCREATEDB") as role:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f"GRANT SELECT ON migrationpilot_schema_history TO {role}")
+            conn.execute("ALTER TABLE business_rules DISABLE ROW LEVEL SECURITY")
+        said = notices(monkeypatch)
+        as_role = psycopg.conninfo.make_conninfo(database_url, options=f"-c role={role}")
+        refused = db(cli, as_role, "verify")
+        checksums = db(cli, as_role, "verify", "--checksums-only")
+    # Without the flag, `db verify && db migrate` must not pass what it could not compare.
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        f"error: cannot compare the live schema: {role} may not create a scratch database"
+        " (CREATEDB); run db verify as a role that may, or pass --checksums-only to check the"
+        " files alone\n"
     )
-    assert said == [f"ok: {len(PACKAGED)} applied migrations match their files"]
+    assert (checksums.exit_code, checksums.stderr) == (0, ""), checksums.stderr
+    assert said == [
+        f"ok: {len(PACKAGED)} applied migrations match their files"
+        " (checksums only: the live schema was not compared)"
+    ]
     assert scratch_databases(database_url, scratch_prefix) == []
+
+
+def test_verify_names_rewrite_rules_and_grants_to_any_role(
+    cli: Any, database_url: str, scratch_prefix: str
+) -> None:
+    with probe_role(database_url) as role:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("CREATE RULE drop_audit AS ON INSERT TO audit_logs DO INSTEAD NOTHING")
+            conn.execute(f"GRANT SELECT ON business_rules TO {role}")
+            conn.execute(f"GRANT UPDATE (name) ON business_rules TO {role}")
+            conn.execute(f"GRANT EXECUTE ON FUNCTION current_organization_id() TO {role}")
+            conn.execute("GRANT DELETE ON audit_logs TO migrationpilot_app WITH GRANT OPTION")
+        result = db(cli, database_url, "verify")
+    extra = "in the database, not made by the migrations"
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: verification failed: the live schema differs from what the migrations make:",
+        f"rule drop_audit on audit_logs: {extra}",
+        f"grant DELETE on table audit_logs to migrationpilot_app: {extra}",
+        f"grant EXECUTE on function current_organization_id() to {role}: {extra}",
+        f"grant SELECT on table business_rules to {role}: {extra}",
+        f"grant UPDATE on column business_rules.name to {role}: {extra}",
+    ]
+    assert scratch_databases(database_url, scratch_prefix) == []
+
+
+def test_verify_names_each_object_not_owned_by_the_history_tables_owner(
+    cli: Any, database_url: str, scratch_prefix: str
+) -> None:
+    with probe_role(database_url) as role:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            row = conn.execute("SELECT current_user::text").fetchone()
+            owner = row[0] if row else ""
+            # The new owner bypasses the table's row level security; a definer function
+            # now runs as another role.
+            conn.execute(f"ALTER TABLE business_rules OWNER TO {role}")
+            conn.execute(f"ALTER FUNCTION current_organization_id() OWNER TO {role}")
+            conn.execute(f"ALTER TYPE rule_category OWNER TO {role}")
+        result = db(cli, database_url, "verify")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: verification failed: the live schema differs from what the migrations make:",
+        f"enum rule_category: owned by {role}, not by {owner}",
+        f"function current_organization_id(): owned by {role}, not by {owner}",
+        f"table business_rules: owned by {role}, not by {owner}",
+    ]
+    assert scratch_databases(database_url, scratch_prefix) == []
+
+
+def test_verify_names_what_lets_the_application_role_past_row_level_security(
+    cli: Any, database_url: str, scratch_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from migrationpilot_cli.db import schemadiff
+
+    # A stand-in for migrationpilot_app: the real one is cluster-wide, shared with every
+    # other test on this server, and must keep its row level security meanwhile.
+    with probe_role(database_url, "NOLOGIN SUPERUSER BYPASSRLS") as role:
+        monkeypatch.setattr(schemadiff, "APP_ROLE", role)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f"GRANT pg_write_all_data TO {role}")
+        result = db(cli, database_url, "verify")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: verification failed: the live schema differs from what the migrations make:",
+        f"role {role}: has BYPASSRLS",
+        f"role {role}: has SUPERUSER",
+        f"role {role}: member of pg_write_all_data",
+    ]
+    assert scratch_databases(database_url, scratch_prefix) == []
+
+
+def test_migrate_by_a_role_that_does_not_own_the_database_says_who_may_set_the_zone(
+    cli: Any, empty_database_url: str
+) -> None:
+    role = f"mp_migrator_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        name = conn.info.dbname
+        conn.execute(f"ALTER DATABASE \"{name}\" SET TimeZone = 'Asia/Tokyo'")
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT CREATE ON SCHEMA public TO {role}")
+        conn.execute(f'GRANT CREATE ON DATABASE "{name}" TO {role}')
+        conn.execute(f"GRANT migrationpilot_app TO {role}")
+    try:
+        url = psycopg.conninfo.make_conninfo(empty_database_url, user=role)
+        first = cli("--database-url", url, "db", "migrate")
+        assert first.exit_code == 0, first.stderr
+        assert f'only its owner may set it: ask them to run ALTER DATABASE "{name}"' in first.stderr
+        again = cli("--database-url", url, "db", "migrate")
+        assert again.exit_code == 0, again.stderr
+    finally:
+        with psycopg.connect(empty_database_url, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role} CASCADE")
+        with psycopg.connect(empty_database_url, autocommit=True) as conn:
+            conn.execute(f"DROP ROLE {role}")

@@ -167,8 +167,9 @@ def _review(
         raise BadInput(f"--expect-version takes a single id, not {len(rule_ids)}")
     with transaction(settings) as conn:
         # With --skip-missing, a start of an id that names no rule is skipped like an unknown id.
-        resolved = resolve_refs(conn, "business_rules", rule_ids, skip_missing=skip_missing)
-        unknown_starts = len(rule_ids) - len(resolved)
+        found = resolve_refs(conn, "business_rules", rule_ids, skip_missing=skip_missing)
+        unknown_starts = len(rule_ids) - len(found)
+        resolved = list(dict.fromkeys(found))  # one rule named two ways is one rule
         rows = reviews.review(
             conn,
             resolved,

@@ -315,33 +315,49 @@ _UTC_NAMES = frozenset(
 
 
 def ensure_utc(conn: psycopg.Connection[Any]) -> str | None:
-    """Make UTC the database's TimeZone; return the zone it had, or None when it was UTC.
+    """Make UTC the TimeZone of the database's new sessions, and say what the user should hear
+    of it: the zone they had before when it was not UTC, or that only the database's owner may
+    set it (None: nothing worth a word).
 
-    The design's ``timestamp()`` columns are read by Drizzle as UTC (it appends +0000 to
-    what it reads), so a server whose default zone is not UTC would hand such applications
-    times off by its offset. Our columns are timestamptz; the CLI shows them in the user's
-    own zone itself. The setting applies to new sessions of this database."""
+    The design's ``timestamp()`` columns are read by Drizzle as UTC (it appends +0000 to what
+    it reads), so a server whose default zone is not UTC would hand such applications times
+    off by its offset. Our columns are timestamptz; the CLI shows them in the user's own zone
+    itself. The database's own setting is what counts: the server's default is the fallback,
+    and the zone this session reports may be the client's (PGTZ)."""
+    import psycopg
     from psycopg.rows import tuple_row
 
     with conn.cursor(row_factory=tuple_row) as cursor:
         row = cursor.execute(
             """
-            SELECT coalesce(
-                (SELECT substr(setting, length('TimeZone=') + 1)
-                   FROM pg_db_role_setting AS d, unnest(d.setconfig) AS setting
-                  WHERE d.setdatabase = (SELECT oid FROM pg_database
-                                          WHERE datname = current_database())
-                    AND d.setrole = 0 AND setting LIKE 'TimeZone=%%'),
-                (SELECT reset_val FROM pg_settings WHERE name = 'TimeZone')),
-                current_database()
+            SELECT (SELECT substr(setting, length('TimeZone=') + 1)
+                      FROM pg_db_role_setting AS d, unnest(d.setconfig) AS setting
+                     WHERE d.setdatabase = (SELECT oid FROM pg_database
+                                             WHERE datname = current_database())
+                       AND d.setrole = 0 AND setting LIKE 'TimeZone=%%'),
+                   (SELECT reset_val FROM pg_settings WHERE name = 'TimeZone'),
+                   current_database()
             """
         ).fetchone()
     assert row is not None
-    zone, database = row
-    if str(zone).lower() in _UTC_NAMES:
+    database_zone, default_zone, database = row
+    if database_zone is not None and database_zone.lower() in _UTC_NAMES:
         return None
-    conn.execute(sql.SQL("ALTER DATABASE {} SET TimeZone = 'UTC'").format(sql.Identifier(database)))
-    return str(zone)
+    name = sql.Identifier(database)
+    try:
+        conn.execute(sql.SQL("ALTER DATABASE {} SET TimeZone = 'UTC'").format(name))
+    except psycopg.errors.InsufficientPrivilege:
+        return (
+            f"the TimeZone of database {database} is not set to UTC, and only its owner may set"
+            f" it: ask them to run ALTER DATABASE {name.as_string(conn)} SET TimeZone = 'UTC'"
+        )
+    previous = database_zone or default_zone
+    if previous.lower() in _UTC_NAMES:
+        return None
+    return (
+        f"set the database's TimeZone to UTC (it was {previous}): the design's applications"
+        " read its times as UTC"
+    )
 
 
 def apply_file(conn: psycopg.Connection[Any], file: MigrationFile, lock_timeout: str) -> int:

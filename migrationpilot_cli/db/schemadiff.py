@@ -14,10 +14,19 @@ forced, view text), columns (type with typmod, NOT NULL, default, identity, gene
 collation), constraints, indexes (other than those of primary-key, unique and exclusion
 constraints, which are covered as constraints), functions (result, language, md5 of the body,
 SECURITY DEFINER, SET options, volatility, parallel safety, strictness), non-internal
-triggers, policies, enum labels in order and domains, and the privileges granted to
-``migrationpilot_app`` and to PUBLIC. Rows are never read: the history table counts by its
-definition only. Owners and grantors are left out, since the scratch database belongs to
-whoever runs ``db verify``.
+triggers, rewrite rules (other than a view's ``_RETURN``, which is its view text), policies,
+enum labels in order and domains, and the privileges on the schema, its tables, sequences,
+views, columns and functions granted to every grantee but the object's owner. Rows are never
+read: the history table counts by its definition only. Owners and grantors are left out of
+the comparison, since the scratch database belongs to whoever runs ``db verify``.
+
+Two checks read the live database alone (the scratch database could not tell): every
+table, view, sequence, function and type is owned by the owner of the history table, and
+``migrationpilot_app`` has neither SUPERUSER nor BYPASSRLS and is a member of no role
+(either would let the application past row-level security or its grants):
+
+    function current_organization_id(): owned by probe, not by migrationpilot_owner
+    role migrationpilot_app: member of pg_write_all_data
 """
 
 from __future__ import annotations
@@ -53,13 +62,18 @@ class ScratchRefused(Exception):
 class Kind:
     """One kind of object: a query returning ``(label, relation, *attributes)`` rows, where
     ``relation`` is the table the object belongs to (NULL for none) and ``attributes`` are
-    named, in order, by ``attributes``."""
+    named, in order, by ``attributes``.
+
+    A ``live_only`` kind is a check of the live database, not run on the scratch one: each
+    row it returns is one problem, its label the whole line, with no attributes."""
 
     attributes: tuple[str, ...]
     query: str
+    live_only: bool = False
 
 
-# Every query takes the schema name as its one parameter, %(schema)s.
+# The queries take the schema name as %(schema)s; the live-only checks also take the
+# history table's name, %(history)s, and the application role's, %(role)s.
 KINDS: dict[str, Kind] = {
     "relations": Kind(
         ("kind", "persistence", "row-level security", "forced row-level security", "definition"),
@@ -152,6 +166,18 @@ KINDS: dict[str, Kind] = {
          WHERE n.nspname = %(schema)s AND NOT t.tgisinternal
         """,
     ),
+    "rules": Kind(
+        ("definition", "enabled state"),
+        # A view's _RETURN rule is its definition, compared with the relations.
+        """
+        SELECT 'rule ' || r.rulename || ' on ' || c.relname, c.relname,
+               pg_get_ruledef(r.oid), r.ev_enabled::text
+          FROM pg_rewrite AS r
+          JOIN pg_class AS c ON c.oid = r.ev_class
+          JOIN pg_namespace AS n ON n.oid = c.relnamespace
+         WHERE n.nspname = %(schema)s AND r.rulename <> '_RETURN'
+        """,
+    ),
     "policies": Kind(
         ("permissiveness", "command", "roles", "USING expression", "WITH CHECK expression"),
         """
@@ -176,8 +202,8 @@ KINDS: dict[str, Kind] = {
     ),
     "privileges": Kind(
         ("grant option",),
-        # Only what is granted to the application role and to PUBLIC: the owner (and so
-        # every grantor) is whoever ran the migrations, which differs between the two.
+        # Every grantee but the object's owner: the owner (and so every grantor) is whoever
+        # ran the migrations, which differs between the two databases.
         # A function's NULL ACL means the default: EXECUTE for PUBLIC.
         """
         SELECT 'grant ' || (o.acl).privilege_type || ' on ' || o.kind || ' ' || o.name
@@ -185,29 +211,85 @@ KINDS: dict[str, Kind] = {
                                 ELSE (o.acl).grantee::regrole::text END,
                o.relation, (o.acl).is_grantable
           FROM (SELECT 'schema' AS kind, n.nspname::text AS name, NULL AS relation,
+                       n.nspowner AS owner,
                        aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS acl
                   FROM pg_namespace AS n
                  WHERE n.nspname = %(schema)s
                 UNION ALL
                 SELECT CASE c.relkind WHEN 'S' THEN 'sequence' WHEN 'v' THEN 'view'
                                       ELSE 'table' END,
-                       c.relname, c.relname, aclexplode(c.relacl)
+                       c.relname, c.relname, c.relowner, aclexplode(c.relacl)
                   FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
                  WHERE n.nspname = %(schema)s AND c.relacl IS NOT NULL
                 UNION ALL
-                SELECT 'column', c.relname || '.' || a.attname, c.relname, aclexplode(a.attacl)
+                SELECT 'column', c.relname || '.' || a.attname, c.relname, c.relowner,
+                       aclexplode(a.attacl)
                   FROM pg_attribute AS a
                   JOIN pg_class AS c ON c.oid = a.attrelid
                   JOIN pg_namespace AS n ON n.oid = c.relnamespace
                  WHERE n.nspname = %(schema)s AND a.attacl IS NOT NULL AND NOT a.attisdropped
                 UNION ALL
                 SELECT 'function', p.proname || '(' || pg_get_function_identity_arguments(p.oid)
-                                   || ')', NULL,
+                                   || ')', NULL, p.proowner,
                        aclexplode(coalesce(p.proacl, acldefault('f', p.proowner)))
                   FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
                  WHERE n.nspname = %(schema)s) AS o
-         WHERE (o.acl).grantee = 0 OR (o.acl).grantee = to_regrole(%(role)s)
+         WHERE (o.acl).grantee <> o.owner
         """,
+    ),
+    "owners": Kind(
+        (),
+        # Labelled as above. Indexes, and a table's row type, always share its owner.
+        # Checked on the live database only: in the scratch one, whoever runs db verify
+        # owns everything, history table included.
+        """
+        SELECT o.label || ': owned by ' || o.owner::regrole::text
+                   || ', not by ' || h.relowner::regrole::text,
+               o.relation
+          FROM (SELECT CASE c.relkind WHEN 'v' THEN 'view ' WHEN 'm' THEN 'materialized view '
+                                      WHEN 'S' THEN 'sequence ' WHEN 'f' THEN 'foreign table '
+                                      ELSE 'table ' END || c.relname AS label,
+                       c.relname::text AS relation, c.relowner AS owner
+                  FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                 WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+                UNION ALL
+                SELECT CASE p.prokind WHEN 'p' THEN 'procedure ' WHEN 'a' THEN 'aggregate '
+                                      ELSE 'function ' END
+                           || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+                       NULL, p.proowner
+                  FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
+                 WHERE n.nspname = %(schema)s
+                UNION ALL
+                SELECT CASE t.typtype WHEN 'e' THEN 'enum ' WHEN 'd' THEN 'domain '
+                                      WHEN 'r' THEN 'range type ' ELSE 'type ' END || t.typname,
+                       NULL, t.typowner
+                  FROM pg_type AS t
+                  JOIN pg_namespace AS n ON n.oid = t.typnamespace
+                  LEFT JOIN pg_class AS c ON c.oid = t.typrelid
+                 WHERE n.nspname = %(schema)s AND t.typtype IN ('c', 'd', 'e', 'r')
+                   AND (t.typrelid = 0 OR c.relkind = 'c')) AS o
+          JOIN pg_class AS h
+            ON h.oid = to_regclass(format('%%I.%%I', %(schema)s::text, %(history)s::text))
+         WHERE o.owner <> h.relowner
+        """,
+        live_only=True,
+    ),
+    "role": Kind(
+        (),
+        # Any membership may carry privileges (or SET ROLE) past the grants compared above.
+        """
+        SELECT 'role ' || r.rolname || ': ' || p.problem, NULL
+          FROM pg_roles AS r
+         CROSS JOIN LATERAL (SELECT 'has SUPERUSER' WHERE r.rolsuper
+                             UNION ALL
+                             SELECT 'has BYPASSRLS' WHERE r.rolbypassrls
+                             UNION ALL
+                             SELECT 'member of ' || m.roleid::regrole::text
+                               FROM pg_auth_members AS m
+                              WHERE m.member = r.oid) AS p (problem)
+         WHERE r.rolname = %(role)s
+        """,
+        live_only=True,
     ),
 }
 
@@ -215,13 +297,16 @@ KINDS: dict[str, Kind] = {
 Fingerprint = dict[str, dict[str, tuple[str | None, tuple[Any, ...]]]]
 
 
-def fingerprint(conn: psycopg.Connection[Any], schema: str = SCHEMA) -> Fingerprint:
+def fingerprint(
+    conn: psycopg.Connection[Any], schema: str = SCHEMA, *, live: bool = True
+) -> Fingerprint:
     """The catalog fingerprint of ``schema``: one query per kind, in one read-only snapshot,
-    with the settings that shape catalog text (search_path, TimeZone) pinned."""
+    with the settings that shape catalog text (search_path, TimeZone) pinned. The live-only
+    checks run when ``live``."""
     from psycopg.rows import tuple_row
 
     result: Fingerprint = {}
-    params = {"schema": schema, "role": APP_ROLE}
+    params = {"schema": schema, "history": migrations.HISTORY_TABLE, "role": APP_ROLE}
     with conn.transaction(), conn.cursor(row_factory=tuple_row) as cursor:
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         cursor.execute(
@@ -230,18 +315,24 @@ def fingerprint(conn: psycopg.Connection[Any], schema: str = SCHEMA) -> Fingerpr
             (schema,),
         )
         for name, kind in KINDS.items():
+            if kind.live_only and not live:
+                continue
             rows = cursor.execute(kind.query, params).fetchall()
             result[name] = {row[0]: (row[1], tuple(row[2:])) for row in rows}
     return result
 
 
 def differences(live: Fingerprint, made: Fingerprint) -> list[str]:
-    """One line per difference, in a stable order. An object of a table that exists on one
-    side only is not named again: the table's own line says it."""
+    """One line per difference, then one per problem the live-only checks found, in a stable
+    order. An object of a table that exists on one side only is not named again: the table's
+    own line says it."""
     live_tables = {relation for relation, _ in live["relations"].values()}
     made_tables = {relation for relation, _ in made["relations"].values()}
     lines = []
     for name, kind in KINDS.items():
+        if kind.live_only:
+            lines.extend(sorted(live[name]))
+            continue
         ours, theirs = live[name], made[name]
         for label in sorted(ours.keys() | theirs.keys()):
             if label not in theirs:
@@ -350,6 +441,6 @@ def compare(
                     f"cannot compare the live schema: the migrations fail on a new database:"
                     f" {error.message}"
                 ) from error
-            made = fingerprint(scratch)
+            made = fingerprint(scratch, live=False)
         live = fingerprint(conn)
     return differences(live, made)

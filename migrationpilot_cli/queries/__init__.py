@@ -97,10 +97,16 @@ def pick_named(
     hint: str = "use the full id",
     shown_by: str | None = None,
 ) -> dict[str, Any]:
-    """The row ``ref`` names among ``rows`` (found by name or by the start of their id): a
-    row whose ``by`` column is ``ref`` (ignoring case) wins; else the one id that starts so.
-    Several rows of that name, or several ids with that start, are ambiguous (exit 2); the
-    error shows each candidate's ``shown_by`` column (default ``by``) and full id."""
+    """The row ``ref`` names among ``rows`` (found by name or by the start of their id). A
+    whole uuid is an id and nothing else: a row named like another row's id must not stand in
+    for it. Otherwise a row whose ``by`` column is ``ref`` (ignoring case) wins, else the one
+    id that starts so. Several rows of that name, or several ids with that start, are
+    ambiguous (exit 2); the error shows each candidate's ``shown_by`` column (default ``by``)
+    and full id."""
+    from migrationpilot_cli import refs
+
+    if refs.is_uuid(ref):
+        rows = [row for row in rows if row["id"] == UUID(refs.parse(ref))]
     if not rows:
         raise NotFound(missing)
     named = [row for row in rows if str(row[by]).lower() == ref.lower()]

@@ -42,7 +42,8 @@ def list_all(conn: Connection, tenant_id: UUID | None = None) -> list[dict[str, 
 def get(conn: Connection, ref: str) -> dict[str, Any]:
     """An organization by slug or id (under RLS: only the acting user's own)."""
     rows = conn.execute(
-        _SELECT + " WHERE o.slug = %(ref)s OR o.id BETWEEN %(low)s AND %(high)s LIMIT 6",
+        _SELECT + " WHERE o.slug = %(ref)s OR o.id BETWEEN %(low)s AND %(high)s"
+        " ORDER BY o.slug = %(ref)s DESC, o.id LIMIT 6",
         {"ref": ref, **ref_bounds(ref)},
     ).fetchall()
     missing = f"no organization {ref!r}; see `migrationpilot orgs list`"

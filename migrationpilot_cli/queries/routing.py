@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from migrationpilot_cli.errors import BadInput, OperationFailed
-from migrationpilot_cli.queries import inserted_id, one
+from migrationpilot_cli.queries import inserted_id, one, pick_named, ref_bounds
 from migrationpilot_cli.routing import Rule
 
 if TYPE_CHECKING:
@@ -86,20 +86,33 @@ def list_all(
 def get(
     conn: Connection, project: dict[str, Any], ref: str, *, for_update: bool = False
 ) -> dict[str, Any]:
-    """One rule by its name (in any case) or its slug; a name wins over another rule's slug.
+    """One rule by its name (in any case), its slug, or its id (the start a table shows, or
+    the full uuid); a name wins over another rule's slug, and both over the start of an id.
     ``for_update`` locks it, so that the old values an audit row records are the ones the
     change replaced."""
-    return one(
-        conn,
+    from migrationpilot_cli import refs
+
+    params = {"org": project["organization_id"], "project": project["id"], "ref": ref}
+    found = conn.execute(
         _SELECT
         + """
         WHERE r.organization_id = %(org)s AND r.project_id = %(project)s
-          AND (lower(r.name) = lower(%(ref)s) OR r.slug = %(ref)s)
-        ORDER BY lower(r.name) = lower(%(ref)s) DESC
-        LIMIT 1
+          AND (lower(r.name) = lower(%(ref)s) OR r.slug = %(ref)s
+               OR r.id BETWEEN %(low)s AND %(high)s)
+        ORDER BY lower(r.name) = lower(%(ref)s) DESC, r.slug = %(ref)s DESC, r.id
+        LIMIT 6
         """
         + (" FOR UPDATE OF r" if for_update else ""),
-        {"org": project["organization_id"], "project": project["id"], "ref": ref},
+        params | ref_bounds(ref),
+    ).fetchall()
+    named = [row for row in found if row["name"].lower() == ref.lower() or row["slug"] == ref]
+    if named and not refs.is_uuid(ref):
+        return named[0]
+    return pick_named(
+        found,
+        ref,
+        by="name",
+        noun="routing rule",
         missing=f"no routing rule {ref!r} in project {project['name']!r};"
         f" see `migrationpilot routing list --project {project['id']}`",
     )

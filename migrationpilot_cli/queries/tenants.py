@@ -39,7 +39,10 @@ def list_all(conn: Connection) -> list[dict[str, Any]]:
 
 def get(conn: Connection, ref: str, *, lock: bool = False) -> dict[str, Any]:
     """A tenant by slug or id."""
-    query = _SELECT + " WHERE t.slug = %(ref)s OR t.id BETWEEN %(low)s AND %(high)s LIMIT 6"
+    query = _SELECT + (
+        " WHERE t.slug = %(ref)s OR t.id BETWEEN %(low)s AND %(high)s"
+        " ORDER BY t.slug = %(ref)s DESC, t.id LIMIT 6"
+    )
     rows = conn.execute(
         query + (" FOR UPDATE OF t" if lock else ""), {"ref": ref, **ref_bounds(ref)}
     ).fetchall()

@@ -47,7 +47,8 @@ def get(conn: Connection, ref: str) -> dict[str, Any]:
     """A user by email (without regard to case) or id."""
     rows = conn.execute(
         _SELECT
-        + " WHERE lower(u.email) = lower(%(ref)s) OR u.id BETWEEN %(low)s AND %(high)s LIMIT 6",
+        + " WHERE lower(u.email) = lower(%(ref)s) OR u.id BETWEEN %(low)s AND %(high)s"
+        + " ORDER BY lower(u.email) = lower(%(ref)s) DESC, u.id LIMIT 6",
         {"ref": ref, **ref_bounds(ref)},
     ).fetchall()
     missing = f"no user {ref!r}; see `migrationpilot users list`"

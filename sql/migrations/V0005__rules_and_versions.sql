@@ -261,9 +261,11 @@ CREATE TRIGGER business_rules_record_versions_update
 -- a client cannot invent one, and recorded history is never rewritten. Under row
 -- level security changed_by can only name the acting user.
 --
--- The WHEN clauses keep this off the versioning trigger's own inserts (they run
--- inside a trigger, depth 1 and more) at no PL/pgSQL cost, and ask row_security_active()
--- in the caller's terms: inside the definer function it would answer for the owner.
+-- The WHEN clauses keep this off the versioning trigger's own inserts at no PL/pgSQL
+-- cost, and ask row_security_active() in the caller's terms (inside the definer
+-- function it would answer for the owner): every insert by the app role is checked; the
+-- owner's only at the top level, since the versioning trigger's are nested in a trigger
+-- (and the owner, who may alter the table, is trusted anyway).
 -- ---------------------------------------------------------------------------
 CREATE FUNCTION rule_versions_complete() RETURNS trigger
     LANGUAGE plpgsql
@@ -316,8 +318,12 @@ CREATE TRIGGER rule_versions_complete
     WHEN (pg_trigger_depth() < 1 AND NOT row_security_active('rule_versions'))
     EXECUTE FUNCTION rule_versions_complete('any organization');
 
+-- Whatever the depth: a client can nest its own insert in a trigger of its own (a
+-- temporary table's), so depth proves nothing about who inserts. The versioning
+-- trigger's inserts run as the owner (SECURITY DEFINER), where row level security is
+-- not active, so none of them comes through here.
 CREATE TRIGGER rule_versions_complete_limited
     BEFORE INSERT ON rule_versions
     FOR EACH ROW
-    WHEN (pg_trigger_depth() < 1 AND row_security_active('rule_versions'))
+    WHEN (row_security_active('rule_versions'))
     EXECUTE FUNCTION rule_versions_complete('limited');

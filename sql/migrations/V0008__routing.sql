@@ -149,7 +149,10 @@ CREATE TRIGGER routing_rules_keep_slug
 -- that may have grown. Concurrent writers of one project's routing queue on a
 -- transaction-level advisory lock per project, taken in project order; the sum
 -- that follows is a new statement with a new snapshot (READ COMMITTED), so it
--- sees what the first writer committed.
+-- sees what the first writer committed. Under SERIALIZABLE the same race ends in a
+-- serialization failure; REPEATABLE READ sums with the transaction's own snapshot
+-- and is NOT protected (as for the tenant limits, V0004): write routing rules in
+-- READ COMMITTED or SERIALIZABLE.
 CREATE FUNCTION routing_rules_check_split() RETURNS trigger
     LANGUAGE plpgsql
 AS $$
