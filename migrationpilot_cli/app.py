@@ -270,6 +270,3 @@ def root(
     set_default_format(lambda: settings.output_format)
     ctx.obj = settings
 
-
-def main() -> None:
-    app()

@@ -176,7 +176,7 @@ def probe_cli(argv: list[str], *, before: str = "", after: str = "") -> Any:
     what a test checks, e.g. ``sys.modules``, to stderr). A failing command fails the probe."""
     script = (
         f"import sys\n{before}"
-        "from migrationpilot_cli import main\n"
+        "from migrationpilot_cli.__main__ import main\n"
         f"sys.argv = ['migrationpilot', *{argv!r}]\n"
         "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
         f"{after}"
