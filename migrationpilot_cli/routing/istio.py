@@ -1,0 +1,67 @@
+"""The Istio export: a VirtualService (YAML) that takes over calls to the legacy service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from migrationpilot_cli.routing import proxies
+from migrationpilot_cli.routing.decision import EXACT, LEGACY, Route, bucket_regex, regex
+
+
+def placeholders(notes: Sequence[tuple[str, str]]) -> list[str]:
+    return [
+        f"The VirtualService takes over calls to the Kubernetes service '{LEGACY}', the",
+        "legacy system (add spec.gateways for ingress traffic); the targets are services",
+        "too:" + ("" if notes else " (none)"),
+        *[f"  {name}" + (note and f" ({note})") for name, note in notes],
+    ]
+
+
+def config(ordered: Sequence[Route], project_id: UUID | str, sticky_header: str | None) -> str:
+    http = []
+    for route in ordered:
+        for name, buckets, shares in proxies.proxy_routes(route, sticky_header):
+            uri = (
+                {"exact": route.pattern}
+                if route.match_kind == EXACT
+                else {"regex": regex(route.pattern)}
+            )
+            match: dict[str, Any] = {"uri": uri}
+            if buckets:
+                match["headers"] = {sticky_header: {"regex": bucket_regex(*buckets)}}
+            http.append({"name": name, "match": [match], **_action(shares)})
+    http.append({"name": proxies.CATCH_ALL, "route": [_destination(LEGACY, 100)]})
+    return proxies.to_yaml(
+        {
+            "apiVersion": "networking.istio.io/v1beta1",
+            "kind": "VirtualService",
+            "metadata": {"name": f"migrationpilot-project-{project_id}"},
+            "spec": {"hosts": [LEGACY], "http": http},
+        }
+    )
+
+
+def _destination(host: str, weight: int) -> dict[str, Any]:
+    return {"destination": {"host": host}, "weight": weight}
+
+
+def _action(shares: proxies.Shares) -> dict[str, Any]:
+    """Serve (weights) and mirror the rules' shares: `mirror` for one target, `mirrors`
+    (Istio 1.22 on) for several shadow targets on one pattern."""
+    served, mirrored = proxies.destinations(shares)
+    action: dict[str, Any] = {"route": [_destination(h, w) for h, w in served]}
+    if len(mirrored) == 1:
+        ((host, percent),) = mirrored
+        action["mirror"] = {"host": host}
+        action["mirrorPercentage"] = {"value": float(percent)}
+    elif mirrored:
+        action["mirrors"] = [
+            {"destination": {"host": host}, "percentage": {"value": float(percent)}}
+            for host, percent in mirrored
+        ]
+    return action
+
+
+PROXY = proxies.Proxy(placeholders, config)
