@@ -5,7 +5,7 @@ Pure logic, no I/O: ``jsonrecords`` reads the JSON array or JSON Lines text and 
 record (``rules.jsonl line 37``, ``rules.json [12]``); ``validate`` checks each record's
 fields, so that a bad record fails the whole import naming its location and the field, before
 anything is written. What only the database knows (the source file exists in the project, the
-line range lies inside it) is checked there, set-based, by ``queries.rules``.
+line range lies inside it) is checked there, set-based, by ``queries.rule_import``.
 
 A record's fields:
 

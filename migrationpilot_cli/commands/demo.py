@@ -136,11 +136,11 @@ def _files(conn: Any, project: dict[str, Any]) -> dict[str, int]:
 
 def _rules(conn: Any, project: dict[str, Any]) -> dict[str, int]:
     from migrationpilot_cli import jsonrecords, rulefiles
-    from migrationpilot_cli.queries import rules
+    from migrationpilot_cli.queries import rule_import
 
     text = (DATA / "rules.jsonl").read_text(encoding="utf-8")
     records = rulefiles.validate(jsonrecords.parse(text, "demo rules.jsonl"))
-    return rules.merge(conn, project, records)
+    return rule_import.merge(conn, project, records)
 
 
 def _rule_ids(conn: Any, project: dict[str, Any]) -> dict[str, UUID]:

@@ -78,11 +78,12 @@ def import_(
     source_start_line, source_end_line; optional formula, source_code (cut from the stored
     file when absent), inputs, outputs (arrays)."""
     from migrationpilot_cli import jsonrecords, rulefiles  # not paid by the listings
+    from migrationpilot_cli.queries import rule_import
 
     records = rulefiles.validate(jsonrecords.load(source))
     with transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)
-        summary = rules.merge(conn, found, records)
+        summary = rule_import.merge(conn, found, records)
         audit.record(
             conn,
             "rule.import",
@@ -395,17 +396,19 @@ def edit(
     """Correct a rule by hand: a new version, with your reason.
 
     Values equal to the current ones change nothing (no new version)."""
+    from migrationpilot_cli.queries import rule_edits
+
     why = validation.text(reason, "--reason", max_length=None)
     wanted = _edits(name, description, logic, formula, confidence, category)
     ref = validation.one_id(rule_ref)
     with transaction(ctx.obj) as conn:
         rule_id = resolve_ref(conn, "business_rules", ref)
-        before = rules.lock(conn, rule_id)
+        before = rule_edits.lock(conn, rule_id)
         changes = {field: value for field, value in wanted.items() if before[field] != value}
         after = before
         if changes:
-            rules.set_change_reason(conn, why)
-            after = rules.update(conn, rule_id, changes)
+            rule_edits.set_change_reason(conn, why)
+            after = rule_edits.update(conn, rule_id, changes)
         changed = {
             field: {"from": before[field], "to": after[field]}
             for field in wanted
@@ -553,9 +556,11 @@ def revalidate(
 
     Each rule whose lines changed or vanished goes to needs_clarification, with an automatic
     comment. Rules already flagged for the same reason are left alone."""
+    from migrationpilot_cli.queries import rule_edits
+
     with transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)
-        flagged, counts = rules.revalidate(conn, found["id"])
+        flagged, counts = rule_edits.revalidate(conn, found["id"])
         audit.record(
             conn,
             "rule.revalidate",
