@@ -38,7 +38,7 @@ test: install
 	$(BIN)/pytest -rs
 
 bench: install
-	$(BIN)/python bench/run.py --scale $(SCALE)
+	$(BIN)/python -m bench --scale $(SCALE)
 
 lint: install
 	$(BIN)/ruff check migrationpilot_cli tests bench

@@ -1,5 +1,5 @@
 """The floor of the listing cases: Python, psycopg, one connection, the very statements the
-command sends (recorded by bench/run.py), the last one's rows printed as TSV. Nothing else:
+command sends (recorded by bench/plans.py), the last one's rows printed as TSV. Nothing else:
 what `migrationpilot` costs on top of this is the CLI's own overhead.
 
     python bench/floor.py URL STATEMENTS.pickle

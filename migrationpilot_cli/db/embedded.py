@@ -29,10 +29,10 @@ ROOT_FALLBACK_USER = "embedded_postgres"
 # tables, indexes and versions and writes ~300MB of WAL; with 128MB of shared buffers the
 # importing backend evicts its own dirty pages (each eviction first flushes WAL that far), and
 # a 1GB max_wal_size starts a checkpoint every few imports, after which the first change to
-# every page logs the whole page. Measured: the database side of such an import (bench/run.py's
-# floor) 8.8 s instead of 11.2 s. Durability is untouched (fsync, synchronous_commit and
-# full_page_writes keep their defaults); the 512MB of shared memory become resident only as
-# they are used.
+# every page logs the whole page. Measured: the database side of such an import (the rules
+# import floor of bench/cases/rules_import.py) 8.8 s instead of 11.2 s. Durability is
+# untouched (fsync, synchronous_commit and full_page_writes keep their defaults); the 512MB
+# of shared memory become resident only as they are used.
 SETTINGS = {"shared_buffers": "512MB", "max_wal_size": "4GB", "checkpoint_timeout": "15min"}
 SETTINGS_FILE = "migrationpilot.conf"
 _HEADER = "# Kept as it is by migrationpilot (db/embedded.py); ALTER SYSTEM overrides it.\n"

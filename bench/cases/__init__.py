@@ -1,0 +1,53 @@
+"""The cases, in the order of the report: one module each, with its NAME (the first row of
+the table it makes) and `build(ctx) -> Case`. A new case is a new module listed here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+from bench.cases import (
+    bulk_approve,
+    dashboard,
+    files_import,
+    help_text,
+    migrate_empty,
+    migrate_up_to_date,
+    pending_list,
+    rls_cost,
+    rules_import,
+    startup,
+)
+from bench.data import Context, Subjects
+from bench.measure import Case
+
+# A read case takes a fraction of a second: it runs at least READ_RUNS rounds.
+READS: tuple[ModuleType, ...] = (startup, help_text, pending_list, rls_cost, dashboard)
+WRITES: tuple[ModuleType, ...] = (rules_import, files_import, bulk_approve)
+MIGRATES: tuple[ModuleType, ...] = (migrate_empty, migrate_up_to_date)
+ALL = READS + WRITES + MIGRATES
+
+
+def chosen(only: Sequence[str]) -> tuple[ModuleType, ...]:
+    """The cases whose name contains any of ``only`` (all of them when it is empty)."""
+    return tuple(m for m in ALL if not only or any(part in m.NAME for part in only))
+
+
+def build(modules: Sequence[ModuleType], ctx: Context) -> list[Case]:
+    return [module.build(ctx) for module in modules]
+
+
+# The three groups on their own (tests/test_bench.py builds them at SCALE=small).
+def read_cases(url: str, work: Path, target: Subjects) -> list[Case]:
+    return build(READS, Context(url, "psql", work, target, "small"))
+
+
+def write_cases(url: str, psql: str, work: Path, target: Subjects, scale: str) -> list[Case]:
+    return build(WRITES, Context(url, psql, work, target, scale))
+
+
+def migrate_cases(url: str, psql: str) -> list[Case]:
+    from bench.data import subjects  # the migrate cases act on no subject; Context wants one
+
+    return build(MIGRATES, Context(url, psql, Path("."), subjects(url), "small"))

@@ -1,0 +1,117 @@
+r"""rules import: JSON Lines of rules against psql's `\copy` into a bare table, and against the
+database floor (psql inserting the rows we store into business_rules)."""
+
+import csv
+import hashlib
+import json
+import random
+
+from bench.data import WRITES, Context, copy_baseline, drop_project, fresh_project
+from bench.measure import MP, Baseline, Case, Command, scaled_goal
+from bench.server import sql_rows
+
+NAME = "rules import"
+
+
+_RULES_FLOOR_SQL = """
+\\set ON_ERROR_STOP on
+BEGIN;
+CREATE TEMPORARY TABLE staged (
+    name text, category rule_category, confidence numeric(4,3), source_file text,
+    source_start_line int, source_end_line int, description text, logic text, inputs jsonb,
+    outputs jsonb, source_code text, source_hash text
+) ON COMMIT DROP;
+\\copy staged FROM '{csv}' CSV
+INSERT INTO business_rules (organization_id, project_id, name, category, confidence, source_file,
+                            source_start_line, source_end_line, description, logic, inputs,
+                            outputs, source_code, source_hash)
+SELECT p.organization_id, p.id, s.*
+FROM staged s, projects p WHERE p.name = '{project}';
+COMMIT;
+"""
+
+
+def build(ctx: Context) -> Case:
+    url, psql, work, target = ctx.url, ctx.psql, ctx.work, ctx.target
+    count = WRITES[ctx.scale]["import_rules"]
+    stored = sql_rows(
+        url,
+        "SELECT path, line_count, string_to_array(content, E'\\n')"
+        " FROM source_files WHERE project_id = %s ORDER BY path",
+        (target.project_id,),
+    )
+    generator = random.Random(7)
+    categories = ["calculation", "validation", "decision", "transformation", "workflow"]
+    records = []
+    for number in range(count):
+        path, line_count, _ = stored[number % len(stored)]
+        start = generator.randint(1, max(line_count - 10, 1))
+        records.append(
+            {
+                "name": f"IMPORTED-RULE-{number}",
+                "category": categories[number % len(categories)],
+                "confidence": round(generator.uniform(0.3, 1.0), 3),
+                "source_file": path,
+                "source_start_line": start,
+                "source_end_line": min(start + generator.randint(0, 9), line_count),
+                "description": "Monthly interest on the outstanding balance",
+                "logic": "interest = balance * rate / 12",
+                "inputs": ["WS-BALANCE", "WS-RATE"],
+                "outputs": ["WS-INTEREST"],
+            }
+        )
+    jsonl, csv_file = work / "rules.jsonl", work / "rules.csv"
+    jsonl.write_text("".join(json.dumps(record) + "\n" for record in records))
+    # CSV rows as psql reads them: the lists as JSON (into jsonb). The stored rows also carry
+    # what ours adds to each rule: the source lines it cites, and their hash.
+    lines = {path: file_lines for path, _, file_lines in stored}
+    stored_csv = work / "rules_stored.csv"
+    with csv_file.open("w", newline="") as given, stored_csv.open("w", newline="") as kept:
+        given_rows, kept_rows = csv.writer(given), csv.writer(kept)
+        for record in records:
+            cells = [json.dumps(v) if isinstance(v, list) else v for v in record.values()]
+            cited = lines[record["source_file"]]
+            excerpt = "\n".join(cited[record["source_start_line"] - 1 : record["source_end_line"]])
+            given_rows.writerow(cells)
+            kept_rows.writerow([*cells, excerpt, hashlib.sha256(excerpt.encode()).hexdigest()])
+    name = "Bench rules import"
+    ours = Command(
+        [MP, "--database-url", url, "rules", "import", str(jsonl), "--project", name],
+        setup=lambda: fresh_project(url, target, name, target.project_id),
+        cleanup=lambda: drop_project(url, name, "business_rules", "rule_versions"),
+    )
+    columns = (
+        "name text, category text, confidence numeric, source_file text,"
+        " source_start_line int, source_end_line int, description text, logic text,"
+        " inputs jsonb, outputs jsonb"
+    )
+    baseline = copy_baseline(url, psql, "bench_bare_rules", columns, csv_file)
+    label = f"migrationpilot rules import ({count:,} rules, JSON Lines)"
+    script = work / "rules_floor.sql"
+    script.write_text(_RULES_FLOOR_SQL.format(csv=stored_csv, project=name))
+    floor = Command(
+        [psql, "-X", "-q", "-f", str(script), url], setup=ours.setup, cleanup=ours.cleanup
+    )
+    return Case(
+        ours,
+        label,
+        [
+            Baseline(
+                NAME,
+                baseline,
+                "psql \\copy of the same rows as CSV into a bare table",
+                scaled_goal(">= 0.5", count, 100_000, "rules"),
+            ),
+            Baseline(
+                "rules import (database floor)",
+                floor,
+                "psql: \\copy of the rows we store (with their source lines) into a temporary"
+                " table, one INSERT into business_rules",
+                "report",
+            ),
+        ],
+        rows=count,
+    )
+
+
+# What the database itself costs for the rows we store: business_rules' constraints, indexes
