@@ -269,4 +269,3 @@ def root(
     # Asked only when a command renders: a broken config file never breaks `--help`.
     set_default_format(lambda: settings.output_format)
     ctx.obj = settings
-
