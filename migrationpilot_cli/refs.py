@@ -23,30 +23,32 @@ def short(value: UUID) -> str:
     return value.hex[:SHORT]
 
 
+def digits(value: str) -> str | None:
+    """The reference's hex digits, lower-case (4 to 32 of them), or None when ``value`` does
+    not read as an id (rather than, say, a project's name)."""
+    found = value.strip().replace("-", "").lower()
+    return found if found.isascii() and _HEX.fullmatch(found) else None
+
+
 def parse(value: str, where: str = "argument") -> str:
-    """The reference's hex digits, lower-case: 4 to 32 of them. Anything else is bad input."""
-    digits = value.strip().replace("-", "").lower()
-    if not (digits.isascii() and _HEX.fullmatch(digits)):
+    """The reference's hex digits (:func:`digits`); anything else is bad input."""
+    found = digits(value)
+    if found is None:
         shown = value if len(value) <= _SHOWN else value[:_SHOWN] + "..."
         raise BadInput(
             f"{where}: {shown!r} is not an id: give the id shown in a listing (e.g. 3f2a9c1e),"
             f" at least {MINIMUM} of its first hex digits, or the full uuid"
         )
-    return digits
-
-
-def is_ref(value: str) -> bool:
-    """Whether ``value`` reads as an id reference (rather than, say, a project's name)."""
-    digits = value.strip().replace("-", "").lower()
-    return digits.isascii() and _HEX.fullmatch(digits) is not None
+    return found
 
 
 def is_uuid(value: str) -> bool:
     """Whether ``value`` is a whole uuid (as the machine formats print it)."""
-    return is_ref(value) and len(value.strip().replace("-", "")) == 32
+    found = digits(value)
+    return found is not None and len(found) == 32
 
 
-def bounds(digits: str) -> tuple[UUID, UUID]:
-    """The first and last uuid that start with ``digits``: a range the primary key's index
-    finds in one probe (uuids sort by their bytes, which is their hex order)."""
-    return UUID(digits.ljust(32, "0")), UUID(digits.ljust(32, "f"))
+def bounds(start: str) -> tuple[UUID, UUID]:
+    """The first and last uuid that start with ``start`` (hex digits): a range the primary
+    key's index finds in one probe (uuids sort by their bytes, which is their hex order)."""
+    return UUID(start.ljust(32, "0")), UUID(start.ljust(32, "f"))

@@ -179,16 +179,7 @@ def list_(
         fields=fields,
         header=header,
         title="Routing rules",
-        table_columns=(
-            "project",
-            "name",
-            "slug",
-            "pattern",
-            "target",
-            "traffic",
-            "shadow",
-            "enabled",
-        ),
+        table_columns=rules.TABLE_COLUMNS,
     )
 
 

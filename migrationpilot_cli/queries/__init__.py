@@ -81,9 +81,10 @@ def ref_bounds(ref: str) -> dict[str, UUID | None]:
     ``ref`` may start, or NULLs (matching nothing) when ``ref`` cannot be an id."""
     from migrationpilot_cli import refs
 
-    if not refs.is_ref(ref):
+    start = refs.digits(ref)
+    if start is None:
         return {"low": None, "high": None}
-    low, high = refs.bounds(refs.parse(ref))
+    low, high = refs.bounds(start)
     return {"low": low, "high": high}
 
 

@@ -27,6 +27,8 @@ COLUMNS = (
     "created_at",
     "updated_at",
 )
+# A table is for scanning: the ids and times are in the machine formats.
+TABLE_COLUMNS = tuple(c for c in COLUMNS if c not in ("id", "created_at", "updated_at"))
 # What `set` may change: option value -> column. Identifiers only from here. Never the
 # slug: the database keeps it for life (routing_rules_keep_slug).
 CHANGEABLE = {
