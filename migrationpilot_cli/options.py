@@ -89,6 +89,16 @@ ProjectFilterOption = Annotated[
     ),
 ]
 
+RuleIdArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="ID",
+        help="The rule's id as listed (e.g. 3f2a9c1e), a longer start of it, the full uuid,"
+        " or - to read it from stdin.",
+        show_default=False,
+    ),
+]
+
 
 def examples(*lines: str) -> str:
     """A command's epilog: copyable command lines in a code block, rendered as such by

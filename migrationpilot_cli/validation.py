@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 
 from migrationpilot_cli.errors import BadInput, OperationFailed
 from migrationpilot_cli.settings import Settings
@@ -47,6 +48,15 @@ def text(value: str, what: str, max_length: int | None = NAME_LENGTH) -> str:
     if max_length is not None and len(cleaned) > max_length:
         raise BadInput(f"{what} is too long: {len(cleaned)} characters, at most {max_length}")
     return cleaned
+
+
+def confidence(value: float | None, option: str) -> Decimal | None:
+    """A 0..1 option as the exact decimal the user typed (None stays None)."""
+    if value is None:
+        return None
+    if not 0 <= value <= 1:
+        raise BadInput(f"{option} {value}: expected a number between 0 and 1")
+    return Decimal(str(value))
 
 
 def require_operator(settings: Settings, command: str) -> None:

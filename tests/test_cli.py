@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import json
@@ -157,11 +158,15 @@ def test_version_and_help_import_no_driver_and_no_other_command(argv: list[str])
         "print(sorted(heavy), sorted(commands), file=sys.stderr)\n",
     )
     assert result.returncode == 0, result.stderr
+    heavy, loaded = result.stderr.strip().split("] ", 1)
+    assert heavy == "["
+    # A sub-app is a module or a package of modules: name each by its sub-app.
+    sub_apps = {m.split(".")[2] for m in ast.literal_eval(loaded)}
     expected = {
-        "--version": [],
+        "--version": set(),
         # The root's help shows every sub-app's description, so it loads them all.
-        "--help": sorted(f"migrationpilot_cli.commands.{m}" for m, _ in SUB_APPS.values()),
-        "rules": ["migrationpilot_cli.commands.rules"],
-        "db": ["migrationpilot_cli.commands.db"],
+        "--help": {module for module, _ in SUB_APPS.values()},
+        "rules": {"rules"},
+        "db": {"db"},
     }[argv[0]]
-    assert result.stderr.strip() == f"[] {expected}"
+    assert sub_apps == expected
