@@ -15,6 +15,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -232,3 +233,21 @@ def acme(mp: Any) -> Any:
         result = mp(*command)
         assert result.exit_code == 0, (command, result.stderr)
     return mp
+
+
+@contextmanager
+def probe_role(url: str, attributes: str = "NOLOGIN") -> Iterator[str]:
+    """A new role with a unique name (roles are cluster-wide), dropped at the end together
+    with whatever it was given or made to own in the database of ``url``."""
+    role = f"mp_probe_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        if superuser.fetchone() != (True,):
+            pytest.skip("needs a superuser to create roles and give them objects")
+        conn.execute(f"CREATE ROLE {role} {attributes}")
+        try:
+            yield role
+        finally:
+            conn.execute(f"REASSIGN OWNED BY {role} TO CURRENT_USER")
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")

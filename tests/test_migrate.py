@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +12,7 @@ import psycopg
 import pytest
 
 from migrationpilot_cli.db import migrations
-from tests.conftest import CONSOLE_SCRIPT
+from tests.conftest import CONSOLE_SCRIPT, probe_role
 
 PACKAGED = migrations.discover(migrations.packaged_directory())
 
@@ -458,26 +456,6 @@ def test_verify_drops_the_scratch_database_when_the_build_fails_or_is_interrupte
     assert scratch_databases(empty_database_url, scratch_prefix) == []
 
 
-@contextmanager
-def probe_role(url: str, attributes: str = "NOLOGIN") -> Iterator[str]:
-    """A new role with a unique name (roles are cluster-wide), dropped at the end together
-    with whatever it was given or made to own in the database of ``url``."""
-    import uuid
-
-    role = f"mp_probe_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-        if superuser.fetchone() != (True,):
-            pytest.skip("needs a superuser to create roles and give them objects")
-        conn.execute(f"CREATE ROLE {role} {attributes}")
-        try:
-            yield role
-        finally:
-            conn.execute(f"REASSIGN OWNED BY {role} TO CURRENT_USER")
-            conn.execute(f"DROP OWNED BY {role}")
-            conn.execute(f"DROP ROLE {role}")
-
-
 def test_verify_without_createdb_fails_unless_told_to_check_checksums_only(
     cli: Any, database_url: str, scratch_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -547,6 +525,25 @@ def test_verify_names_each_object_not_owned_by_the_history_tables_owner(
         f"enum rule_category: owned by {role}, not by {owner}",
         f"function current_organization_id(): owned by {role}, not by {owner}",
         f"table business_rules: owned by {role}, not by {owner}",
+    ]
+    assert scratch_databases(database_url, scratch_prefix) == []
+
+
+def test_verify_names_a_definer_function_that_public_may_execute(
+    cli: Any, database_url: str, scratch_prefix: str
+) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("GRANT EXECUTE ON FUNCTION current_tenant_id() TO PUBLIC")
+        # An invoker function open to PUBLIC is the grant difference only.
+        conn.execute("GRANT EXECUTE ON FUNCTION utf8_size(text) TO PUBLIC")
+    result = db(cli, database_url, "verify")
+    extra = "in the database, not made by the migrations"
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: verification failed: the live schema differs from what the migrations make:",
+        f"grant EXECUTE on function current_tenant_id() to PUBLIC: {extra}",
+        f"grant EXECUTE on function utf8_size(content text) to PUBLIC: {extra}",
+        "function current_tenant_id(): SECURITY DEFINER and executable by PUBLIC",
     ]
     assert scratch_databases(database_url, scratch_prefix) == []
 

@@ -20,12 +20,14 @@ views, columns and functions granted to every grantee but the object's owner. Ro
 read: the history table counts by its definition only. Owners and grantors are left out of
 the comparison, since the scratch database belongs to whoever runs ``db verify``.
 
-Two checks read the live database alone (the scratch database could not tell): every
-table, view, sequence, function and type is owned by the owner of the history table, and
-``migrationpilot_app`` has neither SUPERUSER nor BYPASSRLS and is a member of no role
-(either would let the application past row-level security or its grants):
+Three checks read the live database alone (the scratch database could not tell): every
+table, view, sequence, function and type is owned by the owner of the history table; no
+SECURITY DEFINER function is executable by PUBLIC; and ``migrationpilot_app`` has neither
+SUPERUSER nor BYPASSRLS and is a member of no role (either would let the application past
+row-level security or its grants):
 
     function current_organization_id(): owned by probe, not by migrationpilot_owner
+    function current_tenant_id(): SECURITY DEFINER and executable by PUBLIC
     role migrationpilot_app: member of pg_write_all_data
 """
 
@@ -271,6 +273,22 @@ KINDS: dict[str, Kind] = {
           JOIN pg_class AS h
             ON h.oid = to_regclass(format('%%I.%%I', %(schema)s::text, %(history)s::text))
          WHERE o.owner <> h.relowner
+        """,
+        live_only=True,
+    ),
+    "open definer functions": Kind(
+        (),
+        # A SECURITY DEFINER function runs with its owner's rights: executable by PUBLIC, it
+        # lets any role that can connect do what the owner may (V0011).
+        """
+        SELECT 'function ' || p.proname || '(' || pg_get_function_identity_arguments(p.oid)
+                   || '): SECURITY DEFINER and executable by PUBLIC',
+               NULL
+          FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
+         WHERE n.nspname = %(schema)s AND p.prosecdef
+           AND EXISTS (SELECT 1
+                         FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS a
+                        WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')
         """,
         live_only=True,
     ),
