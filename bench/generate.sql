@@ -155,7 +155,8 @@ CROSS JOIN LATERAL (
              AS status
 ) AS s;
 
--- Audit: organization by x^2, as the projects; reviews are most of it. The resource is one
+-- Audit: organization by x^2, as the projects; reviews are most of it. (The statements above
+-- are audited by the database too, a few rows each: the history below is the bulk.) The resource is one
 -- of 100,000 ids (a uuid made from its number, so the data set stays deterministic).
 INSERT INTO audit_logs (tenant_id, organization_id, user_id, actor_email, db_role, action,
                         resource_type, resource_id, metadata, ip_address, created_at)
@@ -168,9 +169,9 @@ JOIN numbered_organizations AS o ON o.k = floor(:orgs * r.x * r.x)::int
 JOIN reviewers v ON v.organization_id = o.id
 CROSS JOIN LATERAL (
     SELECT CASE WHEN r.y < 0.55 THEN 'rule.approve' WHEN r.y < 0.65 THEN 'rule.reject'
-                WHEN r.y < 0.75 THEN 'rule.clarify' WHEN r.y < 0.85 THEN 'rule.edit'
-                WHEN r.y < 0.93 THEN 'rule.import' ELSE 'file.import' END AS action,
-           CASE WHEN r.y < 0.85 THEN 'rule' ELSE 'project' END AS kind
+                WHEN r.y < 0.75 THEN 'rule.clarify' WHEN r.y < 0.85 THEN 'rule.update'
+                WHEN r.y < 0.93 THEN 'rule.create' ELSE 'source_file.create' END AS action,
+           CASE WHEN r.y < 0.93 THEN 'rule' ELSE 'source_file' END AS kind
 ) AS a;
 
 COMMIT;

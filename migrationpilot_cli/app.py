@@ -84,7 +84,7 @@ def _build_sub_app(name: str) -> TyperGroup:
     shell = copy.copy(sub_app)
     shell.registered_commands = []  # the group without its commands: they come lazily
     group = typer.main.get_group_from_info(
-        typer.models.TyperInfo(shell, name=name, rich_help_panel=panel),
+        typer.models.TyperInfo(shell, name=name, rich_help_panel=panel, cls=SubAppGroup),
         pretty_exceptions_short=app.pretty_exceptions_short,
         rich_markup_mode=app.rich_markup_mode,
         suggest_commands=app.suggest_commands,
@@ -101,6 +101,19 @@ def _build_sub_app(name: str) -> TyperGroup:
     }
     group.commands = _LazyCommands(builders, group.commands)
     return group
+
+
+class SubAppGroup(TyperGroup):
+    """A sub-app's group: it names the command it resolves as the client of the change, for
+    the audit rows the database writes (db.connect.CLIENT)."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            from migrationpilot_cli.db.connect import CLIENT
+
+            CLIENT.set(f"{ctx.command_path} {name}")
+        return name, command, rest
 
 
 class MigrationPilotGroup(TyperGroup):

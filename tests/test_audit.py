@@ -154,7 +154,8 @@ class Step:
     action: str
     actor: str | None  # email; None: operator mode
     resource_type: str
-    resource_id: Callable[[psycopg.Connection[Any]], uuid.UUID] | None
+    # Computed after the command; None: not checked (a row per rule of several).
+    resource_id: Callable[[psycopg.Connection[Any]], uuid.UUID | None] | None
     organization: str | None
     metadata: dict[str, Any] = field(default_factory=dict)
     count: int = 1
@@ -170,6 +171,15 @@ def _project(conn: psycopg.Connection[Any]) -> uuid.UUID:
 
 def _routing(conn: psycopg.Connection[Any]) -> uuid.UUID:
     return one_id(conn, "SELECT id FROM routing_rules WHERE name = 'loans'")
+
+
+def _file(conn: psycopg.Connection[Any]) -> uuid.UUID:
+    return one_id(conn, "SELECT id FROM source_files")
+
+
+def _none(conn: psycopg.Connection[Any]) -> None:
+    """A statement that changed several rows: its one audit row names them in metadata."""
+    return None
 
 
 def _user(email: str) -> Callable[[psycopg.Connection[Any]], uuid.UUID]:
@@ -199,82 +209,94 @@ def _steps(paths: dict[str, str], cases: Path) -> list[Step]:
         Step("tenants create", ("tenants", "create", "Initech", "--slug", "initech"),
              "tenant.create", None, "tenant",
              lambda c: one_id(c, "SELECT id FROM tenants WHERE slug = 'initech'"), None,
-             {"new": {"name": "Initech", "slug": "initech", "subscription": None}}),
+             {"new": {"name": "Initech", "slug": "initech", "settings": {}}}),
         Step("tenants set", ("tenants", "set", "acme", "--max-projects", "9"),
              "tenant.update", None, "tenant",
              lambda c: one_id(c, "SELECT id FROM tenants WHERE slug = 'acme'"), None,
              {"old": {"max_projects": 3}, "new": {"max_projects": 9}}),
         Step("orgs create", ("orgs", "create", "Initech Ops", "--slug", "initech-ops",
                              "--tenant", "initech"),
-             "org.create", None, "organization",
+             "organization.create", None, "organization",
              lambda c: one_id(c, "SELECT id FROM organizations WHERE slug = 'initech-ops'"),
-             "initech-ops", {"slug": "initech-ops"}),
+             "initech-ops", {"new": {"slug": "initech-ops"}}),
         Step("users add", ("users", "add", "boss@acme.test", "--name", "Boss", "--org",
                            "acme-pay", "--role", "admin"),
              "user.create", None, "user", _user("boss@acme.test"), "acme-pay",
-             {"email": "boss@acme.test", "role": "admin"}),
+             {"new": {"email": "boss@acme.test", "role": "admin"}}),
         Step("users set-role", (*BOSS, "users", "set-role", "ana@acme.test", "admin"),
-             "user.set_role", "boss@acme.test", "user", _user("ana@acme.test"), "acme-pay",
-             {"old": "architect", "new": "admin"}),
+             "user.update", "boss@acme.test", "user", _user("ana@acme.test"), "acme-pay",
+             {"old": {"role": "architect"}, "new": {"role": "admin"}}),
         Step("projects create", (*ANA, "projects", "create", "Loans core", "--source", "cobol",
                                  "--target", "java"),
              "project.create", "ana@acme.test", "project", _project, "acme-pay",
-             {"name": "Loans core", "source": "cobol", "target": "java"}),
+             {"new": {"name": "Loans core", "source_language": "cobol",
+                      "target_language": "java"}}),
         Step("projects set-status", (*ANA, "projects", "set-status", "Loans core", "analyzing"),
-             "project.set_status", "ana@acme.test", "project", _project, "acme-pay",
-             {"old": "draft", "new": "analyzing"}),
+             "project.update", "ana@acme.test", "project", _project, "acme-pay",
+             {"old": {"status": "draft"}, "new": {"status": "analyzing"}}),
         Step("files import", (*ANA, "files", "import", paths["legacy"], *loans),
-             "file.import", "ana@acme.test", "project", _project, "acme-pay", {"added": 1}),
+             "source_file.create", "ana@acme.test", "source_file", _file, "acme-pay",
+             {"count": 1}),
         Step("rules import", (*ANA, "rules", "import", paths["rules"], *loans),
-             "rule.import", "ana@acme.test", "project", _project, "acme-pay", {"inserted": 3}),
+             "rule.create", "ana@acme.test", "rule", _none, "acme-pay", {"count": 3}),
         Step("rules edit", (*ANA, "rules", "edit", "NAME:fee", "--name", "fees",
                             "--reason", "plural"),
-             "rule.edit", "ana@acme.test", "rule", _rule("fees"), "acme-pay",
+             "rule.update", "ana@acme.test", "rule", _rule("fees"), "acme-pay",
              {"old": {"name": "fee"}, "new": {"name": "fees"}, "reason": "plural"}),
+        # The source changes under the first rule: the re-import updates the file, and
+        # revalidation flags the rule.
+        Step("files import", (*ANA, "files", "import", "CHANGED:" + paths["legacy"], *loans),
+             "source_file.update", "ana@acme.test", "source_file", _file, "acme-pay",
+             {"count": 1}),
         Step("rules revalidate", (*ANA, "rules", "revalidate", *loans),
-             "rule.revalidate", "ana@acme.test", "project", _project, "acme-pay",
-             {"checked": 3, "flagged": 0}),
+             "rule.clarify", "ana@acme.test", "rule", _rule("rate"), "acme-pay",
+             {"new": {"review_status": "needs_clarification"}, "reason": "revalidate"}),
         Step("review approve", (*ANA, "review", "approve", "NAME:rate"),
              "rule.approve", "ana@acme.test", "rule", _rule("rate"), "acme-pay",
-             {"old_status": "pending", "new_status": "approved", "version": 2}),
+             {"old": {"review_status": "needs_clarification"},
+              "new": {"review_status": "approved"}, "reason": "review: approve"}),
         Step("review reject", (*ANA, "review", "reject", "NAME:floor", "--comment", "no"),
              "rule.reject", "ana@acme.test", "rule", _rule("floor"), "acme-pay",
-             {"old_status": "pending", "new_status": "rejected", "comment": "no"}),
+             {"old": {"review_status": "pending"},
+              "new": {"review_status": "rejected", "review_comments": "no"}}),
         Step("review clarify", (*ANA, "review", "clarify", "NAME:fees", "NAME:rate",
                                 "--comment", "why?"),
              "rule.clarify", "ana@acme.test", "rule", None, "acme-pay",
-             {"new_status": "needs_clarification", "comment": "why?"}, count=2),
+             {"new": {"review_status": "needs_clarification", "review_comments": "why?"}},
+             count=2),
         Step("tests import", (*ANA, "tests", "import", str(cases), *loans),
-             "test_case.import", "ana@acme.test", "project", _project, "acme-pay",
-             {"inserted": 1}),
+             "test_case.create", "ana@acme.test", "test_case",
+             lambda c: one_id(c, "SELECT id FROM test_cases"), "acme-pay", {"count": 1}),
         Step("generated import", (*ANA, "generated", "import", paths["generated"], *loans),
-             "generated.import", "ana@acme.test", "project", _project, "acme-pay",
-             {"added": 1}),
+             "generated_file.create", "ana@acme.test", "generated_file",
+             lambda c: one_id(c, "SELECT id FROM generated_files"), "acme-pay", {"count": 1}),
         Step("routing add", (*ANA, "routing", "add", *loans, "--name", "loans", "--pattern",
                              "/api/loans/**", "--target", "loans-java"),
-             "routing.add", "ana@acme.test", "routing_rule", _routing, "acme-pay",
-             {"new": {"name": "loans", "pattern": "/api/loans/**", "target": "loans-java",
-                      "traffic": 0, "shadow": False, "enabled": False}}),
+             "routing_rule.create", "ana@acme.test", "routing_rule", _routing, "acme-pay",
+             {"new": {"name": "loans", "path_pattern": "/api/loans/**",
+                      "target_service": "loans-java", "traffic_percentage": 0,
+                      "shadow_mode": False, "enabled": False}}),
         Step("routing set", (*ANA, "routing", "set", "loans", *loans, "--traffic", "25"),
-             "routing.set", "ana@acme.test", "routing_rule", _routing, "acme-pay",
-             {"old": {"traffic": 0}, "new": {"traffic": 25}}),
+             "routing_rule.update", "ana@acme.test", "routing_rule", _routing, "acme-pay",
+             {"old": {"traffic_percentage": 0}, "new": {"traffic_percentage": 25}}),
         Step("routing enable", (*ANA, "routing", "enable", "loans", *loans),
-             "routing.enable", "ana@acme.test", "routing_rule", _routing, "acme-pay",
+             "routing_rule.update", "ana@acme.test", "routing_rule", _routing, "acme-pay",
              {"old": {"enabled": False}, "new": {"enabled": True}}),
         Step("routing disable", (*ANA, "routing", "disable", "loans", *loans),
-             "routing.disable", "ana@acme.test", "routing_rule", _routing, "acme-pay",
+             "routing_rule.update", "ana@acme.test", "routing_rule", _routing, "acme-pay",
              {"old": {"enabled": True}, "new": {"enabled": False}}),
         Step("routing remove", (*ANA, "routing", "remove", "loans", *loans),
-             "routing.remove", "ana@acme.test", "routing_rule", None, "acme-pay",
-             {"old": {"name": "loans", "traffic": 25}}),
+             "routing_rule.delete", "ana@acme.test", "routing_rule", None, "acme-pay",
+             {"old": {"name": "loans", "traffic_percentage": 25}}),
     ]  # fmt: skip
 
 
 def _resolved(conn: psycopg.Connection[Any], args: tuple[str, ...]) -> list[str]:
     """Arguments with ``NAME:rule`` replaced by that rule's id."""
     return [
-        str(_rule(arg[5:])(conn)) if arg.startswith("NAME:") else arg for arg in args
-    ]  # fmt: skip
+        str(_rule(arg[5:])(conn)) if arg.startswith("NAME:") else arg.removeprefix("CHANGED:")
+        for arg in args
+    ]
 
 
 def test_every_mutating_command_writes_its_audit_rows(
@@ -288,6 +310,9 @@ def test_every_mutating_command_writes_its_audit_rows(
         if step.command == "tests import":
             case = {"rule_id": str(_rule("rate")(conn)), "name": "one", "inputs": {}, "expected": 1}
             cases.write_text(json.dumps(case) + "\n")
+        if any(arg.startswith("CHANGED:") for arg in step.args):
+            source = Path(paths["legacy"]) / "src" / "LOANCALC.cbl"
+            source.write_text(SOURCE.replace("IDENTIFICATION", "IDENTIFICATION  "))
         seen = audit_ids(conn)
         result = acme(*_resolved(conn, step.args))
         assert result.exit_code == 0, (step.command, result.stderr)
@@ -303,6 +328,8 @@ def test_every_mutating_command_writes_its_audit_rows(
                 assert row["resource_id"] == step.resource_id(conn), step.command
             assert row["organization"] == step.organization, step.command
             assert _contains(row["metadata"], step.metadata), (step.command, row["metadata"])
+            # What made the change: the command, as the CLI told the database.
+            assert row["metadata"]["client"] == f"migrationpilot {step.command}"
         walked.add(step.command)
     # The retention purge and the demo are walked below; everything else is read-only.
     assert every_command() - READ_ONLY - walked == {"audit purge", "demo load"}
@@ -317,25 +344,39 @@ def _contains(actual: Any, expected: Any) -> bool:
     return bool(actual == expected)
 
 
-def test_demo_load_is_audited_as_one_change_by_the_operator(
+def test_demo_load_is_audited_by_the_database_change_by_change(
     mp: Any, conn: psycopg.Connection[Any]
 ) -> None:
-    """One row for the load, by the operator; the demo's reviews are audited as Ana's."""
+    """Every change of the load is audited, as the operator's; the demo's reviews as Ana's.
+    A bulk insert is one row; loading again changes nothing and audits nothing."""
     assert mp("demo", "load").exit_code == 0
     audited = new_audit_rows(conn, set())
-    assert {(r["action"], r["actor_email"]) for r in audited[:-1]} == {
-        ("rule.approve", "ana@acme.test"),
-        ("rule.reject", "ana@acme.test"),
-        ("rule.clarify", "ana@acme.test"),
+    assert {row["metadata"]["client"] for row in audited} == {"migrationpilot demo load"}
+    actions = {(row["action"], row["actor_email"]) for row in audited}
+    assert {action for action, actor in actions if actor == "ana@acme.test"} == {
+        "rule.approve",
+        "rule.reject",
+        "rule.clarify",
     }
-    load = audited[-1]
-    assert (load["action"], load["actor_email"], load["resource_type"]) == (
-        "demo.load",
-        None,
-        "project",
+    assert {action for action, actor in actions if actor is None} == {
+        "tenant.create",
+        "organization.create",
+        "user.create",
+        "project.create",
+        "project.update",
+        "source_file.create",
+        "rule.create",
+        "test_case.create",
+        "generated_file.create",
+        "routing_rule.create",
+    }
+    (imported,) = [row for row in audited if row["action"] == "rule.create"]
+    assert imported["metadata"]["count"] == one_id(conn, "SELECT count(*) FROM business_rules")
+    assert sorted(imported["metadata"]["ids"]) == sorted(
+        str(rule_id) for (rule_id,) in rows(conn, "SELECT id FROM business_rules")
     )
-    assert load["resource_id"] == one_id(conn, "SELECT id FROM projects")
-    assert load["metadata"]["files"]["added"] > 0
+    assert mp("demo", "load").exit_code == 0
+    assert new_audit_rows(conn, {row["id"] for row in audited}) == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -373,9 +414,9 @@ def test_list_shows_newest_first_with_actor_and_resource(
         "user.create",
         "user.create",
         "user.create",
-        "org.create",
-        "org.create",
-        "org.create",
+        "organization.create",
+        "organization.create",
+        "organization.create",
         "tenant.create",
         "tenant.create",
     ]
@@ -386,7 +427,11 @@ def test_list_shows_newest_first_with_actor_and_resource(
         "globex-ops",
         "globex",
     )
-    assert newest["metadata"] == {"name": "Ops", "source": "cobol", "target": "go"}
+    assert newest["client"] == "migrationpilot projects create"
+    assert _contains(
+        newest["metadata"],
+        {"new": {"name": "Ops", "source_language": "cobol", "target_language": "go"}},
+    )
     assert everything[-1]["actor"] == one_id(conn, "SELECT session_user")  # operator: the login
 
 
@@ -394,7 +439,7 @@ def test_list_shows_newest_first_with_actor_and_resource(
     ("options", "actions"),
     [
         (("--action", "project.create"), ["project.create", "project.create"]),
-        (("--action", "org.*"), ["org.create"] * 3),
+        (("--action", "organization.*"), ["organization.create"] * 3),
         (("--user", "ANA@acme.test"), ["project.create"]),
         (("--resource-type", "tenant"), ["tenant.create"] * 2),
         (("--since", "7d", "--resource-type", "tenant"), ["tenant.create"]),
@@ -411,21 +456,26 @@ def test_list_filters(history: Any, options: tuple[str, ...], actions: list[str]
 def test_list_quiet_prints_ids_and_tsv_has_every_column(
     history: Any, conn: psycopg.Connection[Any]
 ) -> None:
-    ids = history("audit", "list", "--action", "org.create", "-q")
-    # Newest first: each org.create is its own command, so created_at orders them.
+    ids = history("audit", "list", "--action", "organization.create", "-q")
+    # Newest first: each organization.create is its own command, so created_at orders them.
     expected = rows(
-        conn, "SELECT id FROM audit_logs WHERE action = 'org.create' ORDER BY created_at DESC"
+        conn,
+        "SELECT id FROM audit_logs WHERE action = 'organization.create' ORDER BY created_at DESC",
     )
     assert len(expected) == 3
     assert ids.stdout.split() == [str(i) for (i,) in expected]
     tsv = history("audit", "list", "--limit", "1")
-    assert len(tsv.stdout.rstrip("\n").split("\t")) == 9
+    assert len(tsv.stdout.rstrip("\n").split("\t")) == 10
 
 
 def test_a_user_lists_only_their_organizations_rows(history: Any) -> None:
     ana = listed(history(*ANA, "audit", "list", "--format", "json"))
     assert {row["organization"] for row in ana} == {"acme-pay"}
-    assert sorted(row["action"] for row in ana) == ["org.create", "project.create", "user.create"]
+    assert sorted(row["action"] for row in ana) == [
+        "organization.create",
+        "project.create",
+        "user.create",
+    ]
     bob_of_ana = listed(
         history(*ANA, "audit", "list", "--user", "bob@globex.test", "--format", "json")
     )
@@ -468,11 +518,12 @@ def test_list_refuses_a_limit_below_one(history: Any) -> None:
 
 @pytest.fixture
 def aged(acme: Any, conn: psycopg.Connection[Any]) -> Any:
-    """acme keeps 30 days, globex the default 90. 40 days old: the org.create rows (acme's two
-    expire, globex's one stays); 100 days old: globex's tenant.create (expires)."""
+    """acme keeps 30 days, globex the default 90. 40 days old: the organization.create rows
+    (acme's two expire, globex's one stays); 100 days old: globex's tenant.create (expires)."""
     assert acme("tenants", "set", "acme", "--retention-days", "30").exit_code == 0
     conn.execute(
-        "UPDATE audit_logs SET created_at = now() - interval '40 days' WHERE action = 'org.create'"
+        "UPDATE audit_logs SET created_at = now() - interval '40 days'"
+        " WHERE action = 'organization.create'"
     )
     conn.execute(
         "UPDATE audit_logs SET created_at = now() - interval '100 days'"
@@ -545,3 +596,188 @@ def test_purge_is_an_operator_command(aged: Any, conn: psycopg.Connection[Any]) 
         assert (result.exit_code, result.stdout) == (1, "")
         assert result.stderr == "error: `audit purge` is an operator command: run it without --as\n"
     assert rows(conn, "SELECT * FROM audit_logs ORDER BY id") == before
+
+
+# ---------------------------------------------------------------------------------------------
+# Audited by the database, whoever the client
+# ---------------------------------------------------------------------------------------------
+
+
+def as_user(conn: psycopg.Connection[Any], email: str) -> uuid.UUID:
+    """What another application does to act for a user: the app role, and the user's id."""
+    user_id = one_id(conn, "SELECT id FROM users WHERE email = %s", email)
+    conn.execute("SET LOCAL ROLE migrationpilot_app")
+    conn.execute("SELECT set_config('app.current_user_id', %s, true)", (str(user_id),))
+    return user_id
+
+
+@pytest.fixture
+def loans(acme: Any, tmp_path: Path) -> Any:
+    """Ana's project Loans core with three imported rules and a routing rule at 10%."""
+    paths = _inputs(tmp_path)
+    for args in (
+        ("projects", "create", "Loans core", "--source", "cobol", "--target", "java"),
+        ("files", "import", paths["legacy"], "-p", "Loans core"),
+        ("rules", "import", paths["rules"], "-p", "Loans core"),
+        ("routing", "add", "-p", "Loans core", "--name", "loans", "--pattern", "/api/loans/**",
+         "--target", "loans-java", "--traffic", "10"),
+    ):  # fmt: skip
+        result = acme(*ANA, *args)
+        assert result.exit_code == 0, (args, result.stderr)
+    return acme
+
+
+def test_an_edit_in_plain_sql_is_audited_with_the_databases_actor_time_and_client(
+    loans: Any, conn: psycopg.Connection[Any]
+) -> None:
+    seen = audit_ids(conn)
+    rule = _rule("rate")(conn)
+    with conn.transaction():
+        ana = as_user(conn, "ana@acme.test")
+        conn.execute("SELECT set_config('app.change_reason', 'typo', true)")
+        conn.execute("UPDATE business_rules SET logic = 'rate = 2' WHERE id = %s", (rule,))
+        started = one_id(conn, "SELECT now()")
+    conn.execute("RESET ROLE")
+    (row,) = new_audit_rows(conn, seen)
+    assert (row["action"], row["resource_type"], row["resource_id"]) == (
+        "rule.update",
+        "rule",
+        rule,
+    )
+    assert (row["user_id"], row["actor_email"], row["organization"]) == (
+        ana,
+        "ana@acme.test",
+        "acme-pay",
+    )
+    assert row["metadata"] == {
+        "client": "sql",
+        "reason": "typo",
+        "old": {"logic": "rate = 1", "version": 1},
+        "new": {"logic": "rate = 2", "version": 2},
+    }
+    assert one_id(conn, "SELECT created_at FROM audit_logs WHERE id = %s", row["id"]) == started
+    listed_row = listed(loans("audit", "list", "--resource", str(rule)[:8], "--format", "json"))
+    assert [(r["action"], r["client"], r["actor"]) for r in listed_row] == [
+        ("rule.update", "sql", "ana@acme.test"),
+        ("rule.create", "migrationpilot rules import", "ana@acme.test"),  # one of three ids
+    ]
+
+
+def test_sending_all_traffic_to_the_new_service_in_plain_sql_is_audited(
+    loans: Any, conn: psycopg.Connection[Any]
+) -> None:
+    seen = audit_ids(conn)
+    with conn.transaction():
+        as_user(conn, "ana@acme.test")
+        conn.execute("UPDATE routing_rules SET traffic_percentage = 100, enabled = true")
+    conn.execute("RESET ROLE")
+    (row,) = new_audit_rows(conn, seen)
+    assert (row["action"], row["actor_email"], row["resource_id"]) == (
+        "routing_rule.update",
+        "ana@acme.test",
+        _routing(conn),
+    )
+    assert row["metadata"] == {
+        "client": "sql",
+        "old": {"traffic_percentage": 10, "enabled": False},
+        "new": {"traffic_percentage": 100, "enabled": True},
+    }
+
+
+def test_a_refused_change_writes_no_audit_row(loans: Any, conn: psycopg.Connection[Any]) -> None:
+    added = loans("users", "add", "vic@acme.test", "--name", "Vic", "--org", "acme-pay",
+                  "--role", "viewer")  # fmt: skip
+    assert added.exit_code == 0, added.stderr
+    before = rows(conn, "SELECT * FROM audit_logs ORDER BY id")
+    refused = pytest.raises(errors.InsufficientPrivilege, match="architect role required")
+    with refused, conn.transaction():
+        as_user(conn, "vic@acme.test")
+        conn.execute("UPDATE routing_rules SET traffic_percentage = 100")
+    # Nobody acting: the session can write nothing, its own audit rows included.
+    organization = one_id(conn, "SELECT id FROM organizations WHERE slug = 'acme-pay'")
+    nobody = pytest.raises(errors.InsufficientPrivilege, match="row-level security policy")
+    with nobody, conn.transaction():
+        conn.execute("SET LOCAL ROLE migrationpilot_app")
+        conn.execute(
+            "INSERT INTO audit_logs (organization_id, action, resource_type)"
+            " VALUES (%s, 'user.login', 'user')",
+            (organization,),
+        )
+    assert rows(conn, "SELECT * FROM audit_logs ORDER BY id") == before
+
+
+def test_an_application_cannot_supply_the_time_address_or_actor_of_its_audit_rows(
+    loans: Any, conn: psycopg.Connection[Any]
+) -> None:
+    seen = audit_ids(conn)
+    carl = one_id(conn, "SELECT id FROM users WHERE email = 'carl@acme.test'")
+    with conn.transaction():
+        ana = as_user(conn, "ana@acme.test")
+        # Left out: filled from the session. Given: the database's time and address win.
+        conn.execute(
+            "INSERT INTO audit_logs (action, resource_type, created_at, ip_address, metadata)"
+            " VALUES ('user.login', 'user', '2000-01-01', '6.6.6.6', '{\"via\": \"web\"}')"
+        )
+        started = one_id(conn, "SELECT now()")
+        address = one_id(conn, "SELECT inet_client_addr()::text")
+    conn.execute("RESET ROLE")
+    (row,) = new_audit_rows(conn, seen)
+    assert (row["user_id"], row["actor_email"], row["organization"], row["action"]) == (
+        ana,
+        "ana@acme.test",
+        "acme-pay",
+        "user.login",
+    )
+    stamped = rows(conn, "SELECT created_at, ip_address FROM audit_logs WHERE id = %s", row["id"])
+    assert stamped == [(started, address)]
+    assert row["metadata"] == {"via": "web"}
+    # Another user's name on the row is refused, and writes nothing.
+    forged = pytest.raises(errors.InsufficientPrivilege, match="row-level security policy")
+    with forged, conn.transaction():
+        as_user(conn, "ana@acme.test")
+        conn.execute(
+            "INSERT INTO audit_logs (user_id, action, resource_type) VALUES (%s, 'x.y', 'x')",
+            (carl,),
+        )
+    assert new_audit_rows(conn, seen) == [row]
+
+
+def test_a_bulk_delete_is_one_audit_row_naming_every_rule(
+    loans: Any, conn: psycopg.Connection[Any]
+) -> None:
+    seen = audit_ids(conn)
+    doomed = sorted(str(i) for (i,) in rows(conn, "SELECT id FROM business_rules"))
+    with conn.transaction():
+        as_user(conn, "ana@acme.test")
+        assert conn.execute("DELETE FROM business_rules").rowcount == 3
+    conn.execute("RESET ROLE")
+    (row,) = new_audit_rows(conn, seen)
+    assert (row["action"], row["resource_id"], row["organization"]) == (
+        "rule.delete",
+        None,
+        "acme-pay",
+    )
+    assert row["metadata"] == {"client": "sql", "count": 3, "ids": doomed}
+
+
+def test_deleting_an_organization_or_a_tenant_cascades_and_is_audited_once(
+    loans: Any, conn: psycopg.Connection[Any]
+) -> None:
+    # The project, files, rules and routing of acme-pay go with it: its own row stands for
+    # them (theirs would name an organization that no longer exists).
+    seen = audit_ids(conn)
+    conn.execute("DELETE FROM organizations WHERE slug = 'acme-pay'")
+    actions = [
+        (row["action"], row["organization"], row["tenant"]) for row in new_audit_rows(conn, seen)
+    ]
+    assert actions == [("organization.delete", None, "acme")]
+    seen = audit_ids(conn)
+    acme_id = one_id(conn, "SELECT id FROM tenants WHERE slug = 'acme'")
+    conn.execute("DELETE FROM tenants WHERE slug = 'acme'")
+    # The tenant's rows outlive it: they keep its id (no foreign key), for the record.
+    assert rows(
+        conn,
+        "SELECT action, organization_id, resource_id = %s FROM audit_logs"
+        " WHERE tenant_id = %s AND id <> ALL (%s) ORDER BY action",
+        acme_id, acme_id, list(seen),
+    ) == [("organization.delete", None, False), ("tenant.delete", None, True)]  # fmt: skip

@@ -126,9 +126,12 @@ def test_import_stores_each_file_with_language_encoding_and_line_counts(
     assert rows(conn, "SELECT content FROM source_files WHERE path = 'src/FRENCH.cbl'") == [
         (LEGACY_CP1252.decode("cp1252"),)
     ]
+    # One audit row for the statement that stored the six files, naming them.
     assert rows(
-        conn, "SELECT action, metadata->>'added' FROM audit_logs WHERE action = 'file.import'"
-    ) == [("file.import", "6")]
+        conn,
+        "SELECT metadata->>'count', metadata->'ids' = (SELECT jsonb_agg(id ORDER BY id)"
+        " FROM source_files) FROM audit_logs WHERE action = 'source_file.create'",
+    ) == [("6", True)]
 
 
 @BOTH_WAYS
@@ -322,7 +325,9 @@ def test_a_file_failing_after_many_were_sent_leaves_nothing_behind(
         "error: zz/LAST.cbl: not valid ascii: byte 0xe9 at offset 11 (ordinal not in range(128))\n"
     )
     assert stored(conn) == []
-    assert rows(conn, "SELECT count(*) FROM audit_logs WHERE action = 'file.import'") == [(0,)]
+    assert rows(
+        conn, "SELECT count(*) FROM audit_logs WHERE starts_with(action, 'source_file.')"
+    ) == [(0,)]
 
 
 def test_missing_directory_and_unknown_project(acme: Any, loans: uuid.UUID, tmp_path: Path) -> None:
@@ -342,7 +347,9 @@ def test_a_first_import_over_the_line_limit_stores_nothing(
     assert "max_lines_of_code 20" in refused.stderr
     assert len(refused.stderr.splitlines()) == 1
     assert stored(conn) == []
-    assert rows(conn, "SELECT count(*) FROM audit_logs WHERE action = 'file.import'") == [(0,)]
+    assert rows(
+        conn, "SELECT count(*) FROM audit_logs WHERE starts_with(action, 'source_file.')"
+    ) == [(0,)]
 
 
 def test_line_limit_leaves_the_project_exactly_as_before(
@@ -355,7 +362,9 @@ def test_line_limit_leaves_the_project_exactly_as_before(
     assert refused.exit_code == 1
     assert "max_lines_of_code 20" in refused.stderr
     assert stored(conn) == before
-    assert rows(conn, "SELECT count(*) FROM audit_logs WHERE action = 'file.import'") == [(1,)]
+    assert rows(
+        conn, "SELECT count(*) FROM audit_logs WHERE starts_with(action, 'source_file.')"
+    ) == [(1,)]
 
 
 def test_two_concurrent_imports_cannot_both_pass_the_line_limit(

@@ -119,9 +119,11 @@ def test_import_infers_type_and_language_and_measures_each_file(
     ]
     assert rows(
         conn,
-        "SELECT action, resource_id, metadata->>'added' FROM audit_logs"
-        " WHERE action = 'generated.import'",
-    ) == [("generated.import", loans, "13")]
+        "SELECT action, a.organization_id = p.organization_id, metadata->>'count'"
+        " FROM audit_logs AS a, projects AS p WHERE action = 'generated_file.create'"
+        " AND p.id = %s",
+        loans,
+    ) == [("generated_file.create", True, "13")]
 
 
 def test_type_option_overrides_the_inference(
@@ -171,7 +173,9 @@ def test_binary_or_non_utf8_file_fails_the_import_unless_skipped(
         " (pass --skip-binary to leave such files out)\n"
     )
     assert stored(conn) == []
-    assert rows(conn, "SELECT count(*) FROM audit_logs WHERE action = 'generated.import'") == [(0,)]
+    assert rows(
+        conn, "SELECT count(*) FROM audit_logs WHERE starts_with(action, 'generated_file.')"
+    ) == [(0,)]
     skipped = json.loads(import_out(acme, out, "--skip-binary", "--format", "json").stdout)
     assert (skipped["added"], skipped["skipped_by_reason"]["binary"]) == (13, 1)
 

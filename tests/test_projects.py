@@ -138,8 +138,14 @@ def test_status_workflow_moves_forward_and_refuses_skips(
     assert "cannot move from analyzing to completed" in refused.stderr
     assert "analysis_complete" in refused.stderr  # the allowed next states are named
     assert rows(conn, "SELECT status::text FROM projects") == [("analyzing",)]
-    assert rows(conn, "SELECT metadata FROM audit_logs WHERE action = 'project.set_status'") == [
-        ({"old": "draft", "new": "analyzing"},)
+    assert rows(conn, "SELECT metadata FROM audit_logs WHERE action = 'project.update'") == [
+        (
+            {
+                "client": "migrationpilot projects set-status",
+                "old": {"status": "draft"},
+                "new": {"status": "analyzing"},
+            },
+        )
     ]
 
     # By the first 8 hex digits of its id (as a table shows it), then by the full uuid.
@@ -185,6 +191,9 @@ def test_project_limit_is_enforced_across_the_tenant(
 def test_other_organizations_cannot_see_the_project(acme: Any, loans: uuid.UUID) -> None:
     hidden = acme("--as", "bob@globex.test", "projects", "show", str(loans))
     assert hidden.exit_code == 4
+    # An architect of globex does not find it; a developer is refused before any lookup, so
+    # the answer says nothing about the project either way.
+    assert acme("users", "set-role", "bob@globex.test", "architect").exit_code == 0
     refused = acme("--as", "bob@globex.test", "projects", "set-status", loans.hex[:8], "failed")
     assert refused.exit_code == 4
 

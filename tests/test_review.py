@@ -149,7 +149,9 @@ def test_each_reviewed_rule_gets_an_audit_row(
     assert rows(
         conn,
         "SELECT a.action, a.resource_type, a.resource_id, a.user_id, a.actor_email,"
-        " a.organization_id = r.organization_id, a.tenant_id = o.tenant_id, a.metadata"
+        " a.organization_id = r.organization_id, a.tenant_id = o.tenant_id,"
+        " a.metadata - 'new' - 'old', a.metadata -> 'old',"
+        " (a.metadata -> 'new') - 'reviewed_at', a.metadata -> 'new' ? 'reviewed_at'"
         " FROM audit_logs a JOIN business_rules r ON r.id = a.resource_id"
         " JOIN organizations o ON o.id = r.organization_id"
         " WHERE a.action LIKE 'rule.%%' ORDER BY r.name",
@@ -162,12 +164,15 @@ def test_each_reviewed_rule_gets_an_audit_row(
             "ana@acme.test",
             True,
             True,
+            {"client": "migrationpilot review reject", "reason": "review: reject: wrong rounding"},
+            {"review_status": "pending", "version": 1},
             {
-                "old_status": "pending",
-                "new_status": "rejected",
-                "comment": "wrong rounding",
+                "review_status": "rejected",
+                "reviewed_by": str(ana),
+                "review_comments": "wrong rounding",
                 "version": 2,
             },
+            True,
         )
         for rule in (first, second)
     ]

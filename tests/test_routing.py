@@ -27,7 +27,7 @@ RULE_ROWS = (
     " FROM routing_rules ORDER BY name"
 )
 AUDIT_ROWS = (
-    "SELECT action, actor_email, metadata FROM audit_logs WHERE action LIKE 'routing.%%'"
+    "SELECT action, actor_email, metadata FROM audit_logs WHERE action LIKE 'routing_rule.%%'"
     " ORDER BY created_at"
 )
 LATE_FEES = "/api/late-fees/**"
@@ -99,25 +99,24 @@ def test_add_creates_a_disabled_rule_and_audits_it(
     assert rows(conn, RULE_ROWS) == [
         ("accounts-read", "accounts-read", "/api/accounts/**", "accounts-java", 10, False, False)
     ]
-    new = {
-        "name": "accounts-read",
-        "pattern": "/api/accounts/**",
-        "target": "accounts-java",
-        "traffic": 10,
-        "shadow": False,
-        "enabled": False,
-    }
     (audit,) = rows(conn, AUDIT_ROWS)
-    assert audit[:2] == ("routing.add", "ana@acme.test")
-    assert audit[2] == {
+    assert audit[:2] == ("routing_rule.create", "ana@acme.test")
+    assert audit[2]["client"] == "migrationpilot routing add"
+    assert {key: value for key, value in audit[2]["new"].items() if key != "organization_id"} == {
+        "id": record["id"],
+        "project_id": record["project_id"],
         "name": "accounts-read",
         "slug": "accounts-read",
-        "project_id": record["project_id"],
-        "new": new,
+        "path_pattern": "/api/accounts/**",
+        "target_service": "accounts-java",
+        "traffic_percentage": 10,
+        "shadow_mode": False,
+        "enabled": False,
     }
     assert rows(
         conn,
-        "SELECT resource_type, resource_id::text FROM audit_logs WHERE action = 'routing.add'",
+        "SELECT resource_type, resource_id::text FROM audit_logs"
+        " WHERE action = 'routing_rule.create'",
     ) == [("routing_rule", record["id"])]
 
 
@@ -217,9 +216,17 @@ def test_set_changes_fields_and_audits_old_and_new(
     audits = [(action, meta.get("old"), meta["new"]) for action, _, meta in rows(conn, AUDIT_ROWS)]
     assert audits[1:] == [
         # The unchanged target is not a change.
-        ("routing.set", {"traffic": 10, "shadow": False}, {"traffic": 25, "shadow": True}),
-        ("routing.set", {"pattern": "/api/accounts/**"}, {"pattern": "/api/acc/**"}),
-        ("routing.set", {"shadow": True}, {"shadow": False}),
+        (
+            "routing_rule.update",
+            {"traffic_percentage": 10, "shadow_mode": False},
+            {"traffic_percentage": 25, "shadow_mode": True},
+        ),
+        (
+            "routing_rule.update",
+            {"path_pattern": "/api/accounts/**"},
+            {"path_pattern": "/api/acc/**"},
+        ),
+        ("routing_rule.update", {"shadow_mode": True}, {"shadow_mode": False}),
     ]
     # A request that changes nothing writes nothing.
     assert loans(*ANA, "routing", "set", "accounts-read", *P, "--traffic", "25").exit_code == 0
@@ -287,29 +294,19 @@ def test_enable_disable_and_remove_are_audited(loans: Any, conn: psycopg.Connect
     assert removed.exit_code == 0
     assert rows(conn, RULE_ROWS) == []
     audits = [(action, meta) for action, _, meta in rows(conn, AUDIT_ROWS)]
-    project_id = audits[0][1]["project_id"]
-    common = {"name": "accounts-read", "slug": "accounts-read", "project_id": project_id}
-    assert [action for action, _ in audits] == [
-        "routing.add",
-        "routing.enable",
-        "routing.disable",
-        "routing.remove",
+    assert [(action, meta["client"]) for action, meta in audits] == [
+        ("routing_rule.create", "migrationpilot routing add"),
+        ("routing_rule.update", "migrationpilot routing enable"),
+        ("routing_rule.update", "migrationpilot routing disable"),
+        ("routing_rule.delete", "migrationpilot routing remove"),
     ]
-    assert audits[1][1] == {**common, "old": {"enabled": False}, "new": {"enabled": True}}
-    assert audits[2][1] == {**common, "old": {"enabled": True}, "new": {"enabled": False}}
-    assert audits[3][1] == {
-        **common,
-        "old": {
-            "name": "accounts-read",
-            "pattern": "/api/accounts/**",
-            "target": "accounts-java",
-            "traffic": 10,
-            "shadow": False,
-            "enabled": False,
-        },
-    }
+    assert (audits[1][1]["old"], audits[1][1]["new"]) == ({"enabled": False}, {"enabled": True})
+    assert (audits[2][1]["old"], audits[2][1]["new"]) == ({"enabled": True}, {"enabled": False})
+    # The removed rule, whole: the audit log keeps what it was.
+    assert audits[3][1]["old"] == audits[0][1]["new"]
     assert rows(
-        conn, "SELECT DISTINCT resource_id::text FROM audit_logs WHERE action LIKE 'routing.%%'"
+        conn,
+        "SELECT DISTINCT resource_id::text FROM audit_logs WHERE action LIKE 'routing_rule.%%'",
     ) == [(removed.stdout.strip(),)]
 
 
@@ -353,7 +350,10 @@ def test_a_concurrent_duplicate_is_exit_2_too(
     assert rows(conn, "SELECT name, slug, path_pattern FROM routing_rules") == [
         ("Accounts-Read", "accounts-read", "/elsewhere")
     ]
-    assert rows(conn, AUDIT_ROWS) == []
+    # Only the other session's insert is audited: ours wrote nothing.
+    assert [(action, meta["client"]) for action, _, meta in rows(conn, AUDIT_ROWS)] == [
+        ("routing_rule.create", "sql")
+    ]
 
 
 def test_list_orders_each_project_by_precedence(several: Any) -> None:
@@ -468,12 +468,11 @@ def test_rename_keeps_the_slug_and_the_bucket(loans: Any, conn: psycopg.Connecti
     assert (record["name"], record["slug"]) == ("Late fees (v2)", "late-fees-api")
     assert decisions() == before
     assert {line[2] for line in before} == {"legacy", "modern"}  # served_by
-    (audit,) = [meta for action, _, meta in rows(conn, AUDIT_ROWS) if action == "routing.set"]
-    assert (audit["old"], audit["new"], audit["slug"]) == (
-        {"name": "Late fees API"},
-        {"name": "Late fees (v2)"},
-        "late-fees-api",
-    )
+    (audit,) = [
+        meta for action, _, meta in rows(conn, AUDIT_ROWS) if action == "routing_rule.update"
+    ]
+    # The slug does not change: the audit row names only the name.
+    assert (audit["old"], audit["new"]) == ({"name": "Late fees API"}, {"name": "Late fees (v2)"})
     # A case-only rename of the rule itself is a rename, not a clash.
     again = loans(*ANA, "routing", "set", "late-fees-api", *P, "--name", "LATE FEES (V2)")
     assert again.exit_code == 0, again.stderr

@@ -156,7 +156,7 @@ def stored_state(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
     return (
         rows(conn, "SELECT id, version, updated_at FROM business_rules ORDER BY id"),
         rows(conn, "SELECT count(*) FROM rule_versions"),
-        rows(conn, "SELECT count(*) FROM audit_logs WHERE action = 'rule.import'"),
+        rows(conn, "SELECT count(*) FROM audit_logs WHERE resource_type = 'rule'"),
     )
 
 
@@ -205,21 +205,21 @@ def test_import_json_lines_cuts_the_source_and_hashes_its_lines(
         )
         == [(1, "import", "ana@acme.test")] * 3
     )
+    # One audit row for the statement that stored the three rules, naming them.
     assert rows(
         conn,
         "SELECT resource_type, resource_id, actor_email, metadata FROM audit_logs"
-        " WHERE action = 'rule.import'",
+        " WHERE action = 'rule.create'",
     ) == [
         (
-            "project",
-            loans,
+            "rule",
+            None,
             "ana@acme.test",
             {
-                "inserted": 3,
-                "updated": 0,
-                "unchanged": 0,
-                "reopened": 0,
-                "source": str(tmp_path / "rules.jsonl"),
+                "client": "migrationpilot rules import",
+                "reason": "import",
+                "count": 3,
+                "ids": sorted(str(rule_id) for rule_id in rule_ids(conn).values()),
             },
         )
     ]
@@ -739,16 +739,17 @@ def test_edit_versions_history_and_diff(
     }
     assert rows(
         conn,
-        "SELECT metadata FROM audit_logs WHERE action = 'rule.edit' AND resource_id = %s",
+        "SELECT metadata FROM audit_logs WHERE action = 'rule.update' AND resource_id = %s",
         monthly,
     ) == [
         (
             {
+                "client": "migrationpilot rules edit",
                 "reason": "rate is a percentage",
-                "version": 2,
                 "old": {"formula": "interest = round_half_up(balance * rate / 12, 2)",
-                        "confidence": "0.980"},
-                "new": {"formula": "interest = balance * rate / 1200", "confidence": "0.900"},
+                        "confidence": 0.98, "version": 1},
+                "new": {"formula": "interest = balance * rate / 1200", "confidence": 0.9,
+                        "version": 2},
             },
         )
     ]  # fmt: skip
@@ -778,7 +779,7 @@ def test_edit_versions_history_and_diff(
         "SELECT description, category::text, version FROM business_rules WHERE id = %s",
         monthly,
     ) == [("Monthly interest.", "decision", 3)]
-    assert rows(conn, "SELECT count(*) FROM audit_logs WHERE action = 'rule.edit'") == [(2,)]
+    assert rows(conn, "SELECT count(*) FROM audit_logs WHERE action = 'rule.update'") == [(2,)]
 
     history = acme(*ANA, "rules", "history", monthly, "--format", "json")
     assert [
@@ -1003,13 +1004,18 @@ def test_revalidate_flags_changed_and_vanished_lines_once(
     gone = acme(*ANA, "rules", "revalidate", "-p", "Loans core")
     assert gone.stdout.split("\t")[0] == str(ids["Applicant must be an adult"])
     assert gone.stdout.rstrip("\n").split("\t")[-1] == "vanished"
+    # Each flagged rule is audited, by the database, as the revalidation's: two, then the
+    # adult rule; the runs that flagged nothing wrote nothing.
     audits = rows(
         conn,
-        "SELECT metadata->'checked', metadata->'flagged', metadata->'already_flagged',"
-        " metadata->'changed', metadata->'vanished' FROM audit_logs"
-        " WHERE action = 'rule.revalidate' ORDER BY ctid",  # append-only: insertion order
+        "SELECT action, resource_id, metadata->>'reason' FROM audit_logs"
+        " WHERE metadata->>'client' = 'migrationpilot rules revalidate'"
+        " ORDER BY ctid",  # append-only: insertion order
     )
-    assert audits == [(4, 0, 0, 0, 0), (4, 2, 0, 1, 1), (4, 0, 1, 0, 0), (4, 1, 1, 0, 1)]
+    assert [(action, reason) for action, _, reason in audits] == [
+        ("rule.clarify", "revalidate")
+    ] * 3
+    assert audits[-1][1] == ids["Applicant must be an adult"]
 
 
 def test_a_project_without_rules_revalidates_and_exports_empty(
@@ -1018,7 +1024,9 @@ def test_a_project_without_rules_revalidates_and_exports_empty(
     revalidated = acme(*ANA, "rules", "revalidate", "-p", "Loans core")
     assert (revalidated.exit_code, revalidated.stdout) == (0, "")
     assert rows(
-        conn, "SELECT metadata->'checked' FROM audit_logs WHERE action = 'rule.revalidate'"
+        conn,
+        "SELECT count(*) FROM audit_logs"
+        " WHERE metadata->>'client' = 'migrationpilot rules revalidate'",
     ) == [(0,)]
     report = acme(*ANA, "rules", "export", "-p", "Loans core").stdout
     assert "cobol to java, 0 rules" in report

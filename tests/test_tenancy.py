@@ -116,7 +116,13 @@ def test_list_show_and_set_tenants(acme: Any, conn: psycopg.Connection[Any]) -> 
     assert changed.exit_code == 0
     assert json.loads(changed.stdout)["max_lines_of_code"] == 5000000
     assert rows(conn, "SELECT metadata FROM audit_logs WHERE action = 'tenant.update'") == [
-        ({"old": {"max_lines_of_code": 100000}, "new": {"max_lines_of_code": 5000000}},)
+        (
+            {
+                "client": "migrationpilot tenants set",
+                "old": {"max_lines_of_code": 100000},
+                "new": {"max_lines_of_code": 5000000},
+            },
+        )
     ]
 
     assert acme("tenants", "set", "acme").exit_code == 2
@@ -162,9 +168,11 @@ def test_users_add_list_show_set_role(acme: Any, conn: psycopg.Connection[Any]) 
 
     promoted = acme("users", "set-role", "dora@acme.test", "architect", "--format", "json")
     assert json.loads(promoted.stdout)["role"] == "architect"
-    assert rows(conn, "SELECT metadata FROM audit_logs WHERE action = 'user.set_role'") == [
-        ({"old": "developer", "new": "architect"},)
-    ]
+    assert rows(
+        conn,
+        "SELECT metadata - 'client' FROM audit_logs WHERE action = 'user.update'"
+        " AND resource_id = (SELECT id FROM users WHERE email = 'Dora@Acme.TEST')",
+    ) == [({"old": {"role": "developer"}, "new": {"role": "architect"}},)]
 
 
 @pytest.mark.parametrize(

@@ -118,9 +118,9 @@ def test_import_json_lines_stores_every_case_exactly_and_audits(
     ]
     assert rows(
         conn,
-        "SELECT action, resource_type, resource_id, metadata->>'inserted', metadata->>'source'"
-        " FROM audit_logs WHERE action = 'test_case.import'",
-    ) == [("test_case.import", "project", loans, "3", "cases.jsonl")]
+        "SELECT action, resource_type, metadata->>'count', metadata->>'client'"
+        " FROM audit_logs WHERE resource_type = 'test_case'",
+    ) == [("test_case.create", "test_case", "3", "migrationpilot tests import")]
 
 
 def test_array_file_and_stdin_import_the_same_cases(
@@ -156,7 +156,13 @@ def test_reimport_is_idempotent_then_updates_changed_cases(
     assert rows(conn, "SELECT description FROM test_cases WHERE name = 'zero principal'") == [
         (None,)
     ]
-    assert rows(conn, "SELECT count(*) FROM audit_logs WHERE action = 'test_case.import'") == [(3,)]
+    # Audited per statement: the first import's three cases, then the one changed and the one
+    # added; the import that changed nothing wrote nothing.
+    assert rows(
+        conn,
+        "SELECT action, metadata->>'count' FROM audit_logs WHERE resource_type = 'test_case'"
+        " ORDER BY ctid",
+    ) == [("test_case.create", "3"), ("test_case.update", "1"), ("test_case.create", "1")]
 
 
 GOOD = '{"rule_id": RULE_A, "name": "ok", "inputs": {}, "expected": 1}\n'
@@ -259,7 +265,7 @@ def test_a_bad_record_fails_the_whole_import_naming_it(
     expected = with_rules(message, world, quoted=False)
     assert (result.exit_code, result.stderr) == (2, f"error: {expected}\n")
     assert stored(conn) == []
-    assert rows(conn, "SELECT count(*) FROM audit_logs WHERE action = 'test_case.import'") == [(0,)]
+    assert rows(conn, "SELECT count(*) FROM audit_logs WHERE resource_type = 'test_case'") == [(0,)]
 
 
 @pytest.mark.parametrize("rule", ["C", "G", "missing"])

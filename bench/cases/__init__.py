@@ -8,6 +8,7 @@ from pathlib import Path
 from types import ModuleType
 
 from bench.cases import (
+    audit_cost,
     bulk_approve,
     dashboard,
     files_import,
@@ -24,7 +25,7 @@ from bench.measure import Case
 
 # A read case takes a fraction of a second: it runs at least READ_RUNS rounds.
 READS: tuple[ModuleType, ...] = (startup, help_text, pending_list, rls_cost, dashboard)
-WRITES: tuple[ModuleType, ...] = (rules_import, files_import, bulk_approve)
+WRITES: tuple[ModuleType, ...] = (rules_import, audit_cost, files_import, bulk_approve)
 MIGRATES: tuple[ModuleType, ...] = (migrate_empty, migrate_up_to_date)
 ALL = READS + WRITES + MIGRATES
 

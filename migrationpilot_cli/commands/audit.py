@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from typing import Annotated, Any
+from uuid import UUID
 
 import typer
 
-from migrationpilot_cli import validation
+from migrationpilot_cli import refs, validation
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
 from migrationpilot_cli.options import examples
@@ -37,7 +38,8 @@ _RESOURCE_TYPE = re.compile(r"^[a-z_]+$")
     "list",
     epilog=examples(
         "migrationpilot audit list --since 7d --action rule.approve --user ana@acme.test",
-        "migrationpilot audit list --action 'routing.*' --format jsonl",
+        "migrationpilot audit list --action 'routing_rule.*' --format jsonl",
+        "migrationpilot audit list --resource 3f2a9c1e",
     ),
 )
 @listing(audit.COLUMNS)
@@ -76,7 +78,17 @@ def list_(
         str | None,
         typer.Option(
             "--resource-type",
-            help="rule, project, routing_rule, user, ...",
+            help="rule, project, routing_rule, user, source_file, ...",
+            show_default=False,
+            rich_help_panel="Filters",
+        ),
+    ] = None,
+    resource: Annotated[
+        str | None,
+        typer.Option(
+            "--resource",
+            metavar="ID",
+            help="Only changes of this rule, project, user, ... (its id as listed, or whole).",
             show_default=False,
             rich_help_panel="Filters",
         ),
@@ -92,12 +104,15 @@ def list_(
 ) -> None:
     """Audit rows, newest first (with --as: your organization's only).
 
-    The old and new values are in the metadata column of --format json, jsonl, csv and tsv."""
+    The database writes them for every change, whoever made it: the client column names the
+    command, or sql for any other client. The old and new values, the reason, and the ids
+    of a bulk change are in the metadata column of --format json, jsonl, csv and tsv."""
     filters = {
         **_since(since),
         **_action(action),
         "user": validation.email(user) if user is not None else None,
         "resource_type": _resource_type(resource_type),
+        **_resource(resource),
         "limit": limit,
     }
     with transaction(ctx.obj) as conn:
@@ -139,6 +154,14 @@ def _action(value: str | None) -> dict[str, str | None]:
     if value.endswith(".*"):
         return {"action": None, "prefix": value[:-1]}
     return {"action": value, "prefix": None}
+
+
+def _resource(value: str | None) -> dict[str, UUID | None]:
+    """``--resource`` as the range of ids it stands for."""
+    if value is None:
+        return {"resource_low": None, "resource_high": None}
+    low, high = refs.bounds(refs.parse(value, "--resource"))
+    return {"resource_low": low, "resource_high": high}
 
 
 def _resource_type(value: str | None) -> str | None:

@@ -70,7 +70,6 @@ def load(ctx: typer.Context, fmt: FormatOption = None) -> None:
 
 
 def _load(conn: Any) -> dict[str, Any]:
-    from migrationpilot_cli.queries import audit
 
     organization = _organization(conn)
     users = {email: _user(conn, organization, email, name, role) for email, name, role in USERS}
@@ -86,8 +85,6 @@ def _load(conn: Any) -> dict[str, Any]:
     }
     summary["reviews"] = _reviews(conn, project, users["ana@acme.test"])
     summary["status"] = _advance(conn, project)
-    audit.record(conn, "demo.load", resource_type="project", resource_id=project["id"],
-                 organization_id=project["organization_id"], metadata=summary)  # fmt: skip
     return summary
 
 

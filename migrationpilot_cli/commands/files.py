@@ -25,7 +25,7 @@ from migrationpilot_cli.output import (
     render,
     render_record,
 )
-from migrationpilot_cli.queries import audit, files, projects
+from migrationpilot_cli.queries import files, projects
 from migrationpilot_cli.sourcetree import SKIP_REASONS
 
 app = typer.Typer(
@@ -81,7 +81,7 @@ def import_(
     tree are reported (deleted with --prune)."""
     if encoding is not None:
         _check_encoding(encoding)
-    with transaction(ctx.obj) as conn:
+    with transaction(ctx.obj, requires=("developer", "import or change source files")) as conn:
         found = projects.resolve(conn, project, org)
         scan = sourcetree.Scan()
         with progress("reading files") as advance:
@@ -102,14 +102,6 @@ def import_(
             "skipped_by_reason": {reason: scan.skipped[reason] for reason in SKIP_REASONS},
             "lines": scan.lines,
         }
-        audit.record(
-            conn,
-            "file.import",
-            resource_type="project",
-            resource_id=found["id"],
-            organization_id=found["organization_id"],
-            metadata={**summary, "removed_paths": outcome["removed"][:100]},
-        )
     for warning in scan.warnings:
         notice(f"warning: {warning}")
     if outcome["removed"] and not prune:

@@ -39,7 +39,7 @@ from migrationpilot_cli.output import (
     render,
     render_record,
 )
-from migrationpilot_cli.queries import audit, generated, projects
+from migrationpilot_cli.queries import generated, projects
 from migrationpilot_cli.queries.generated import GeneratedFile
 from migrationpilot_cli.sourcecode import extension
 from migrationpilot_cli.vocabulary import GeneratedFileType
@@ -109,7 +109,7 @@ def import_(
     New files are added, changed ones updated, unchanged ones left alone."""
     with progress("reading files") as advance:
         files, scan = read_tree(directory, exclude or (), file_type, skip_binary, advance)
-    with transaction(ctx.obj) as conn:
+    with transaction(ctx.obj, requires=("developer", "import or change generated files")) as conn:
         found = projects.resolve(conn, project, org)
         outcome = generated.merge(conn, found, files)
         types = Counter(file.type for file in files)
@@ -119,14 +119,6 @@ def import_(
             "skipped_by_reason": {reason: scan.skipped[reason] for reason in _IMPORT_SKIP_REASONS},
             "by_type": {kind.value: types[kind.value] for kind in GeneratedFileType},
         }
-        audit.record(
-            conn,
-            "generated.import",
-            resource_type="project",
-            resource_id=found["id"],
-            organization_id=found["organization_id"],
-            metadata={**summary, "changed_paths": outcome["changed"][:100]},
-        )
     for warning in scan.warnings:
         notice(f"warning: {warning}")
     render_record(summary, fmt=fmt)

@@ -18,7 +18,7 @@ from migrationpilot_cli.output import (
     render,
     render_record,
 )
-from migrationpilot_cli.queries import audit, organizations, tenants
+from migrationpilot_cli.queries import organizations, tenants
 
 app = typer.Typer(help="Organizations: each sees only its own data.", no_args_is_help=True)
 
@@ -40,14 +40,6 @@ def create(
     with transaction(ctx.obj) as conn:
         tenant_id = tenants.get(conn, tenant)["id"]
         org = organizations.create(conn, name=name, slug=slug, tenant_id=tenant_id)
-        audit.record(
-            conn,
-            "org.create",
-            resource_type="organization",
-            resource_id=org["id"],
-            organization_id=org["id"],
-            metadata={"name": name, "slug": slug},
-        )
     render_record(org, fmt=fmt, quiet=quiet)
 
 

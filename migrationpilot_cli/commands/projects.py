@@ -19,7 +19,7 @@ from migrationpilot_cli.output import (
     render,
     render_record,
 )
-from migrationpilot_cli.queries import audit, organizations, projects
+from migrationpilot_cli.queries import organizations, projects
 from migrationpilot_cli.settings import Settings
 from migrationpilot_cli.vocabulary import ProjectStatus, SourceLanguage, TargetLanguage
 
@@ -66,7 +66,7 @@ def create(
     settings: Settings = ctx.obj
     if org is None and not settings.acting_user:
         raise BadInput("--org is required in operator mode (or act as a user with --as)")
-    with transaction(settings) as conn:
+    with transaction(settings, requires=("developer", "create projects")) as conn:
         values = {
             "name": validation.text(name, "the project name"),
             "description": description,
@@ -76,14 +76,6 @@ def create(
             "target_framework": _framework(framework),
         }
         project = projects.create(conn, values)
-        audit.record(
-            conn,
-            "project.create",
-            resource_type="project",
-            resource_id=project["id"],
-            organization_id=project["organization_id"],
-            metadata={"name": project["name"], "source": source.value, "target": target.value},
-        )
     render_record(project, fmt=fmt, quiet=quiet)
 
 
@@ -148,16 +140,9 @@ def set_status(
 
     draft -> analyzing -> ... -> completed; any state -> failed; failed -> the state it failed
     from, or draft."""
-    with transaction(ctx.obj) as conn:
+    needs = ("architect", "change a project's status or settings")
+    with transaction(ctx.obj, requires=needs) as conn:
         before = projects.resolve(conn, project, org)
         projects.set_status(conn, before["id"], status.value)
-        audit.record(
-            conn,
-            "project.set_status",
-            resource_type="project",
-            resource_id=before["id"],
-            organization_id=before["organization_id"],
-            metadata={"old": before["status"], "new": status.value},
-        )
         after = projects.get(conn, str(before["id"]))
     render_record(after, fmt=fmt)

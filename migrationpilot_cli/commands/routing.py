@@ -26,7 +26,7 @@ from migrationpilot_cli.output import (
     render,
     render_record,
 )
-from migrationpilot_cli.queries import audit, organizations, projects
+from migrationpilot_cli.queries import organizations, projects
 from migrationpilot_cli.queries import routing as rules
 
 app = typer.Typer(
@@ -49,9 +49,6 @@ TrafficOption = Annotated[
     int | None,
     typer.Option("--traffic", help="Percentage of matching requests, 0..100.", show_default=False),
 ]
-# The fields an audit row records; `set` compares them, `remove` keeps them all. The slug
-# never changes: every audit row names it.
-_FIELDS = ("name", "pattern", "target", "traffic", "shadow", "enabled")
 RESOLVE_COLUMNS = (
     "path",
     "key",
@@ -63,26 +60,6 @@ RESOLVE_COLUMNS = (
     "sticky",
     "reason",
 )
-
-
-def _audit(conn: Any, action: str, rule: dict[str, Any], metadata: dict[str, Any]) -> None:
-    audit.record(
-        conn,
-        action,
-        resource_type="routing_rule",
-        resource_id=rule["id"],
-        organization_id=rule["organization_id"],
-        metadata={
-            "name": rule["name"],
-            "slug": rule["slug"],
-            "project_id": rule["project_id"],
-            **metadata,
-        },
-    )
-
-
-def _values(rule: dict[str, Any]) -> dict[str, Any]:
-    return {field: rule[field] for field in _FIELDS}
 
 
 @app.command(
@@ -119,11 +96,10 @@ def add(
         "shadow": shadow,
         "enabled": enable,
     }
-    with transaction(ctx.obj) as conn:
+    with transaction(ctx.obj, requires=("architect", "change routing rules")) as conn:
         found = projects.resolve(conn, project, org)
         rules.refuse_duplicate_name(conn, found, name)
         rule = rules.create(conn, found, values)
-        _audit(conn, "routing.add", rule, {"new": values})
     if not enable:
         command = f"migrationpilot routing enable {rule['slug']} -p {found['id']}"
         notice(f"added disabled: `{command}` to apply")
@@ -251,27 +227,23 @@ def set_(
         raise BadInput(
             "nothing to change: give --name, --traffic, --shadow/--no-shadow, --target or --pattern"
         )
-    with transaction(ctx.obj) as conn:
+    with transaction(ctx.obj, requires=("architect", "change routing rules")) as conn:
         found = projects.resolve(conn, project, org)
         before = rules.get(conn, found, name, for_update=True)
         changes = {field: value for field, value in requested.items() if value != before[field]}
         if "name" in changes:
             rules.refuse_duplicate_name(conn, found, changes["name"], other_than=before["id"])
-        after = _change(conn, "routing.set", before, changes)
+        after = _change(conn, before, changes)
     render_record(after, fmt=fmt)
 
 
-def _change(
-    conn: Any, action: str, before: dict[str, Any], changes: dict[str, Any]
-) -> dict[str, Any]:
-    """Apply and audit ``changes``; a request that changes nothing writes nothing."""
+def _change(conn: Any, before: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply ``changes`` (the database audits them); a request that changes nothing writes
+    nothing."""
     if not changes:
         notice(f"{before['name']}: nothing changed")
         return before
-    after = rules.update(conn, before["id"], changes)
-    old = {field: before[field] for field in changes}
-    _audit(conn, action, after, {"old": old, "new": changes})
-    return after
+    return rules.update(conn, before["id"], changes)
 
 
 @app.command(epilog=examples('migrationpilot routing enable payoff-quote -p "Loans core"'))
@@ -309,11 +281,10 @@ def _switch(
     *,
     enabled: bool,
 ) -> None:
-    with transaction(ctx.obj) as conn:
+    with transaction(ctx.obj, requires=("architect", "change routing rules")) as conn:
         before = rules.get(conn, projects.resolve(conn, project, org), name, for_update=True)
         changes = {} if before["enabled"] == enabled else {"enabled": enabled}
-        action = "routing.enable" if enabled else "routing.disable"
-        after = _change(conn, action, before, changes)
+        after = _change(conn, before, changes)
     render_record(after, fmt=fmt)
 
 
@@ -327,10 +298,9 @@ def remove(
     quiet: QuietOption = False,
 ) -> None:
     """Delete a rule; prints what it was (the audit log keeps it too)."""
-    with transaction(ctx.obj) as conn:
+    with transaction(ctx.obj, requires=("architect", "change routing rules")) as conn:
         before = rules.get(conn, projects.resolve(conn, project, org), name, for_update=True)
         rules.delete(conn, before["id"])
-        _audit(conn, "routing.remove", before, {"old": _values(before)})
     render_record(before, fmt=fmt, quiet=quiet)
 
 

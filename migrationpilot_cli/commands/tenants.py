@@ -19,7 +19,7 @@ from migrationpilot_cli.output import (
     render,
     render_record,
 )
-from migrationpilot_cli.queries import audit, tenants
+from migrationpilot_cli.queries import tenants
 from migrationpilot_cli.vocabulary import Subscription
 
 app = typer.Typer(
@@ -83,14 +83,6 @@ def create(
     }
     with transaction(ctx.obj) as conn:
         tenant = tenants.create(conn, values)
-        audit.record(
-            conn,
-            "tenant.create",
-            resource_type="tenant",
-            resource_id=tenant["id"],
-            tenant_id=tenant["id"],
-            metadata={"new": values},
-        )
     render_record(tenant, fmt=fmt, quiet=quiet)
 
 
@@ -165,14 +157,5 @@ def set_(
     with transaction(ctx.obj) as conn:
         before = tenants.get(conn, tenant, lock=True)
         tenants.update(conn, before["id"], changes)
-        old = {name: before[name] for name in changes}
-        audit.record(
-            conn,
-            "tenant.update",
-            resource_type="tenant",
-            resource_id=before["id"],
-            tenant_id=before["id"],
-            metadata={"old": old, "new": changes},
-        )
         after = tenants.get(conn, str(before["id"]))
     render_record(after, fmt=fmt)

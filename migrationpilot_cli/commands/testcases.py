@@ -20,7 +20,7 @@ from migrationpilot_cli.output import (
     render,
     render_record,
 )
-from migrationpilot_cli.queries import audit, projects, resolve_ref, test_cases
+from migrationpilot_cli.queries import projects, resolve_ref, test_cases
 from migrationpilot_cli.queries.test_cases import CaseRecord
 
 app = typer.Typer(
@@ -61,17 +61,9 @@ def import_(
     Every record is checked before anything is written; an error names the line (JSON Lines)
     or index (array)."""
     cases = validated(jsonrecords.load(source))
-    with transaction(ctx.obj) as conn:
+    with transaction(ctx.obj, requires=("developer", "import or change test cases")) as conn:
         found = projects.resolve(conn, project, org)
         summary = test_cases.merge(conn, found, cases)
-        audit.record(
-            conn,
-            "test_case.import",
-            resource_type="project",
-            resource_id=found["id"],
-            organization_id=found["organization_id"],
-            metadata={"source": source, **summary},
-        )
     render_record(summary, fmt=fmt)
 
 

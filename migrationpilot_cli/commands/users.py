@@ -19,7 +19,7 @@ from migrationpilot_cli.output import (
     render,
     render_record,
 )
-from migrationpilot_cli.queries import audit, organizations, users
+from migrationpilot_cli.queries import organizations, users
 from migrationpilot_cli.vocabulary import UserRole
 
 app = typer.Typer(help="Users: people, their organization and role.", no_args_is_help=True)
@@ -57,18 +57,10 @@ def add(
     email, name = validation.email(email), validation.text(name, "--name")
     if org is None and not ctx.obj.acting_user:
         raise BadInput("--org is required in operator mode (or act as an admin with --as)")
-    with transaction(ctx.obj) as conn:
+    with transaction(ctx.obj, requires=("admin", "manage users")) as conn:
         organization_id = organizations.own_or(conn, org)
         user = users.add(
             conn, email=email, name=name, organization_id=organization_id, role=role.value
-        )
-        audit.record(
-            conn,
-            "user.create",
-            resource_type="user",
-            resource_id=user["id"],
-            organization_id=organization_id,
-            metadata={"email": email, "role": role.value},
         )
     render_record(user, fmt=fmt, quiet=quiet)
 
@@ -116,16 +108,8 @@ def set_role(
     fmt: FormatOption = None,
 ) -> None:
     """Change a user's role (operators, or an organization's admins with --as)."""
-    with transaction(ctx.obj) as conn:
+    with transaction(ctx.obj, requires=("admin", "manage users")) as conn:
         before = users.get(conn, user)
         users.set_role(conn, before["id"], role.value)
-        audit.record(
-            conn,
-            "user.set_role",
-            resource_type="user",
-            resource_id=before["id"],
-            organization_id=before["organization_id"],
-            metadata={"old": before["role"], "new": role.value},
-        )
         after = users.get(conn, str(before["id"]))
     render_record(after, fmt=fmt)

@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -118,15 +119,27 @@ def unreachable(
     )
 
 
+# What the database's audit rows name as the client of a change (V0012): the command that
+# runs, set by the app as it resolves the command line ('migrationpilot rules edit').
+CLIENT: ContextVar[str] = ContextVar("client", default="migrationpilot")
+
+
 @contextmanager
-def transaction(settings: Settings) -> Iterator[Connection]:
+def transaction(
+    settings: Settings, *, requires: tuple[str, str] | None = None
+) -> Iterator[Connection]:
     """One command, one transaction: commit when the block ends, roll back on any error.
 
     With an acting user the transaction runs as the app role (no BYPASSRLS, owns nothing), so
-    every row-level-security policy applies to everything the command does."""
+    every row-level-security policy applies to everything the command does. ``requires``,
+    a user role and what it allows ("developer", "edit rules"), is checked before any
+    work: a command that would change nothing is refused as one that would."""
     with connect(settings) as conn, conn.transaction():
+        conn.execute("SELECT set_config('app.client', %s, true)", (CLIENT.get(),))
         if settings.acting_user:
             act_as(conn, settings.acting_user)
+            if requires:
+                conn.execute("SELECT require_user_role(%s, %s)", requires)
         yield conn
 
 

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from migrationpilot_cli.errors import NotFound, OperationFailed
-from migrationpilot_cli.queries import audit
 
 if TYPE_CHECKING:
     from migrationpilot_cli.db.connect import Connection
@@ -34,24 +33,18 @@ FOR UPDATE
 """
 
 # Rules already in the requested state are left out, so they get no new version. The
-# self-join reads the row as it was (locked above, so nobody changed it since); the triggers
-# of V0005 bump the version and write the snapshot with app.change_reason. The sub-select
-# makes current_user_id() an InitPlan: evaluated once, not once per row.
+# triggers bump the version, write the snapshot with app.change_reason (V0005) and the audit
+# row of each decision (V0012). The sub-select makes current_user_id() an InitPlan:
+# evaluated once, not once per row.
 _UPDATE = """
 UPDATE business_rules AS r
 SET review_status = %(status)s::review_status,
     reviewed_by = (SELECT current_user_id()),
     reviewed_at = now(),
     review_comments = %(comment)s
-FROM business_rules AS before
 WHERE r.id = ANY(%(ids)s::uuid[])
-  AND before.id = r.id
   AND r.review_status <> %(status)s::review_status
-RETURNING r.organization_id, r.id AS resource_id,
-          jsonb_build_object('old_status', before.review_status,
-                             'new_status', r.review_status,
-                             'comment', r.review_comments,
-                             'version', r.version) AS metadata
+RETURNING r.id, r.version
 """
 
 
@@ -64,13 +57,11 @@ def review(
     skip_missing: bool = False,
     expect_version: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Give every rule of ``ids`` the status ``verb`` stands for, with an audit row each.
+    """Give every rule of ``ids`` the status ``verb`` stands for (the database audits each).
 
     Returns one row per id, in the given order, with its outcome: reviewed, unchanged
     (already in that state) or skipped (unknown or not visible, with ``skip_missing``;
     otherwise NotFound fails the batch before anything is written)."""
-    from psycopg import sql
-
     # Asked up front, so a batch that would change nothing (every rule already in that state)
     # is refused too; the triggers of V0013 refuse any review decision the same way.
     conn.execute("SELECT require_user_role('reviewer', 'review rules')")
@@ -82,14 +73,10 @@ def review(
         _check_versions(current.values(), expect_version)
     reason = f"review: {verb}" + (f": {comment}" if comment else "")
     conn.execute("SELECT set_config('app.change_reason', %s, true)", (reason,))
-    audited = audit.record_many(
-        conn,
-        f"rule.{verb}",
-        resource_type="rule",
-        subjects=sql.SQL(_UPDATE),
-        params={"ids": list(current), "status": STATUS_OF[verb], "comment": comment},
-    )
-    new_versions = {row["resource_id"]: row["metadata"]["version"] for row in audited}
+    updated = conn.execute(
+        _UPDATE, {"ids": list(current), "status": STATUS_OF[verb], "comment": comment}
+    ).fetchall()
+    new_versions = {row["id"]: row["version"] for row in updated}
     return [_outcome(rule_id, current.get(rule_id), verb, new_versions) for rule_id in ids]
 
 

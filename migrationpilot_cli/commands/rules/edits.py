@@ -21,7 +21,7 @@ from migrationpilot_cli.output import (
     render,
     render_record,
 )
-from migrationpilot_cli.queries import audit, projects, resolve_ref, rules
+from migrationpilot_cli.queries import projects, resolve_ref, rules
 from migrationpilot_cli.vocabulary import RuleCategory
 
 app = typer.Typer()
@@ -67,7 +67,7 @@ def edit(
     why = validation.text(reason, "--reason", max_length=None)
     wanted = _edits(name, description, logic, formula, confidence, category)
     ref = validation.one_id(rule_ref)
-    with transaction(ctx.obj) as conn:
+    with transaction(ctx.obj, requires=("developer", "import or edit rules")) as conn:
         rule_id = resolve_ref(conn, "business_rules", ref)
         before = rule_edits.lock(conn, rule_id)
         changes = {field: value for field, value in wanted.items() if before[field] != value}
@@ -80,20 +80,6 @@ def edit(
             for field in wanted
             if before[field] != after[field]
         }
-        if after["version"] != before["version"]:
-            audit.record(
-                conn,
-                "rule.edit",
-                resource_type="rule",
-                resource_id=rule_id,
-                organization_id=before["organization_id"],
-                metadata={
-                    "reason": why,
-                    "version": after["version"],
-                    "old": {field: change["from"] for field, change in changed.items()},
-                    "new": {field: change["to"] for field, change in changed.items()},
-                },
-            )
     outcome = "updated" if after["version"] != before["version"] else "unchanged"
     render_record(
         {"id": rule_id, "outcome": outcome, "version": after["version"], "changes": changed},
@@ -156,22 +142,9 @@ def revalidate(
     comment. Rules already flagged for the same reason are left alone."""
     from migrationpilot_cli.queries import rule_edits
 
-    with transaction(ctx.obj) as conn:
+    with transaction(ctx.obj, requires=("developer", "import or edit rules")) as conn:
         found = projects.resolve(conn, project, org)
         flagged, counts = rule_edits.revalidate(conn, found["id"])
-        audit.record(
-            conn,
-            "rule.revalidate",
-            resource_type="project",
-            resource_id=found["id"],
-            organization_id=found["organization_id"],
-            metadata={
-                **counts,
-                "changed": sum(row["reason"] == "changed" for row in flagged),
-                "vanished": sum(row["reason"] == "vanished" for row in flagged),
-                "flagged_ids": [row["id"] for row in flagged][:1000],
-            },
-        )
     notice(
         f"{counts['checked']} rules checked, {counts['flagged']} flagged,"
         f" {counts['already_flagged']} already flagged"

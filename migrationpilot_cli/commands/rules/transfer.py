@@ -15,7 +15,7 @@ from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
 from migrationpilot_cli.options import OrgOption, ProjectOption, examples
 from migrationpilot_cli.output import FormatOption, OutputFormat, notice, render, render_record
-from migrationpilot_cli.queries import audit, projects, rules
+from migrationpilot_cli.queries import projects, rules
 
 app = typer.Typer()
 
@@ -51,17 +51,9 @@ def import_(
     from migrationpilot_cli.queries import rule_import
 
     records = rulefiles.validate(jsonrecords.load(source))
-    with transaction(ctx.obj) as conn:
+    with transaction(ctx.obj, requires=("developer", "import or edit rules")) as conn:
         found = projects.resolve(conn, project, org)
         summary = rule_import.merge(conn, found, records)
-        audit.record(
-            conn,
-            "rule.import",
-            resource_type="project",
-            resource_id=found["id"],
-            organization_id=found["organization_id"],
-            metadata={**summary, "source": "stdin" if source == "-" else source},
-        )
     if summary["reopened"]:
         notice(f"{summary['reopened']} reviewed rules changed and are pending review again")
     render_record(summary, fmt=fmt)
