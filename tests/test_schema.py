@@ -122,6 +122,7 @@ EXPECTED_COLUMNS: dict[str, dict[str, str]] = {
         "source_hash": "text?",
         "created_at": TS,
         "updated_at": TS,
+        "last_edited_by": "uuid?",
     },
     "rule_versions": {
         "id": "uuid",
