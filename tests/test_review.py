@@ -165,7 +165,13 @@ def test_each_reviewed_rule_gets_an_audit_row(
             True,
             True,
             {"client": "migrationpilot review reject", "reason": "review: reject: wrong rounding"},
-            {"review_status": "pending", "version": 1},
+            {
+                "review_status": "pending",
+                "reviewed_by": None,
+                "reviewed_at": None,
+                "review_comments": None,
+                "version": 1,
+            },
             {
                 "review_status": "rejected",
                 "reviewed_by": str(ana),

@@ -122,6 +122,7 @@ EXPECTED_COLUMNS: dict[str, dict[str, str]] = {
         "source_hash": "text?",
         "created_at": TS,
         "updated_at": TS,
+        "last_edited_by": "uuid?",
     },
     "rule_versions": {
         "id": "uuid",
@@ -559,7 +560,7 @@ def test_row_level_security_is_enabled_with_a_policy_for_the_app(owner: Conn, ta
         (table,),
     ).fetchall()
     assert (enabled, forced) == (True, False)  # not FORCEd: the owner is the operator path
-    # audit_logs also has a restrictive INSERT policy: its rows name their real actor (V0013).
+    # audit_logs also has a restrictive INSERT policy: its rows name their real actor (V0009).
     extra = [("audit_logs_actor", [APP_ROLE])] if table == "audit_logs" else []
     assert sorted(policies) == [*extra, (f"{table}_isolation", [APP_ROLE])]
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 
 from migrationpilot_cli import validation
 from migrationpilot_cli.db.connect import transaction
+from migrationpilot_cli.errors import BadInput
 from migrationpilot_cli.options import examples
 from migrationpilot_cli.output import (
     FieldsOption,
@@ -81,6 +83,49 @@ def show(
     org: Annotated[str, typer.Argument(help="Slug or id.")],
     fmt: FormatOption = None,
 ) -> None:
-    """One organization and its tenant."""
+    """One organization: its tenant, people, projects and whether four-eyes review is on."""
     with transaction(ctx.obj) as conn:
         render_record(organizations.get(conn, org), fmt=fmt)
+
+
+class Switch(StrEnum):
+    on = "on"
+    off = "off"
+
+
+@app.command(
+    "set",
+    epilog=examples(
+        "migrationpilot orgs set acme-pay --four-eyes on",
+        "migrationpilot orgs set acme-pay --four-eyes off",
+    ),
+)
+def set_(
+    ctx: typer.Context,
+    org: Annotated[str, typer.Argument(help="Slug or id.")],
+    four_eyes: Annotated[
+        Switch | None,
+        typer.Option(
+            "--four-eyes",
+            help="on: whoever last changed a rule's content cannot approve it; another reviewer"
+            " must. Enforced by the database for every client.",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: FormatOption = None,
+) -> None:
+    """Change an organization's review policy (operators only).
+
+    With four-eyes on, an approval by the person who last edited or imported a rule is refused
+    (`review approve` exits 1), whatever client they use; they may still reject it or ask for
+    clarification. The database records who last changed each rule whether four-eyes is on or
+    not, so the rules changed before you turn it on count too."""
+    validation.require_operator(ctx.obj, "orgs set")
+    if four_eyes is None:
+        raise BadInput("nothing to change: give --four-eyes on|off")
+    wanted = four_eyes is Switch.on
+    with transaction(ctx.obj) as conn:
+        before = organizations.get(conn, org, lock=True)
+        organizations.set_four_eyes(conn, before["id"], wanted)
+        after = organizations.get(conn, str(before["id"]))
+    render_record(after, fmt=fmt)

@@ -88,7 +88,9 @@ def approve(
 ) -> None:
     """Approve rules, one id or a piped batch; all or nothing.
 
-    `-q` prints the ids of the rules this changed."""
+    Where four-eyes is on (`orgs set ORG --four-eyes on`), a rule you last edited or imported
+    must be approved by someone else: such a batch is refused whole (exit 1). `-q` prints the
+    ids of the rules this changed."""
     _review(
         ctx.obj, "approve", ids, comment, expect_version, skip_missing, fmt, quiet, fields, header
     )

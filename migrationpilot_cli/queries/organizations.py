@@ -12,8 +12,12 @@ if TYPE_CHECKING:
 
 COLUMNS = ("id", "slug", "name", "tenant", "users", "projects", "created_at")
 
+# four_eyes: on exactly when the settings hold {"four_eyes": true}, the test the database's
+# trigger makes (V0013), so what `orgs show` says is what the database enforces.
 _SELECT = """
-SELECT o.id, o.slug, o.name, o.tenant_id, t.slug AS tenant, o.created_at, o.updated_at,
+SELECT o.id, o.slug, o.name, o.tenant_id, t.slug AS tenant,
+       o.settings @> jsonb_build_object('four_eyes', true) AS four_eyes,
+       o.created_at, o.updated_at,
        (SELECT count(*) FROM users u WHERE u.organization_id = o.id) AS users,
        (SELECT count(*) FROM projects p WHERE p.organization_id = o.id) AS projects
 FROM organizations o
@@ -39,12 +43,14 @@ def list_all(conn: Connection, tenant_id: UUID | None = None) -> list[dict[str, 
     ).fetchall()
 
 
-def get(conn: Connection, ref: str) -> dict[str, Any]:
+def get(conn: Connection, ref: str, *, lock: bool = False) -> dict[str, Any]:
     """An organization by slug or id (under RLS: only the acting user's own)."""
+    query = _SELECT + (
+        " WHERE o.slug = %(ref)s OR o.id BETWEEN %(low)s AND %(high)s"
+        " ORDER BY o.slug = %(ref)s DESC, o.id LIMIT 6"
+    )
     rows = conn.execute(
-        _SELECT + " WHERE o.slug = %(ref)s OR o.id BETWEEN %(low)s AND %(high)s"
-        " ORDER BY o.slug = %(ref)s DESC, o.id LIMIT 6",
-        {"ref": ref, **ref_bounds(ref)},
+        query + (" FOR UPDATE OF o" if lock else ""), {"ref": ref, **ref_bounds(ref)}
     ).fetchall()
     missing = f"no organization {ref!r}; see `migrationpilot orgs list`"
     return pick_named(rows, ref, by="slug", noun="organization", missing=missing)
@@ -62,3 +68,13 @@ def own_or(conn: Connection, ref: str | None) -> UUID:
     row = conn.execute("SELECT current_organization_id() AS id").fetchone()
     assert row is not None and row["id"] is not None, "called with an acting user"
     return row["id"]  # type: ignore[no-any-return]
+
+
+def set_four_eyes(conn: Connection, organization_id: UUID, on: bool) -> None:
+    """Turn four-eyes review on or off, keeping every other setting."""
+    conn.execute(
+        "UPDATE organizations"
+        " SET settings = settings || jsonb_build_object('four_eyes', %s::boolean)"
+        " WHERE id = %s",
+        (on, organization_id),
+    )

@@ -63,7 +63,7 @@ def review(
     (already in that state) or skipped (unknown or not visible, with ``skip_missing``;
     otherwise NotFound fails the batch before anything is written)."""
     # Asked up front, so a batch that would change nothing (every rule already in that state)
-    # is refused too; the triggers of V0013 refuse any review decision the same way.
+    # is refused too; the triggers of V0009 refuse any review decision the same way.
     conn.execute("SELECT require_user_role('reviewer', 'review rules')")
     current = {row["id"]: row for row in conn.execute(_LOCK, {"ids": list(ids)}).fetchall()}
     missing = [rule_id for rule_id in ids if rule_id not in current]

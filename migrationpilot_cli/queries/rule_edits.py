@@ -1,6 +1,7 @@
 """Changes to stored business rules: an edit by hand, and the revalidation that flags the
 rules whose source lines changed after a re-import. The versioning triggers of V0005 record
-every change; commands only set ``app.change_reason`` for them."""
+every change, and V0013 puts an approved or rejected rule whose content changed back to
+pending; commands only set ``app.change_reason`` for them."""
 
 from __future__ import annotations
 
@@ -22,13 +23,13 @@ def set_change_reason(conn: Connection, reason: str) -> None:
 
 
 def lock(conn: Connection, rule_id: UUID) -> dict[str, Any]:
-    """The editable fields of a rule, locked until commit so that what an edit reports as the
-    old values stays true."""
+    """The editable fields of a rule and its review status, locked until commit so that what
+    an edit reports as the old values stays true."""
     return one(
         conn,
         """
         SELECT id, organization_id, name, description, logic, formula, confidence,
-               category::text AS category, version
+               category::text AS category, review_status::text AS review_status, version
         FROM business_rules WHERE id = %s FOR UPDATE
         """,
         (rule_id,),
@@ -37,14 +38,16 @@ def lock(conn: Connection, rule_id: UUID) -> dict[str, Any]:
 
 
 def update(conn: Connection, rule_id: UUID, changes: dict[str, Any]) -> dict[str, Any]:
-    """Set the EDITABLE fields in ``changes``; returns them as stored, with the version."""
+    """Set the EDITABLE fields in ``changes``; returns them as stored, with the version and the
+    review status (which the database sets back to pending when the edit reopens a review)."""
     from psycopg import sql
 
     unknown = set(changes) - set(EDITABLE)
     assert not unknown, f"not editable: {unknown}"
     query = sql.SQL(
         "UPDATE business_rules SET {assignments} WHERE id = %(id)s"
-        " RETURNING {columns}, category::text AS category, version"
+        " RETURNING {columns}, category::text AS category,"
+        " review_status::text AS review_status, version"
     ).format(
         assignments=sql.SQL(", ").join(
             sql.Identifier(name) + sql.SQL(" = ") + sql.Placeholder(name) for name in changes

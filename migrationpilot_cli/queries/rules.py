@@ -171,7 +171,8 @@ def history(conn: Connection, rule_id: UUID) -> list[dict[str, Any]]:
 
 
 # Field by field over the two snapshots, in the table's column order; a version "0" is the
-# empty snapshot (what version 1 was made from).
+# empty snapshot (what version 1 was made from). Bookkeeping is left out: updated_at, and
+# last_edited_by (who made a version is `rules history`'s changed_by).
 _DIFF = """
 WITH pair AS (
     SELECT coalesce((SELECT snapshot FROM rule_versions
@@ -187,7 +188,7 @@ SELECT fields.field, pair.old -> fields.field AS "from", pair.new -> fields.fiel
 FROM pair, fields
 LEFT JOIN pg_attribute a
        ON a.attrelid = 'business_rules'::regclass AND a.attname = fields.field
-WHERE fields.field <> 'updated_at'
+WHERE fields.field NOT IN ('updated_at', 'last_edited_by')
   AND (pair.old -> fields.field) IS DISTINCT FROM (pair.new -> fields.field)
 ORDER BY a.attnum NULLS LAST, fields.field
 """

@@ -131,8 +131,12 @@ BEGIN
     SELECT w.tenant_id, w.organization_id, actor_id, actor_email,
            resource || '.' || public.audit_verb(resource, TG_OP, c.old_row, c.new_row),
            resource, (coalesce(c.new_row, c.old_row) ->> 'id')::uuid,
-           context || pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-               'old', d.old_values, 'new', d.new_values))
+           -- (Not jsonb_strip_nulls: a field set to NULL must show as null in 'new'.)
+           context
+           || CASE WHEN d.old_values IS NULL THEN '{}'
+                   ELSE pg_catalog.jsonb_build_object('old', d.old_values) END
+           || CASE WHEN d.new_values IS NULL THEN '{}'
+                   ELSE pg_catalog.jsonb_build_object('new', d.new_values) END
       FROM pg_catalog.jsonb_array_elements(changes) AS e (pair)
      CROSS JOIN LATERAL (SELECT NULLIF(e.pair -> 0, 'null') AS old_row,
                                 NULLIF(e.pair -> 1, 'null') AS new_row) AS c

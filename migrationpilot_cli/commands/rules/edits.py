@@ -20,6 +20,7 @@ from migrationpilot_cli.output import (
     notice,
     render,
     render_record,
+    warning,
 )
 from migrationpilot_cli.queries import projects, resolve_ref, rules
 from migrationpilot_cli.vocabulary import RuleCategory
@@ -61,7 +62,9 @@ def edit(
 ) -> None:
     """Correct a rule by hand: a new version, with your reason.
 
-    Values equal to the current ones change nothing (no new version)."""
+    Values equal to the current ones change nothing (no new version). An approved or rejected
+    rule goes back to pending review: the review was of the content you changed (the database
+    does this for every client, and the previous version keeps the review)."""
     from migrationpilot_cli.queries import rule_edits
 
     why = validation.text(reason, "--reason", max_length=None)
@@ -75,11 +78,17 @@ def edit(
         if changes:
             rule_edits.set_change_reason(conn, why)
             after = rule_edits.update(conn, rule_id, changes)
+        # review_status too: the database reopens a reviewed rule whose content changed.
         changed = {
             field: {"from": before[field], "to": after[field]}
-            for field in wanted
+            for field in (*wanted, "review_status")
             if before[field] != after[field]
         }
+    if "review_status" in changed:
+        warning(
+            f"rule {rule_id.hex[:8]} was {before['review_status']}; your change puts it back to"
+            " pending review"
+        )
     outcome = "updated" if after["version"] != before["version"] else "unchanged"
     render_record(
         {"id": rule_id, "outcome": outcome, "version": after["version"], "changes": changed},

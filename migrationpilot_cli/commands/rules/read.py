@@ -264,8 +264,8 @@ def diff(
 ) -> None:
     """Field-by-field difference between two versions of a rule (updated_at left out).
 
-    The first version is compared with nothing: every field it set. `-q` prints the field
-    names."""
+    The first version is compared with nothing: every field it set. last_edited_by is left
+    out too: `rules history` says who made each version. `-q` prints the field names."""
     ref = validation.one_id(rule_ref)
     with transaction(ctx.obj) as conn:
         rule_id = resolve_ref(conn, "business_rules", ref)
