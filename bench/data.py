@@ -112,8 +112,16 @@ def copy_baseline(url: str, psql: str, table: str, columns: str, data: Path) -> 
 def drop_project(url: str, name: str, *written: str) -> None:
     """Delete a write case's project, then vacuum the tables it wrote: the bare baseline
     starts every run from a truncated table, so ours must not start among the dead rows and
-    index entries of the run before."""
+    index entries of the run before. A deleted rule keeps its versions (V0014); a run's
+    throwaway rules must not leave theirs for the next run to write beside."""
+    (rules,) = sql_rows(
+        url,
+        "SELECT coalesce(array_agg(r.id), '{}') FROM business_rules r"
+        " JOIN projects p ON p.id = r.project_id WHERE p.name = %s",
+        (name,),
+    )[0]
     sql_rows(url, "DELETE FROM projects WHERE name = %s", (name,))
+    sql_rows(url, "DELETE FROM rule_versions WHERE rule_id = ANY(%s)", (rules,))
     sql_rows(url, f"VACUUM {', '.join(written)}")
 
 

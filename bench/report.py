@@ -78,7 +78,7 @@ How to read it:
 * **rules import**: the bare `\\copy` writes rows into a table without keys, indexes or
   triggers, a few microseconds a row. A rule costs the database far more, whoever writes it:
   eight index entries in `business_rules`, its foreign-key checks, and the versioning
-  trigger's JSON snapshot into `rule_versions` (two index entries and a foreign-key check of
+  trigger's JSON snapshot into `rule_versions` (three index entries and a foreign-key check of
   its own). The *database floor* row is psql inserting the rows we store into
   `business_rules` (with the source lines each rule cites, and their hash): what those
   invariants cost without any of our code. Its EXPLAIN (ANALYZE, BUFFERS) for 100,000 rules

@@ -556,7 +556,7 @@ def test_dry_run_counts_per_tenant_and_deletes_nothing(
     before = rows(conn, "SELECT * FROM audit_logs ORDER BY id")
     result = aged("audit", "purge", "--dry-run")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == "acme\t30\t2\nglobex\t90\t1\n"
+    assert result.stdout == "acme\t30\t2\t0\nglobex\t90\t1\t0\n"
     assert rows(conn, "SELECT * FROM audit_logs ORDER BY id") == before
 
 
@@ -569,8 +569,8 @@ def test_purge_deletes_expired_rows_per_tenant_and_audits_itself(
     result = aged("audit", "purge", "--format", "json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == [
-        {"tenant": "acme", "retention_days": 30, "purged": 2},
-        {"tenant": "globex", "retention_days": 90, "purged": 1},
+        {"tenant": "acme", "retention_days": 30, "purged": 2, "versions_purged": 0},
+        {"tenant": "globex", "retention_days": 90, "purged": 1, "versions_purged": 0},
     ]
     after = audit_actions(conn)
     # Exactly the unexpired rows are left, untouched, plus one new audit.purge row per tenant.
@@ -580,16 +580,17 @@ def test_purge_deletes_expired_rows_per_tenant_and_audits_itself(
     recorded = rows(
         conn,
         "SELECT resource_type, resource_id = tenant_id, user_id, db_role = session_user,"
-        " metadata->'purged', metadata->'retention_days', metadata ? 'older_than'"
+        " metadata->'purged', metadata->'versions_purged', metadata->'retention_days',"
+        " metadata ? 'older_than'"
         " FROM audit_logs a WHERE action = 'audit.purge'"
         " ORDER BY (SELECT slug FROM tenants t WHERE t.id = a.tenant_id)",
     )
     assert recorded == [
-        ("tenant", True, None, True, 2, 30, True),
-        ("tenant", True, None, True, 1, 90, True),
+        ("tenant", True, None, True, 2, 0, 30, True),
+        ("tenant", True, None, True, 1, 0, 90, True),
     ]
     again = aged("audit", "purge")
-    assert again.stdout == "acme\t30\t0\nglobex\t90\t0\n"
+    assert again.stdout == "acme\t30\t0\t0\nglobex\t90\t0\t0\n"
     assert audit_actions(conn) == after  # nothing purged: nothing to audit
 
 

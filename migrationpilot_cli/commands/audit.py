@@ -178,16 +178,18 @@ def purge(
     ] = False,
     fmt: FormatOption = None,
 ) -> None:
-    """Delete audit rows older than their tenant's retention (operator only).
+    """Delete audit rows and deleted rules' versions past their tenant's retention (operator).
 
-    One transaction; reports, per tenant, how many rows went, and audits the purge itself."""
+    A rule's versions go once its deletion is older than the retention; a living rule's never
+    do. One transaction; reports, per tenant, how many audit rows and versions went, and
+    audits the purge itself."""
     validation.require_operator(ctx.obj, "audit purge")
     with transaction(ctx.obj) as conn:
         rows = audit.purge(conn, dry_run=dry_run)
-    counted = "would_purge" if dry_run else "purged"
+    counted = ("would_purge", "would_purge_versions") if dry_run else ("purged", "versions_purged")
     render(
         rows,
-        ("tenant", "retention_days", counted),
+        ("tenant", "retention_days", *counted),
         fmt=fmt,
         id_column="tenant",
         title="Audit purge (dry run)" if dry_run else "Audit purge",

@@ -38,12 +38,27 @@ def inserted_id(conn: Connection, query: Query, params: Any) -> str:
 _REFERABLE = {"business_rules": "rule", "test_cases": "test case"}
 _CANDIDATES_SHOWN = 5
 
+# The ids a start is looked for among, in the LATERAL of resolve_refs: a table's own, or, for
+# a rule's history, the live rules' and those rule_versions still holds (a deleted rule's
+# versions keep its id, V0014). Each side is one index range probe.
+_IDS = "SELECT id FROM {table} WHERE id BETWEEN r.low AND r.high"
+_RULE_IDS_WITH_HISTORY = (
+    "SELECT id FROM business_rules WHERE id BETWEEN r.low AND r.high"
+    " UNION SELECT rule_id FROM rule_versions WHERE rule_id BETWEEN r.low AND r.high"
+)
+
 
 def resolve_refs(
-    conn: Connection, table: str, refs: Sequence[str], *, skip_missing: bool = False
+    conn: Connection,
+    table: str,
+    refs: Sequence[str],
+    *,
+    skip_missing: bool = False,
+    with_history: bool = False,
 ) -> list[UUID]:
     """The ids that ``refs`` (from ``refs.parse``) name in ``table``, in order; a start that
-    names no row is an error (exit 4), or left out with ``skip_missing``.
+    names no row is an error (exit 4), or left out with ``skip_missing``. ``with_history``
+    (rules only) counts deleted rules too, whose versions keep their ids.
 
     A full uuid is taken as it is, without a query, so a pipe of 10,000 full ids costs
     nothing here (the command reports one that does not exist, as it would any id). The
@@ -53,21 +68,21 @@ def resolve_refs(
     from psycopg import sql
 
     noun = _REFERABLE[table]
+    assert table == "business_rules" or not with_history, "only rules outlive their rows"
     starts = sorted({ref for ref in refs if len(ref) < 32})
     found: dict[str, list[UUID]] = {}
     if starts:
         from migrationpilot_cli import refs as references
 
+        ids = _RULE_IDS_WITH_HISTORY if with_history else _IDS
         lows, highs = zip(*(references.bounds(ref) for ref in starts), strict=True)
         query = sql.SQL(
             """
             SELECT r.ref, t.id
             FROM unnest(%s::text[], %s::uuid[], %s::uuid[]) AS r (ref, low, high)
-            LEFT JOIN LATERAL (
-                SELECT id FROM {table} WHERE id BETWEEN r.low AND r.high ORDER BY id LIMIT %s
-            ) AS t ON true
+            LEFT JOIN LATERAL ({ids} ORDER BY id LIMIT %s) AS t ON true
             """
-        ).format(table=sql.Identifier(table))
+        ).format(ids=sql.SQL(ids).format(table=sql.Identifier(table)))
         rows = conn.execute(query, (starts, list(lows), list(highs), _CANDIDATES_SHOWN + 1))
         for row in rows:
             found.setdefault(row["ref"], []).extend([row["id"]] if row["id"] else [])
@@ -119,9 +134,9 @@ def pick_named(
     return chosen[0]
 
 
-def resolve_ref(conn: Connection, table: str, ref: str) -> UUID:
+def resolve_ref(conn: Connection, table: str, ref: str, *, with_history: bool = False) -> UUID:
     """The id one reference names (see :func:`resolve_refs`)."""
-    return resolve_refs(conn, table, [ref])[0]
+    return resolve_refs(conn, table, [ref], with_history=with_history)[0]
 
 
 def _one_id(ref: str, candidates: list[UUID] | None, noun: str) -> UUID:

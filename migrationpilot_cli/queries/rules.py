@@ -6,10 +6,13 @@ against re-imported source in ``rule_edits``."""
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from migrationpilot_cli import refs
+from migrationpilot_cli.errors import NotFound
 from migrationpilot_cli.queries import one
 
 if TYPE_CHECKING:
@@ -148,14 +151,53 @@ def missing(rule_id: UUID) -> str:
 
 def get(conn: Connection, rule_id: UUID) -> dict[str, Any]:
     """Every field of a rule, with its project's name, the reviewer's email and the language
-    of its source file (``source_language``, NULL when the file is gone)."""
-    return one(conn, _GET, {"id": rule_id}, missing=missing(rule_id))
+    of its source file (``source_language``, NULL when the file is gone). A deleted rule is
+    not found either, but the message says when it went and where its history is."""
+    row = conn.execute(_GET, {"id": rule_id}).fetchone()
+    if row is None:
+        deleted_at = recorded(conn, rule_id)["deleted_at"]  # no versions either: `missing`
+        if deleted_at is None:  # inserted since the read above (READ COMMITTED)
+            raise NotFound(missing(rule_id))
+        raise NotFound(
+            f"{deletion(rule_id, deleted_at)}; see its history:"
+            f" `migrationpilot rules history {refs.short(rule_id)}`"
+        )
+    return row
+
+
+# A rule's latest version and, once it is deleted, when: its last version records the deletion
+# (V0014). The versions are read for a deleted rule only; a live rule's number is its own.
+_RECORDED = """
+SELECT coalesce(r.version, last.version) AS latest,
+       CASE WHEN r.id IS NULL THEN last.created_at END AS deleted_at
+FROM (SELECT %(id)s::uuid AS id) AS wanted
+LEFT JOIN business_rules r ON r.id = wanted.id
+LEFT JOIN LATERAL (
+    SELECT v.version, v.created_at FROM rule_versions v
+    WHERE v.rule_id = wanted.id
+    ORDER BY v.version DESC
+    LIMIT 1
+) AS last ON r.id IS NULL
+WHERE r.id IS NOT NULL OR last.version IS NOT NULL
+"""
+
+
+def recorded(conn: Connection, rule_id: UUID) -> dict[str, Any]:
+    """``latest`` (the newest version) and ``deleted_at`` (None while the rule exists) of a
+    rule, live or deleted; NotFound when the connection sees neither it nor its versions."""
+    return one(conn, _RECORDED, {"id": rule_id}, missing=missing(rule_id))
+
+
+def deletion(rule_id: UUID, deleted_at: dt.datetime) -> str:
+    """How messages tell that a rule was deleted, in UTC (a log may be read anywhere)."""
+    when = deleted_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"rule {refs.short(rule_id)} was deleted on {when}"
 
 
 def history(conn: Connection, rule_id: UUID) -> list[dict[str, Any]]:
-    """Every version: who made it (an email, or ``operator`` without an acting user), when,
-    why, and the review status it had."""
-    one(conn, "SELECT id FROM business_rules WHERE id = %s", (rule_id,), missing=missing(rule_id))
+    """Every version, a deleted rule's too (see :func:`recorded`, which tells whether the rule
+    exists): who made it (an email, or ``operator`` without an acting user), when, why, and
+    the review status it had."""
     return conn.execute(
         """
         SELECT v.version, v.created_at AS changed_at,
@@ -192,16 +234,6 @@ WHERE fields.field NOT IN ('updated_at', 'last_edited_by')
   AND (pair.old -> fields.field) IS DISTINCT FROM (pair.new -> fields.field)
 ORDER BY a.attnum NULLS LAST, fields.field
 """
-
-
-def latest_version(conn: Connection, rule_id: UUID) -> int:
-    row = one(
-        conn,
-        "SELECT version FROM business_rules WHERE id = %s",
-        (rule_id,),
-        missing=missing(rule_id),
-    )
-    return int(row["version"])
 
 
 def diff(conn: Connection, rule_id: UUID, old: int, new: int) -> list[dict[str, Any]]:

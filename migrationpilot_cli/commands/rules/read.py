@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
+from uuid import UUID
 
 import typer
 
@@ -25,6 +26,7 @@ from migrationpilot_cli.output import (
     listing,
     render,
     render_record,
+    warning,
 )
 from migrationpilot_cli.queries import organizations, projects, resolve_ref, rules
 from migrationpilot_cli.vocabulary import ReviewStatus, RuleCategory
@@ -176,10 +178,12 @@ def show(
     ] = False,
     fmt: FormatOption = None,
 ) -> None:
-    """Every field of a rule; on a terminal, followed by its highlighted source lines."""
+    """Every field of a rule; on a terminal, followed by its highlighted source lines.
+
+    A deleted rule is not found (exit 4); `rules history` still shows its versions."""
     ref = validation.one_id(rule_ref)
     with transaction(ctx.obj) as conn:
-        rule_id = resolve_ref(conn, "business_rules", ref)
+        rule_id = resolve_ref(conn, "business_rules", ref, with_history=True)
         record = rules.get(conn, rule_id)
     language = record.pop("source_language")
     chosen = fmt or (OutputFormat.table if sys.stdout.isatty() else OutputFormat.tsv)
@@ -221,11 +225,14 @@ def history(
 ) -> None:
     """Every version of a rule: who made it, when, why, and its review status then.
 
-    `-q` prints the version numbers."""
+    A deleted rule's too: its last version records who deleted it, and when. `-q` prints the
+    version numbers."""
     ref = validation.one_id(rule_ref)
     with transaction(ctx.obj) as conn:
-        rule_id = resolve_ref(conn, "business_rules", ref)
+        rule_id = resolve_ref(conn, "business_rules", ref, with_history=True)
+        state = rules.recorded(conn, rule_id)
         versions = rules.history(conn, rule_id)
+    _say_if_deleted(rule_id, state)
     render(
         versions,
         HISTORY_COLUMNS,
@@ -264,12 +271,14 @@ def diff(
 ) -> None:
     """Field-by-field difference between two versions of a rule (updated_at left out).
 
-    The first version is compared with nothing: every field it set. last_edited_by is left
-    out too: `rules history` says who made each version. `-q` prints the field names."""
+    The first version is compared with nothing: every field it set. A deleted rule's versions
+    too (its last one records the deletion). last_edited_by is left out: `rules history` says
+    who made each version. `-q` prints the field names."""
     ref = validation.one_id(rule_ref)
     with transaction(ctx.obj) as conn:
-        rule_id = resolve_ref(conn, "business_rules", ref)
-        latest = rules.latest_version(conn, rule_id)
+        rule_id = resolve_ref(conn, "business_rules", ref, with_history=True)
+        state = rules.recorded(conn, rule_id)
+        latest = state["latest"]
         to = latest if new is None else new
         for option, version in (("--to", to), ("--from", old)):
             if version is not None and not 1 <= version <= latest:
@@ -279,6 +288,7 @@ def diff(
                 )
         since = to - 1 if old is None else old  # version 0: the empty rule before version 1
         changes = rules.diff(conn, rule_id, since, to)
+    _say_if_deleted(rule_id, state)
     render(
         changes,
         DIFF_COLUMNS,
@@ -291,3 +301,10 @@ def diff(
         if since
         else f"Rule {refs.short(rule_id)}: version 1",
     )
+
+
+def _say_if_deleted(rule_id: UUID, state: dict[str, Any]) -> None:
+    """A deleted rule's history is all there is of it: say so on stderr, where a script that
+    reads the rows from stdout still sees it."""
+    if state["deleted_at"] is not None:
+        warning(f"{rules.deletion(rule_id, state['deleted_at'])}; showing its history")
