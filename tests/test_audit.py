@@ -501,6 +501,8 @@ def test_a_user_lists_only_their_organizations_rows(history: Any) -> None:
         (("--user", "ana"), "'ana' is not an email address"),
         (("--resource-type", "rule;drop"), "--resource-type 'rule;drop': use a lower-case name"
          " such as rule or project"),
+        (("--resource", "3f2z"), "--resource: '3f2z' is not an id: give the id shown in a"
+         " listing (e.g. 3f2a9c1e), at least 4 of its first hex digits, or the full uuid"),
     ],
 )  # fmt: skip
 def test_list_refuses_bad_filters(history: Any, options: tuple[str, ...], message: str) -> None:
@@ -786,3 +788,23 @@ def test_deleting_an_organization_or_a_tenant_cascades_and_is_audited_once(
         " WHERE tenant_id = %s AND id <> ALL (%s) ORDER BY action",
         acme_id, acme_id, list(seen),
     ) == [("organization.delete", None, False), ("tenant.delete", None, True)]  # fmt: skip
+
+
+def test_a_statement_of_more_than_100000_rows_is_audited_in_rows_of_100000_ids(
+    loans: Any, conn: psycopg.Connection[Any]
+) -> None:
+    # A jsonb value cannot exceed 256 MB: a single row naming ten million ids would fail the
+    # statement it audits. 100,001 generated files: two rows, every id named once.
+    seen = audit_ids(conn)
+    conn.execute(
+        "INSERT INTO generated_files (project_id, path, type, content)"
+        " SELECT p.id, 'gen/' || n || '.java', 'source', '' FROM projects AS p,"
+        " generate_series(1, 100001) AS n"
+    )
+    audited = new_audit_rows(conn, seen)
+    assert sorted(row["metadata"]["count"] for row in audited) == [1, 100000]
+    assert {row["action"] for row in audited} == {"generated_file.create"}
+    named = [rule_id for row in audited for rule_id in row["metadata"]["ids"]]
+    assert sorted(named) == sorted(
+        str(file_id) for (file_id,) in rows(conn, "SELECT id FROM generated_files")
+    )

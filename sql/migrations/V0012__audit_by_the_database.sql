@@ -14,9 +14,9 @@
 --   business_rules   rule             updates (an edit, a review): one row per rule, with
 --                                     the changed fields' old and new values (the version
 --                                     among them); inserts and deletes: one row per statement
---   source_files     source_file      one row per statement (and organization), with the
---   generated_files  generated_file   count and the ids: a 100,000-rule import writes one
---   test_cases       test_case        audit row, not 100,000
+--   source_files     source_file      one row per statement (and organization, and 100,000
+--   generated_files  generated_file   ids), with the count and the ids: a 100,000-rule
+--   test_cases       test_case        import writes one audit row, not 100,000
 --
 -- action is '<resource_type>.<verb>', the verb create, update or delete; a rule update
 -- that changes review_status is 'rule.approve', 'rule.reject', 'rule.clarify' or
@@ -81,15 +81,16 @@ DECLARE
     context     jsonb := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
                     'client', coalesce(NULLIF(pg_catalog.current_setting('app.client', true), ''), 'sql'),
                     'reason', NULLIF(pg_catalog.current_setting('app.change_reason', true), '')));
-    changes     jsonb;
 BEGIN
     SELECT u.id, u.email INTO actor_id, actor_email
       FROM public.users AS u
      WHERE u.id = public.current_user_id();
 
     IF TG_ARGV[1] = 'statement' THEN
-        -- The changed rows' ids, per organization: old_rows for a delete, else new_rows.
-        -- Dynamic only in the transition table's name (trigger-owned, never user input).
+        -- The changed rows' ids, per organization: old_rows for a delete, else new_rows. At
+        -- most 100,000 ids a row (4 MB of jsonb; a jsonb value cannot exceed 256 MB, so one
+        -- row for a statement of ten million would fail it). Dynamic only in the transition
+        -- table's name (trigger-owned, never user input).
         EXECUTE pg_catalog.format($sql$
             INSERT INTO public.audit_logs
                 (tenant_id, organization_id, user_id, actor_email, action, resource_type,
@@ -100,8 +101,12 @@ BEGIN
                                                        'ids', pg_catalog.to_jsonb(s.ids))
               FROM (SELECT r.organization_id, pg_catalog.count(*) AS ids_count,
                            pg_catalog.array_agg(r.id ORDER BY r.id) AS ids
-                      FROM %I AS r
-                     GROUP BY r.organization_id) AS s
+                      FROM (SELECT t.organization_id, t.id,
+                                   (pg_catalog.row_number() OVER (PARTITION BY t.organization_id
+                                                                  ORDER BY t.id) - 1)
+                                   / 100000 AS part
+                              FROM %I AS t) AS r
+                     GROUP BY r.organization_id, r.part) AS s
               JOIN public.organizations AS o ON o.id = s.organization_id
              ORDER BY o.id
             $sql$, CASE TG_OP WHEN 'DELETE' THEN 'old_rows' ELSE 'new_rows' END)
@@ -111,64 +116,65 @@ BEGIN
         RETURN NULL;
     END IF;
 
-    -- One [old, new] pair per changed row, as jsonb: the same code then serves every table.
-    IF TG_OP = 'INSERT' THEN
-        SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(NULL, pg_catalog.to_jsonb(n)))
-          INTO changes FROM new_rows AS n;
-    ELSIF TG_OP = 'DELETE' THEN
-        SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(pg_catalog.to_jsonb(o), NULL))
-          INTO changes FROM old_rows AS o;
-    ELSE
-        SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(pg_catalog.to_jsonb(o),
-                                                                 pg_catalog.to_jsonb(n)))
-          INTO changes
-          FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id;
-    END IF;
-
-    INSERT INTO public.audit_logs
-        (tenant_id, organization_id, user_id, actor_email, action, resource_type, resource_id,
-         metadata)
-    SELECT w.tenant_id, w.organization_id, actor_id, actor_email,
-           resource || '.' || public.audit_verb(resource, TG_OP, c.old_row, c.new_row),
-           resource, (coalesce(c.new_row, c.old_row) ->> 'id')::uuid,
-           -- (Not jsonb_strip_nulls: a field set to NULL must show as null in 'new'.)
-           context
-           || CASE WHEN d.old_values IS NULL THEN '{}'
-                   ELSE pg_catalog.jsonb_build_object('old', d.old_values) END
-           || CASE WHEN d.new_values IS NULL THEN '{}'
-                   ELSE pg_catalog.jsonb_build_object('new', d.new_values) END
-      FROM pg_catalog.jsonb_array_elements(changes) AS e (pair)
-     CROSS JOIN LATERAL (SELECT NULLIF(e.pair -> 0, 'null') AS old_row,
-                                NULLIF(e.pair -> 1, 'null') AS new_row) AS c
-     CROSS JOIN LATERAL (SELECT coalesce(c.new_row, c.old_row) AS r) AS any_row
-     -- Where the row belongs. A tenant belongs to no organization; an organization's row
-     -- keeps its tenant after the organization is gone; any other row's organization must
-     -- still exist (see above).
-     CROSS JOIN LATERAL (
-         SELECT (any_row.r ->> 'id')::uuid AS tenant_id, NULL::uuid AS organization_id
-          WHERE resource = 'tenant'
-         UNION ALL
-         SELECT (any_row.r ->> 'tenant_id')::uuid,
-                (SELECT o.id FROM public.organizations AS o WHERE o.id = (any_row.r ->> 'id')::uuid)
-          WHERE resource = 'organization'
-         UNION ALL
-         SELECT o.tenant_id, o.id
-           FROM public.organizations AS o
-          WHERE resource NOT IN ('tenant', 'organization')
-            AND o.id = (any_row.r ->> 'organization_id')::uuid) AS w
-     -- The fields that changed (every field of a created or deleted row), the timestamps
-     -- the database keeps left out; an update that changed nothing is not audited.
-     CROSS JOIN LATERAL (
-         SELECT pg_catalog.jsonb_object_agg(k.key, c.old_row -> k.key)
-                    FILTER (WHERE c.old_row IS NOT NULL) AS old_values,
-                pg_catalog.jsonb_object_agg(k.key, c.new_row -> k.key)
-                    FILTER (WHERE c.new_row IS NOT NULL) AS new_values
-           FROM pg_catalog.jsonb_object_keys(any_row.r) AS k (key)
-          WHERE k.key NOT IN ('created_at', 'updated_at')
-            AND (c.old_row IS NULL OR c.new_row IS NULL
-                 OR c.old_row -> k.key IS DISTINCT FROM c.new_row -> k.key)) AS d
-     WHERE d.old_values IS NOT NULL OR d.new_values IS NOT NULL
-     ORDER BY (any_row.r ->> 'id');
+    -- One (old, new) pair of jsonb images per changed row, streamed from the transition
+    -- tables (never gathered into one value: a statement may change a million rows), so the
+    -- same query serves every table and operation. Dynamic only in that constant source.
+    EXECUTE pg_catalog.format($sql$
+        INSERT INTO public.audit_logs
+            (tenant_id, organization_id, user_id, actor_email, action, resource_type,
+             resource_id, metadata)
+        SELECT w.tenant_id, w.organization_id, $1, $2,
+               $3 || '.' || public.audit_verb($3, $4, c.old_row, c.new_row),
+               $3, (any_row.r ->> 'id')::uuid,
+               -- (Not jsonb_strip_nulls: a field set to NULL must show as null in 'new'.)
+               $5
+               || CASE WHEN d.old_values IS NULL THEN '{}'
+                       ELSE pg_catalog.jsonb_build_object('old', d.old_values) END
+               || CASE WHEN d.new_values IS NULL THEN '{}'
+                       ELSE pg_catalog.jsonb_build_object('new', d.new_values) END
+          FROM (%s) AS c (old_row, new_row)
+         CROSS JOIN LATERAL (SELECT coalesce(c.new_row, c.old_row) AS r) AS any_row
+         -- Where the row belongs. A tenant belongs to no organization; an organization's
+         -- row keeps its tenant after the organization is gone; any other row's
+         -- organization must still exist (see above).
+         CROSS JOIN LATERAL (
+             SELECT (any_row.r ->> 'id')::uuid AS tenant_id, NULL::uuid AS organization_id
+              WHERE $3 = 'tenant'
+             UNION ALL
+             SELECT (any_row.r ->> 'tenant_id')::uuid,
+                    (SELECT o.id FROM public.organizations AS o
+                      WHERE o.id = (any_row.r ->> 'id')::uuid)
+              WHERE $3 = 'organization'
+             UNION ALL
+             SELECT o.tenant_id, o.id
+               FROM public.organizations AS o
+              WHERE $3 NOT IN ('tenant', 'organization')
+                AND o.id = (any_row.r ->> 'organization_id')::uuid) AS w
+         -- The fields that changed (every field of a created or deleted row), the
+         -- timestamps the database keeps left out; an update that changed nothing is not
+         -- audited.
+         CROSS JOIN LATERAL (
+             SELECT pg_catalog.jsonb_object_agg(k.key, c.old_row -> k.key)
+                        FILTER (WHERE c.old_row IS NOT NULL) AS old_values,
+                    pg_catalog.jsonb_object_agg(k.key, c.new_row -> k.key)
+                        FILTER (WHERE c.new_row IS NOT NULL) AS new_values
+               FROM pg_catalog.jsonb_object_keys(any_row.r) AS k (key)
+              WHERE k.key NOT IN ('created_at', 'updated_at')
+                AND (c.old_row IS NULL OR c.new_row IS NULL
+                     OR c.old_row -> k.key IS DISTINCT FROM c.new_row -> k.key)) AS d
+         WHERE d.old_values IS NOT NULL OR d.new_values IS NOT NULL
+         ORDER BY (any_row.r ->> 'id')
+        $sql$,
+        CASE TG_OP
+            WHEN 'INSERT' THEN
+                'SELECT NULL::jsonb, pg_catalog.to_jsonb(n) FROM new_rows AS n'
+            WHEN 'DELETE' THEN
+                'SELECT pg_catalog.to_jsonb(o), NULL::jsonb FROM old_rows AS o'
+            ELSE
+                'SELECT pg_catalog.to_jsonb(o), pg_catalog.to_jsonb(n)'
+                ' FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id'
+        END)
+    USING actor_id, actor_email, resource, TG_OP, context;
     RETURN NULL;
 END
 $$;
