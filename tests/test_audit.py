@@ -808,3 +808,29 @@ def test_a_statement_of_more_than_100000_rows_is_audited_in_rows_of_100000_ids(
     assert sorted(named) == sorted(
         str(file_id) for (file_id,) in rows(conn, "SELECT id FROM generated_files")
     )
+
+
+def test_a_deleted_project_lives_on_in_its_audit_row(
+    loans: Any, conn: psycopg.Connection[Any]
+) -> None:
+    project = _project(conn)
+    seen = audit_ids(conn)
+    with conn.transaction():
+        as_user(conn, "ana@acme.test")
+        assert conn.execute("DELETE FROM projects WHERE id = %s", (project,)).rowcount == 1
+    conn.execute("RESET ROLE")
+    audited = {row["action"]: row for row in new_audit_rows(conn, seen)}
+    # The project's row, whole; its rules, files and routing in one statement row each.
+    assert set(audited) == {
+        "project.delete",
+        "rule.delete",
+        "source_file.delete",
+        "routing_rule.delete",
+    }
+    gone = audited["project.delete"]
+    assert (gone["resource_id"], gone["actor_email"]) == (project, "ana@acme.test")
+    assert _contains(
+        gone["metadata"]["old"],
+        {"id": str(project), "name": "Loans core", "source_language": "cobol"},
+    )
+    assert audited["rule.delete"]["metadata"]["count"] == 3
