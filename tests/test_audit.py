@@ -834,3 +834,26 @@ def test_a_deleted_project_lives_on_in_its_audit_row(
         {"id": str(project), "name": "Loans core", "source_language": "cobol"},
     )
     assert audited["rule.delete"]["metadata"]["count"] == 3
+
+
+def test_every_table_of_business_data_is_audited_on_every_event(
+    conn: psycopg.Connection[Any],
+) -> None:
+    # A new table must decide its audit (V0012's list): history tables are the exception.
+    history = {"audit_logs", "rule_versions", "migrationpilot_schema_history"}
+    tables = {
+        name
+        for (name,) in rows(
+            conn,
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relkind = 'r'",
+        )
+    }
+    audited = rows(
+        conn,
+        "SELECT c.relname::text, count(*) FILTER (WHERE t.tgtype & 4 = 4),"
+        " count(*) FILTER (WHERE t.tgtype & 16 = 16), count(*) FILTER (WHERE t.tgtype & 8 = 8)"
+        " FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+        " WHERE t.tgfoid = 'audit_changes'::regproc GROUP BY c.relname ORDER BY 1",
+    )
+    assert audited == [(table, 1, 1, 1) for table in sorted(tables - history)]

@@ -182,98 +182,49 @@ $$;
 COMMENT ON FUNCTION audit_changes() IS
     'Statement trigger (resource_type, rows|statement): writes the audit rows of every change, whoever the client.';
 
--- A trigger with transition tables has one event, hence three per table. AFTER triggers
--- fire in name order: *_audit_* after the role checks (business_rules_check_user_role_*)
--- and with the versions, so a refused statement is refused before it is audited.
-CREATE TRIGGER tenants_audit_insert AFTER INSERT ON tenants
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('tenant', 'rows');
-CREATE TRIGGER tenants_audit_update AFTER UPDATE ON tenants
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('tenant', 'rows');
-CREATE TRIGGER tenants_audit_delete AFTER DELETE ON tenants
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('tenant', 'rows');
-
-CREATE TRIGGER organizations_audit_insert AFTER INSERT ON organizations
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('organization', 'rows');
-CREATE TRIGGER organizations_audit_update AFTER UPDATE ON organizations
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('organization', 'rows');
-CREATE TRIGGER organizations_audit_delete AFTER DELETE ON organizations
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('organization', 'rows');
-
-CREATE TRIGGER users_audit_insert AFTER INSERT ON users
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('user', 'rows');
-CREATE TRIGGER users_audit_update AFTER UPDATE ON users
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('user', 'rows');
-CREATE TRIGGER users_audit_delete AFTER DELETE ON users
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('user', 'rows');
-
-CREATE TRIGGER projects_audit_insert AFTER INSERT ON projects
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('project', 'rows');
-CREATE TRIGGER projects_audit_update AFTER UPDATE ON projects
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('project', 'rows');
-CREATE TRIGGER projects_audit_delete AFTER DELETE ON projects
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('project', 'rows');
-
-CREATE TRIGGER routing_rules_audit_insert AFTER INSERT ON routing_rules
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('routing_rule', 'rows');
-CREATE TRIGGER routing_rules_audit_update AFTER UPDATE ON routing_rules
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('routing_rule', 'rows');
-CREATE TRIGGER routing_rules_audit_delete AFTER DELETE ON routing_rules
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('routing_rule', 'rows');
-
-CREATE TRIGGER business_rules_audit_insert AFTER INSERT ON business_rules
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('rule', 'statement');
-CREATE TRIGGER business_rules_audit_update AFTER UPDATE ON business_rules
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('rule', 'rows');
-CREATE TRIGGER business_rules_audit_delete AFTER DELETE ON business_rules
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('rule', 'statement');
-
-CREATE TRIGGER source_files_audit_insert AFTER INSERT ON source_files
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('source_file', 'statement');
-CREATE TRIGGER source_files_audit_update AFTER UPDATE ON source_files
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('source_file', 'statement');
-CREATE TRIGGER source_files_audit_delete AFTER DELETE ON source_files
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('source_file', 'statement');
-
-CREATE TRIGGER generated_files_audit_insert AFTER INSERT ON generated_files
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('generated_file', 'statement');
-CREATE TRIGGER generated_files_audit_update AFTER UPDATE ON generated_files
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('generated_file', 'statement');
-CREATE TRIGGER generated_files_audit_delete AFTER DELETE ON generated_files
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('generated_file', 'statement');
-
-CREATE TRIGGER test_cases_audit_insert AFTER INSERT ON test_cases
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('test_case', 'statement');
-CREATE TRIGGER test_cases_audit_update AFTER UPDATE ON test_cases
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('test_case', 'statement');
-CREATE TRIGGER test_cases_audit_delete AFTER DELETE ON test_cases
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('test_case', 'statement');
+-- The triggers: three per table (a trigger with transition tables has one event), named
+-- <table>_audit_<event>, each calling audit_changes(resource_type, detail) with the detail of
+-- the table at the top of this file. AFTER triggers fire in name order: *_audit_* after the
+-- role checks (business_rules_check_user_role_*), so a refused statement is refused before it
+-- is audited. Made in a loop over this list, so that the list is the whole story; the names
+-- and arguments are the literals below, quoted by format().
+DO $$
+DECLARE
+    audited record;
+BEGIN
+    FOR audited IN
+        SELECT *
+          FROM (VALUES
+              -- table            resource_type     INSERT       UPDATE       DELETE
+              ('tenants',         'tenant',         'rows',      'rows',      'rows'),
+              ('organizations',   'organization',   'rows',      'rows',      'rows'),
+              ('users',           'user',           'rows',      'rows',      'rows'),
+              ('projects',        'project',        'rows',      'rows',      'rows'),
+              ('routing_rules',   'routing_rule',   'rows',      'rows',      'rows'),
+              ('business_rules',  'rule',           'statement', 'rows',      'statement'),
+              ('source_files',    'source_file',    'statement', 'statement', 'statement'),
+              ('generated_files', 'generated_file', 'statement', 'statement', 'statement'),
+              ('test_cases',      'test_case',      'statement', 'statement', 'statement')
+          ) AS a (tablename, resource, on_insert, on_update, on_delete)
+    LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %I'
+                       ' REFERENCING NEW TABLE AS new_rows'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION audit_changes(%L, %L)',
+                       audited.tablename || '_audit_insert', audited.tablename,
+                       audited.resource, audited.on_insert);
+        EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %I'
+                       ' REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION audit_changes(%L, %L)',
+                       audited.tablename || '_audit_update', audited.tablename,
+                       audited.resource, audited.on_update);
+        EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %I'
+                       ' REFERENCING OLD TABLE AS old_rows'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION audit_changes(%L, %L)',
+                       audited.tablename || '_audit_delete', audited.tablename,
+                       audited.resource, audited.on_delete);
+    END LOOP;
+END
+$$;
 
 -- ---------------------------------------------------------------------------
 -- An audit row an application writes itself: the time and the client address are the
