@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import functools
 import importlib
-import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Annotated, Any
@@ -19,7 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from migrationpilot_cli import __version__
-from migrationpilot_cli.errors import MigrationPilotError
+from migrationpilot_cli.errors import describe
 from migrationpilot_cli.options import examples
 from migrationpilot_cli.output import set_default_format
 from migrationpilot_cli.settings import build_settings
@@ -150,47 +149,6 @@ class MigrationPilotGroup(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
-
-
-def describe(error: BaseException) -> tuple[str, int]:
-    """The one line and the exit code for anything that escaped a command."""
-    if isinstance(error, MigrationPilotError):
-        return error.message, error.exit_code
-    if isinstance(error, typer.Abort | KeyboardInterrupt):
-        return "interrupted", 130
-    if hasattr(error, "format_message") and hasattr(error, "exit_code"):
-        # A usage error from (Typer's vendored) Click: it knows its message and exit code.
-        context = getattr(error, "ctx", None)
-        command = context.command_path if context is not None else "migrationpilot"
-        # One line: Click lists an enum's choices one per line.
-        message = re.sub(r"\s*\n\s*", " ", error.format_message().strip())
-        return f"{message} (see `{command} --help`)", int(error.exit_code)
-    if type(error).__module__.startswith("psycopg"):
-        return _describe_database_error(error)
-    return f"internal error: {type(error).__name__}: {error} (rerun with --debug)", 1
-
-
-def _describe_database_error(error: BaseException) -> tuple[str, int]:
-    import psycopg
-
-    from migrationpilot_cli.db.connect import mask_password
-
-    diag = getattr(error, "diag", None)
-    message = (diag.message_primary if diag else None) or str(error).strip().splitlines()[0]
-    detail = diag.message_detail if diag else None
-    text = mask_password(f"{message} ({detail})" if detail else message)
-    if isinstance(error, psycopg.OperationalError) and not (diag and diag.sqlstate):
-        return f"lost the database connection: {text}", 3  # no SQLSTATE: nothing answered
-    if isinstance(error, psycopg.errors.UniqueViolation) and diag:
-        # Under row-level security PostgreSQL withholds the key values (no DETAIL).
-        key = re.match(r"Key \((.+)\)=\((.*)\) already exists", detail or "")
-        what = f"({key[1]}) = ({key[2]})" if key else f"unique constraint {diag.constraint_name}"
-        return f"already exists in {diag.table_name}: {what}", 1
-    if isinstance(error, psycopg.errors.InsufficientPrivilege):
-        return f"permission denied: {text}", 1
-    if isinstance(error, psycopg.DataError):
-        return text, 2
-    return text, 1
 
 
 app = typer.Typer(

@@ -6,6 +6,8 @@ with ``exit_code``. Anything else that escapes a command is mapped there too.
 
 from __future__ import annotations
 
+import re
+
 
 class MigrationPilotError(Exception):
     """Base class: a message meant for the user and the exit code that goes with it."""
@@ -21,6 +23,10 @@ class OperationFailed(MigrationPilotError):
     """The operation was refused or failed: constraint, drift, verification (exit 1)."""
 
     exit_code = 1
+
+
+class ChangedMeanwhile(OperationFailed):
+    """A decision about a rule that is no longer at the version it was made on (exit 1)."""
 
 
 class BadInput(MigrationPilotError):
@@ -39,3 +45,48 @@ class NotFound(MigrationPilotError):
     """Unknown id, or not visible to the acting user (exit 4)."""
 
     exit_code = 4
+
+
+# The one line and exit code of any failure: the error boundary (app.py) prints it, and the
+# full-screen review queue shows it in the app.
+def describe(error: BaseException) -> tuple[str, int]:
+    """The one line and the exit code for anything that escaped a command."""
+    if isinstance(error, MigrationPilotError):
+        return error.message, error.exit_code
+    import typer
+
+    if isinstance(error, typer.Abort | KeyboardInterrupt):
+        return "interrupted", 130
+    if hasattr(error, "format_message") and hasattr(error, "exit_code"):
+        # A usage error from (Typer's vendored) Click: it knows its message and exit code.
+        context = getattr(error, "ctx", None)
+        command = context.command_path if context is not None else "migrationpilot"
+        # One line: Click lists an enum's choices one per line.
+        message = re.sub(r"\s*\n\s*", " ", error.format_message().strip())
+        return f"{message} (see `{command} --help`)", int(error.exit_code)
+    if type(error).__module__.startswith("psycopg"):
+        return _describe_database_error(error)
+    return f"internal error: {type(error).__name__}: {error} (rerun with --debug)", 1
+
+
+def _describe_database_error(error: BaseException) -> tuple[str, int]:
+    import psycopg
+
+    from migrationpilot_cli.db.connect import mask_password
+
+    diag = getattr(error, "diag", None)
+    message = (diag.message_primary if diag else None) or str(error).strip().splitlines()[0]
+    detail = diag.message_detail if diag else None
+    text = mask_password(f"{message} ({detail})" if detail else message)
+    if isinstance(error, psycopg.OperationalError) and not (diag and diag.sqlstate):
+        return f"lost the database connection: {text}", 3  # no SQLSTATE: nothing answered
+    if isinstance(error, psycopg.errors.UniqueViolation) and diag:
+        # Under row-level security PostgreSQL withholds the key values (no DETAIL).
+        key = re.match(r"Key \((.+)\)=\((.*)\) already exists", detail or "")
+        what = f"({key[1]}) = ({key[2]})" if key else f"unique constraint {diag.constraint_name}"
+        return f"already exists in {diag.table_name}: {what}", 1
+    if isinstance(error, psycopg.errors.InsufficientPrivilege):
+        return f"permission denied: {text}", 1
+    if isinstance(error, psycopg.DataError):
+        return text, 2
+    return text, 1

@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from migrationpilot_cli.vocabulary import ReviewStatus, RuleCategory
+
 
 def complete_project(ctx: typer.Context, incomplete: str) -> list[str]:
     """Project names for shell completion, from a database that answers at once; nothing
@@ -89,6 +91,66 @@ ProjectFilterOption = Annotated[
     ),
 ]
 
+# The filters of the reviewers' queue: `rules list` and `review queue`.
+PendingOption = Annotated[
+    bool,
+    typer.Option(
+        "--pending",
+        help="Only rules waiting for review (--status pending).",
+        rich_help_panel="Filters",
+    ),
+]
+StatusFilterOption = Annotated[
+    ReviewStatus | None,
+    typer.Option("--status", help="Only rules in this review state.", rich_help_panel="Filters"),
+]
+CategoryFilterOption = Annotated[
+    RuleCategory | None,
+    typer.Option("--category", help="Only rules of this category.", rich_help_panel="Filters"),
+]
+MinConfidenceOption = Annotated[
+    float | None,
+    typer.Option(
+        "--min-confidence",
+        help="At least this confidence (0..1).",
+        show_default=False,
+        rich_help_panel="Filters",
+    ),
+]
+MaxConfidenceOption = Annotated[
+    float | None,
+    typer.Option(
+        "--max-confidence",
+        help="At most this confidence (0..1).",
+        show_default=False,
+        rich_help_panel="Filters",
+    ),
+]
+FileFilterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--file",
+        help="Only rules found in this source file (its exact path).",
+        rich_help_panel="Filters",
+    ),
+]
+SearchOption = Annotated[
+    str | None,
+    typer.Option(
+        "--search",
+        help="Case-insensitive text in the name, description, logic or formula.",
+        show_default=False,
+        rich_help_panel="Filters",
+    ),
+]
+SortOption = Annotated[
+    str,
+    typer.Option(
+        "--sort",
+        help="confidence, name, file or extracted; a leading - sorts descending"
+        " (--sort=-extracted). Ties go by id.",
+    ),
+]
 RuleIdArgument = Annotated[
     str,
     typer.Argument(

@@ -16,6 +16,7 @@ from bench.cases import (
     migrate_empty,
     migrate_up_to_date,
     pending_list,
+    review_queue,
     rls_cost,
     rules_import,
     startup,
@@ -25,7 +26,13 @@ from bench.measure import Case
 
 # A read case takes a fraction of a second: it runs at least READ_RUNS rounds.
 READS: tuple[ModuleType, ...] = (startup, help_text, pending_list, rls_cost, dashboard)
-WRITES: tuple[ModuleType, ...] = (rules_import, audit_cost, files_import, bulk_approve)
+WRITES: tuple[ModuleType, ...] = (
+    rules_import,
+    audit_cost,
+    files_import,
+    bulk_approve,
+    review_queue,
+)
 MIGRATES: tuple[ModuleType, ...] = (migrate_empty, migrate_up_to_date)
 ALL = READS + WRITES + MIGRATES
 

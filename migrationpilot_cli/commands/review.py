@@ -3,15 +3,28 @@ whole piped batch at a time."""
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from migrationpilot_cli import validation
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
-from migrationpilot_cli.options import examples
+from migrationpilot_cli.options import (
+    CategoryFilterOption,
+    FileFilterOption,
+    MaxConfidenceOption,
+    MinConfidenceOption,
+    OrgOption,
+    PendingOption,
+    ProjectFilterOption,
+    SearchOption,
+    SortOption,
+    StatusFilterOption,
+    examples,
+)
 from migrationpilot_cli.output import (
     FieldsOption,
     FormatOption,
@@ -22,7 +35,7 @@ from migrationpilot_cli.output import (
     notice,
     render,
 )
-from migrationpilot_cli.queries import resolve_refs, reviews
+from migrationpilot_cli.queries import resolve_refs, reviews, rules
 from migrationpilot_cli.settings import Settings
 
 app = typer.Typer(
@@ -144,6 +157,93 @@ def clarify(
     _review(
         ctx.obj, "clarify", ids, comment, expect_version, skip_missing, fmt, quiet, fields, header
     )
+
+
+@app.command(
+    epilog=examples(
+        'migrationpilot --as ana@acme.test review queue --project "Loans core"',
+        "migrationpilot --as ana@acme.test review queue --min-confidence 0.9 --search rate",
+        'migrationpilot review queue --project "Loans core" --no-tui   # print it, as rules list',
+    )
+)
+@listing(rules.COLUMNS)
+def queue(
+    ctx: typer.Context,
+    project: ProjectFilterOption = None,
+    pending: PendingOption = False,
+    status: StatusFilterOption = None,
+    category: CategoryFilterOption = None,
+    min_confidence: MinConfidenceOption = None,
+    max_confidence: MaxConfidenceOption = None,
+    source_file: FileFilterOption = None,
+    search: SearchOption = None,
+    sort: SortOption = "-confidence",
+    no_tui: Annotated[
+        bool,
+        typer.Option(
+            "--no-tui", help="Print the queue as `rules list` does instead of opening the app."
+        ),
+    ] = False,
+    org: OrgOption = None,
+    fmt: FormatOption = None,
+    quiet: QuietOption = False,
+    fields: FieldsOption = None,
+    header: HeaderOption = None,
+) -> None:
+    """The reviewers' workbench: each rule beside its legacy source, one key per decision.
+
+    Keys: a approve, r reject, c clarify, e comment, u undo, / search, f category, ? help, q
+    quit. The queue is `rules list`'s, with its filters; pending rules unless --status says
+    otherwise. Each decision is its own transaction, made on the version shown (refused if
+    the rule changed since), like `review approve --expect-version`. On quit, a summary line
+    on stderr. When stdout is not a terminal, or with --no-tui, it prints the queue as `rules
+    list` does and exits."""
+    from migrationpilot_cli.commands.rules import read
+
+    pending = pending or status is None
+    wanted = read.rule_filters(
+        pending, status, category, min_confidence, max_confidence, source_file, search, sort
+    )
+    if no_tui or not sys.stdout.isatty():
+        read.list_(
+            ctx,
+            project=project,
+            pending=pending,
+            status=status,
+            category=category,
+            min_confidence=min_confidence,
+            max_confidence=max_confidence,
+            source_file=source_file,
+            search=search,
+            sort=sort,
+            org=org,
+            fmt=fmt,
+            quiet=quiet,
+            fields=fields,
+            header=header,
+        )
+        return
+    if not ctx.obj.acting_user:
+        raise BadInput("the review queue needs an acting user: pass --as EMAIL")
+    _open_queue(ctx.obj, wanted, project, org)
+
+
+def _open_queue(
+    settings: Settings, filters: dict[str, Any], project: str | None, org: str | None
+) -> None:
+    from migrationpilot_cli.errors import DatabaseUnreachable
+    from migrationpilot_cli.tui.app import ReviewQueue
+    from migrationpilot_cli.tui.session import open_session
+
+    session = open_session(settings, filters, project, org)
+    try:
+        screen = ReviewQueue(session)
+        screen.run()
+    finally:
+        session.conn.close()
+    if screen.failure:  # one line still: what was decided before the connection went
+        raise DatabaseUnreachable(f"{screen.failure}; {session.summary()}")
+    print(session.summary(), file=sys.stderr)
 
 
 def _review(

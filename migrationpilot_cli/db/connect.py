@@ -134,7 +134,17 @@ def transaction(
     every row-level-security policy applies to everything the command does. ``requires``,
     a user role and what it allows ("developer", "edit rules"), is checked before any
     work: a command that would change nothing is refused as one that would."""
-    with connect(settings) as conn, conn.transaction():
+    with connect(settings) as conn, within(conn, settings, requires=requires):
+        yield conn
+
+
+@contextmanager
+def within(
+    conn: Connection, settings: Settings, *, requires: tuple[str, str] | None = None
+) -> Iterator[Connection]:
+    """One transaction on an open connection, set up as :func:`transaction` sets up its own:
+    for a session that makes many (the review queue: each decision its own transaction)."""
+    with conn.transaction():
         conn.execute("SELECT set_config('app.client', %s, true)", (CLIENT.get(),))
         if settings.acting_user:
             act_as(conn, settings.acting_user)

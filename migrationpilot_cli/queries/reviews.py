@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from migrationpilot_cli.errors import NotFound, OperationFailed
+from migrationpilot_cli.errors import ChangedMeanwhile, NotFound
 
 if TYPE_CHECKING:
     from migrationpilot_cli.db.connect import Connection
@@ -92,7 +92,7 @@ def _missing_message(missing: Sequence[UUID], requested: int) -> str:
 def _check_versions(rules: Iterable[dict[str, Any]], expected: int) -> None:
     for rule in rules:
         if rule["version"] != expected:
-            raise OperationFailed(
+            raise ChangedMeanwhile(
                 f"rule {rule['id']} is at version {rule['version']}, not {expected}:"
                 " someone changed it meanwhile; review it again"
             )
@@ -112,3 +112,27 @@ def _outcome(
         "outcome": "reviewed" if reviewed else "unchanged",
         "version": new_versions[rule_id] if reviewed else before["version"],
     }
+
+
+# Back to pending with nobody signed: what undoing a decision on a pending rule restores. Not
+# a review decision for the role triggers (V0009), but only a reviewer made the decision it
+# undoes, so it asks for one too; the audit calls it rule.reopen.
+_REOPEN = """
+UPDATE business_rules
+SET review_status = 'pending', reviewed_by = NULL, reviewed_at = NULL, review_comments = NULL
+WHERE id = %(id)s AND review_status <> 'pending'
+RETURNING version
+"""
+
+
+def reopen(conn: Connection, rule_id: UUID, *, expect_version: int, reason: str) -> int:
+    """Put a rule back to pending review, if it is still at ``expect_version`` (else
+    OperationFailed, like :func:`review`); returns its version after."""
+    conn.execute("SELECT require_user_role('reviewer', 'review rules')")
+    current = conn.execute(_LOCK, {"ids": [rule_id]}).fetchall()
+    if not current:
+        raise NotFound(_missing_message([rule_id], 1))
+    _check_versions(current, expect_version)
+    conn.execute("SELECT set_config('app.change_reason', %s, true)", (reason,))
+    row = conn.execute(_REOPEN, {"id": rule_id}).fetchone()
+    return int(row["version"]) if row else expect_version

@@ -53,11 +53,7 @@ REVALIDATE_COLUMNS = ("id", "name", "source_file", "source_start_line", "source_
 # organization filter twice in the planner's estimate, which then believes fewer rows match
 # than the LIMIT asks for and sorts the organization's every rule instead of reading the
 # index in order (465 ms instead of 1 ms at 200,000 rules).
-_LIST = """
-SELECT r.id, (SELECT p.name FROM projects p WHERE p.id = r.project_id) AS project, r.name,
-       r.category::text AS category, r.confidence, r.review_status::text AS review_status,
-       r.source_file, r.source_start_line, r.source_end_line, r.version, r.extracted_at
-FROM business_rules r
+_FILTERS = """
 WHERE (%(project)s::uuid IS NULL OR r.project_id = %(project)s) {file_order}
   AND (%(organization)s::uuid IS NULL OR r.organization_id = %(organization)s)
   AND (%(status)s::review_status IS NULL OR r.review_status = %(status)s)
@@ -68,9 +64,17 @@ WHERE (%(project)s::uuid IS NULL OR r.project_id = %(project)s) {file_order}
   AND (%(search)s::text IS NULL
        OR r.name ILIKE %(search)s OR r.description ILIKE %(search)s
        OR r.logic ILIKE %(search)s OR r.formula ILIKE %(search)s)
+"""
+_LIST = """
+SELECT r.id, (SELECT p.name FROM projects p WHERE p.id = r.project_id) AS project, r.name,
+       r.category::text AS category, r.confidence, r.review_status::text AS review_status,
+       r.source_file, r.source_start_line, r.source_end_line, r.version, r.extracted_at
+FROM business_rules r
+{filters}{after}
 ORDER BY {order}, r.id
 LIMIT %(limit)s
 """
+_COUNT = "SELECT count(*) AS count FROM business_rules r {filters}"
 
 _PROJECT_ORGANIZATION = (
     "AND r.organization_id = (SELECT p.organization_id FROM projects p WHERE p.id = %(project)s)"
@@ -90,30 +94,130 @@ def list_rules(
     search: str | None = None,
     sort: str = "-confidence",
     limit: int | None = None,
+    after: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The rules the connection can see that pass every given filter, in ``sort`` order
-    (a key of SORT_COLUMNS, ``-`` first for descending), then by id so paging is stable."""
+    (a key of SORT_COLUMNS, ``-`` first for descending), then by id so paging is stable:
+    ``after``, a row this returned, starts the page just past it (keyset paging)."""
+    from psycopg import sql
+
+    params = _filter_parameters(
+        project_id, organization_id, status, category, min_confidence, max_confidence
+    ) | {"file": source_file, "search": _pattern(search), "limit": limit}
+    keyset, keys = _after(sort, after)
+    return conn.execute(
+        sql.SQL(_LIST).format(
+            filters=_filters(project_id, sort), order=_order_by(sort), after=keyset
+        ),
+        params | keys,
+    ).fetchall()
+
+
+def scope(conn: Connection, project: dict[str, Any] | None, org: str | None) -> dict[str, Any]:
+    """Where :func:`list_rules` looks: in ``project`` (a row of projects.resolve) when given,
+    else in the organization ``org`` names (every one visible without it)."""
+    from migrationpilot_cli.queries import organizations
+
+    return {
+        "project_id": project["id"] if project else None,
+        "organization_id": None if project else organizations.id_of(conn, org),
+    }
+
+
+def count_rules(
+    conn: Connection,
+    *,
+    project_id: UUID | None = None,
+    organization_id: UUID | None = None,
+    status: str | None = None,
+    category: str | None = None,
+    min_confidence: Decimal | None = None,
+    max_confidence: Decimal | None = None,
+    source_file: str | None = None,
+    search: str | None = None,
+    sort: str = "-confidence",
+) -> int:
+    """How many rules :func:`list_rules` would return without a limit."""
+    from psycopg import sql
+
+    params = _filter_parameters(
+        project_id, organization_id, status, category, min_confidence, max_confidence
+    ) | {"file": source_file, "search": _pattern(search)}
+    row = conn.execute(
+        sql.SQL(_COUNT).format(filters=_filters(project_id, sort)), params
+    ).fetchone()
+    return int(row["count"]) if row else 0
+
+
+def _filter_parameters(
+    project_id: UUID | None,
+    organization_id: UUID | None,
+    status: str | None,
+    category: str | None,
+    min_confidence: Decimal | None,
+    max_confidence: Decimal | None,
+) -> dict[str, Any]:
+    return {
+        "project": project_id,
+        "organization": organization_id,
+        "status": status,
+        "category": category,
+        "min_confidence": min_confidence,
+        "max_confidence": max_confidence,
+    }
+
+
+def _pattern(search: str | None) -> str | None:
+    return None if search is None else f"%{_escape_like(search)}%"
+
+
+def _filters(project_id: UUID | None, sort: str) -> sql.Composable:
     from psycopg import sql
 
     # A project's rules in file order are its identity key's order, but that key leads with
     # organization_id (V0015): naming the project's organization lets the scan read the key
     # in order and stop at the limit, instead of sorting every rule of the project.
     file_order = project_id is not None and sort.removeprefix("-") == "file"
-    scope = _PROJECT_ORGANIZATION if file_order else ""
-    return conn.execute(
-        sql.SQL(_LIST).format(order=_order_by(sort), file_order=sql.SQL(scope)),
-        {
-            "project": project_id,
-            "organization": organization_id,
-            "status": status,
-            "category": category,
-            "min_confidence": min_confidence,
-            "max_confidence": max_confidence,
-            "file": source_file,
-            "search": None if search is None else f"%{_escape_like(search)}%",
-            "limit": limit,
-        },
-    ).fetchall()
+    scope = sql.SQL(_PROJECT_ORGANIZATION if file_order else "")
+    return sql.SQL(_FILTERS).format(file_order=scope)
+
+
+def _after(sort: str, row: dict[str, Any] | None) -> tuple[sql.Composable, dict[str, Any]]:
+    """The keyset condition for the rows past ``row`` in ``sort`` order, and its parameters.
+
+    The sort columns may run descending while the id always runs ascending, so a row
+    comparison cannot express it; the leading column's bound is repeated on its own so the
+    index scan starts at the row instead of filtering everything before it."""
+    from psycopg import sql
+
+    if row is None:
+        return sql.SQL(""), {}
+    descending = sort.startswith("-")
+    columns = SORT_COLUMNS[sort.removeprefix("-")]
+    past = sql.SQL(" < " if descending else " > ")
+    keys = {f"after_{column}": row[column] for column in columns} | {"after_id": row["id"]}
+
+    def equal(column: str) -> sql.Composable:
+        return sql.Identifier("r", column) + sql.SQL(" = ") + sql.Placeholder(f"after_{column}")
+
+    alternatives = []
+    for depth, column in enumerate((*columns, "id")):
+        ties = [equal(previous) for previous in columns[:depth]]
+        beyond = sql.Identifier("r", column) + (sql.SQL(" > ") if column == "id" else past)
+        step = beyond + sql.Placeholder(f"after_{column}")
+        alternatives.append(sql.SQL("(") + sql.SQL(" AND ").join([*ties, step]) + sql.SQL(")"))
+    lead = columns[0]
+    bound = sql.SQL(" <= " if descending else " >= ")
+    condition = (
+        sql.SQL("  AND ")
+        + sql.Identifier("r", lead)
+        + bound
+        + sql.Placeholder(f"after_{lead}")
+        + sql.SQL(" AND (")
+        + sql.SQL(" OR ").join(alternatives)
+        + sql.SQL(")")
+    )
+    return condition, keys
 
 
 def _order_by(sort: str) -> sql.Composable:
@@ -280,3 +384,30 @@ def export(conn: Connection, project_id: UUID) -> list[dict[str, Any]]:
         """,
         (project_id,),
     ).fetchall()
+
+
+# One rule as a reviewer reads it, with the stored source lines around it: only the excerpt
+# leaves the server, however long the file. Without the file (never imported, or removed),
+# the rule's own copy of its lines stands in.
+_WITH_SOURCE = """
+SELECT r.id, r.name, r.description, r.category::text AS category, r.confidence,
+       r.review_status::text AS review_status, r.review_comments, r.logic, r.formula,
+       r.inputs, r.outputs, r.source_file, r.source_start_line, r.source_end_line, r.version,
+       (SELECT count(*) FROM rule_versions v WHERE v.rule_id = r.id) AS versions,
+       f.language::text AS source_language,
+       CASE WHEN f.id IS NULL THEN r.source_start_line
+            ELSE greatest(1, r.source_start_line - %(context)s) END AS excerpt_start,
+       CASE WHEN f.id IS NULL THEN r.source_code
+            ELSE array_to_string((string_to_array(f.content, E'\\n'))
+                 [greatest(1, r.source_start_line - %(context)s):r.source_end_line + %(context)s],
+                 E'\\n') END AS excerpt
+FROM business_rules r
+LEFT JOIN source_files f ON f.project_id = r.project_id AND f.path = r.source_file
+WHERE r.id = %(id)s
+"""
+
+
+def with_source(conn: Connection, rule_id: UUID, context: int = 3) -> dict[str, Any]:
+    """What a reviewer reads of a rule: its fields, how many versions it has, and its source
+    lines with ``context`` lines either side (``excerpt``, first line ``excerpt_start``)."""
+    return one(conn, _WITH_SOURCE, {"id": rule_id, "context": context}, missing=missing(rule_id))

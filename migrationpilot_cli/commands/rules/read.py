@@ -12,9 +12,17 @@ from migrationpilot_cli import refs, validation
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput, NotFound
 from migrationpilot_cli.options import (
+    CategoryFilterOption,
+    FileFilterOption,
+    MaxConfidenceOption,
+    MinConfidenceOption,
     OrgOption,
+    PendingOption,
     ProjectFilterOption,
     RuleIdArgument,
+    SearchOption,
+    SortOption,
+    StatusFilterOption,
     examples,
 )
 from migrationpilot_cli.output import (
@@ -28,7 +36,7 @@ from migrationpilot_cli.output import (
     render_record,
     warning,
 )
-from migrationpilot_cli.queries import organizations, projects, resolve_ref, rules
+from migrationpilot_cli.queries import projects, resolve_ref, rules
 from migrationpilot_cli.vocabulary import ReviewStatus, RuleCategory
 
 app = typer.Typer()
@@ -49,67 +57,14 @@ DIFF_COLUMNS = ("field", "from", "to")
 def list_(
     ctx: typer.Context,
     project: ProjectFilterOption = None,
-    pending: Annotated[
-        bool,
-        typer.Option(
-            "--pending",
-            help="Only rules waiting for review (--status pending).",
-            rich_help_panel="Filters",
-        ),
-    ] = False,
-    status: Annotated[
-        ReviewStatus | None,
-        typer.Option(
-            "--status", help="Only rules in this review state.", rich_help_panel="Filters"
-        ),
-    ] = None,
-    category: Annotated[
-        RuleCategory | None,
-        typer.Option("--category", help="Only rules of this category.", rich_help_panel="Filters"),
-    ] = None,
-    min_confidence: Annotated[
-        float | None,
-        typer.Option(
-            "--min-confidence",
-            help="At least this confidence (0..1).",
-            show_default=False,
-            rich_help_panel="Filters",
-        ),
-    ] = None,
-    max_confidence: Annotated[
-        float | None,
-        typer.Option(
-            "--max-confidence",
-            help="At most this confidence (0..1).",
-            show_default=False,
-            rich_help_panel="Filters",
-        ),
-    ] = None,
-    source_file: Annotated[
-        str | None,
-        typer.Option(
-            "--file",
-            help="Only rules found in this source file (its exact path).",
-            rich_help_panel="Filters",
-        ),
-    ] = None,
-    search: Annotated[
-        str | None,
-        typer.Option(
-            "--search",
-            help="Case-insensitive text in the name, description, logic or formula.",
-            show_default=False,
-            rich_help_panel="Filters",
-        ),
-    ] = None,
-    sort: Annotated[
-        str,
-        typer.Option(
-            "--sort",
-            help="confidence, name, file or extracted; a leading - sorts descending"
-            " (--sort=-extracted). Ties go by id.",
-        ),
-    ] = "-confidence",
+    pending: PendingOption = False,
+    status: StatusFilterOption = None,
+    category: CategoryFilterOption = None,
+    min_confidence: MinConfidenceOption = None,
+    max_confidence: MaxConfidenceOption = None,
+    source_file: FileFilterOption = None,
+    search: SearchOption = None,
+    sort: SortOption = "-confidence",
     limit: Annotated[
         int | None,
         typer.Option("--limit", min=1, help="At most this many rules.", show_default=False),
@@ -123,30 +78,12 @@ def list_(
     """The rules you can see, most confident first: the reviewers' queue.
 
     Without --project: in every project you can see. `-q` prints ids for `review approve -`."""
-    if pending and status is not None:
-        raise BadInput("--pending and --status cannot be combined (--pending is --status pending)")
-    if sort.removeprefix("-") not in rules.SORT_COLUMNS:
-        keys = ", ".join(rules.SORT_COLUMNS)
-        raise BadInput(f"--sort {sort!r}: expected one of {keys}, each optionally prefixed by -")
-    low = validation.confidence(min_confidence, "--min-confidence")
-    high = validation.confidence(max_confidence, "--max-confidence")
-    if low is not None and high is not None and low > high:
-        raise BadInput(f"--min-confidence {low} is above --max-confidence {high}")
+    wanted = rule_filters(
+        pending, status, category, min_confidence, max_confidence, source_file, search, sort
+    )
     with transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org) if project else None
-        rows = rules.list_rules(
-            conn,
-            project_id=found["id"] if found else None,
-            organization_id=None if found else organizations.id_of(conn, org),
-            status=ReviewStatus.pending.value if pending else status.value if status else None,
-            category=category.value if category else None,
-            min_confidence=low,
-            max_confidence=high,
-            source_file=source_file,
-            search=search,
-            sort=sort,
-            limit=limit,
-        )
+        rows = rules.list_rules(conn, **rules.scope(conn, found, org), **wanted, limit=limit)
     render(
         rows,
         rules.COLUMNS,
@@ -160,6 +97,38 @@ def list_(
         else [column for column in rules.TABLE_COLUMNS if column != "project"],
         title=f"Rules of {found['name']}" if found else "Rules",
     )
+
+
+def rule_filters(
+    pending: bool,
+    status: ReviewStatus | None,
+    category: RuleCategory | None,
+    min_confidence: float | None,
+    max_confidence: float | None,
+    source_file: str | None,
+    search: str | None,
+    sort: str,
+) -> dict[str, Any]:
+    """The filters of `rules list` (and `review queue`), checked, as arguments of
+    ``rules.list_rules``; BadInput before any work for a bad combination."""
+    if pending and status is not None:
+        raise BadInput("--pending and --status cannot be combined (--pending is --status pending)")
+    if sort.removeprefix("-") not in rules.SORT_COLUMNS:
+        keys = ", ".join(rules.SORT_COLUMNS)
+        raise BadInput(f"--sort {sort!r}: expected one of {keys}, each optionally prefixed by -")
+    low = validation.confidence(min_confidence, "--min-confidence")
+    high = validation.confidence(max_confidence, "--max-confidence")
+    if low is not None and high is not None and low > high:
+        raise BadInput(f"--min-confidence {low} is above --max-confidence {high}")
+    return {
+        "status": ReviewStatus.pending.value if pending else status.value if status else None,
+        "category": category.value if category else None,
+        "min_confidence": low,
+        "max_confidence": high,
+        "source_file": source_file,
+        "search": search,
+        "sort": sort,
+    }
 
 
 @app.command(
