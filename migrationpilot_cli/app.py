@@ -11,6 +11,7 @@ import copy
 import functools
 import importlib
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Annotated, Any
 
@@ -19,8 +20,9 @@ from typer.core import TyperGroup
 
 from migrationpilot_cli import __version__
 from migrationpilot_cli.errors import describe
+from migrationpilot_cli.inputs import harden
 from migrationpilot_cli.options import examples
-from migrationpilot_cli.output import set_default_format
+from migrationpilot_cli.output import printable, set_default_format
 from migrationpilot_cli.settings import build_settings
 
 # The sub-apps: command name -> (module in migrationpilot_cli.commands, help panel). A module
@@ -58,7 +60,9 @@ class _LazyCommands(MutableMapping[str, Any]):
 
     def __getitem__(self, name: str) -> Any:
         if name not in self._built:
-            self._built[name] = self._builders[name]()  # KeyError for an unknown name
+            # KeyError for an unknown name. Every command and group is built here: the one
+            # place that gives each its input checks (inputs.harden).
+            self._built[name] = harden(self._builders[name]())
         return self._built[name]
 
     def __setitem__(self, name: str, command: Any) -> None:
@@ -121,6 +125,7 @@ class MigrationPilotGroup(TyperGroup):
 
     def __init__(self, **attributes: Any) -> None:
         super().__init__(**attributes)
+        harden(self)  # the global options: --database-url, --as, --wait, ...
         builders = {name: functools.partial(_build_sub_app, name) for name in SUB_APPS}
         self.commands = _LazyCommands(builders, self.commands)
 
@@ -142,13 +147,25 @@ class MigrationPilotGroup(TyperGroup):
             )
             code = result if isinstance(result, int) else 0
         except BaseException as error:
-            if isinstance(error, SystemExit | GeneratorExit) or "--debug" in arguments:
+            if isinstance(error, SystemExit | GeneratorExit):
                 raise
             message, code = describe(error)
-            print(f"error: {message}", file=sys.stderr)
+            if "--debug" in arguments:  # for developers; its messages masked all the same
+                sys.stderr.write(_safe("".join(traceback.format_exception(error))))
+            print(f"error: {_safe(message)}", file=sys.stderr)
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _safe(text: str) -> str:
+    """Text for stderr: no password in any libpq form, and no control character a terminal
+    would act on (a name in a message may hold one). Line breaks stay: values in messages are
+    quoted with their escapes (``'a\\nb'``), and the few messages of several lines mean it
+    (`db verify` lists each difference on a line of its own, `--debug` adds the traceback)."""
+    from migrationpilot_cli.db.connect import mask_password
+
+    return printable(mask_password(text))
 
 
 app = typer.Typer(

@@ -20,6 +20,7 @@ is refused (exit 2) with one line naming the file and the problem, never half ap
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -177,6 +178,7 @@ def _seconds(where: str, values: dict[str, Any]) -> float | None:
     if value is None:
         return None
     # TOML booleans are not numbers here, though Python's bool is an int.
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    # nan and inf are TOML numbers too; a wait has an end.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
         raise BadInput(f"{where}: wait must be a number of seconds >= 0, not {value!r}")
     return float(value)

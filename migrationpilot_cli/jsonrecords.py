@@ -7,7 +7,9 @@ a location, ``cases.jsonl line 37`` (JSON Lines) or ``cases.json [12]`` (an arra
 * A text whose first non-blank character is ``[`` is one JSON array; anything else is JSON
   Lines (one object a line, blank lines skipped). A leading UTF-8 byte-order mark is ignored.
 * Every record must be an object. Malformed JSON is reported with its line, and so is a
-  ``\u0000`` in any string (PostgreSQL stores no NUL character).
+  ``\u0000`` in any string (PostgreSQL stores no NUL character) and a record nested deeper
+  than ``MAX_DEPTH`` levels (Python's decoder would stop with a RecursionError at about
+  1,000; nothing the analyzer writes comes near 100).
 * Numbers with a fraction or exponent become ``Decimal``, so ``0.955`` or ``1234.5678901234``
   survive exactly; ``dumps`` writes them back unchanged. ``NaN`` and ``Infinity`` are refused
   (they are not JSON and PostgreSQL's jsonb rejects them).
@@ -16,9 +18,7 @@ a location, ``cases.jsonl line 37`` (JSON Lines) or ``cases.json [12]`` (an arra
 from __future__ import annotations
 
 import json
-import sys
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from migrationpilot_cli.errors import BadInput
@@ -35,23 +35,16 @@ def _refuse_constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
+MAX_DEPTH = 100
 _WHITESPACE = " \t\n\r"
 _NUL_ESCAPE = "\\u0000"
 
 
 def load(argument: str) -> list[Record]:
     """The records of the file named ``argument``, or of stdin when it is ``-``."""
-    if argument == "-":
-        return parse(sys.stdin.read(), "stdin")
-    try:
-        data = Path(argument).read_bytes()
-    except OSError as error:
-        raise BadInput(f"{argument}: cannot read ({error.strerror})") from error
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise BadInput(f"{argument}: not UTF-8 text (byte offset {error.start})") from error
-    return parse(text, argument)
+    from migrationpilot_cli.inputs import read_text
+
+    return parse(read_text(argument), "stdin" if argument == "-" else argument)
 
 
 def parse(text: str, source_name: str) -> list[Record]:
@@ -101,7 +94,9 @@ def _parse_lines(text: str, source_name: str, may_hold_nul: bool) -> list[Record
             raise BadInput(message) from error
         except _NotJson as error:
             raise BadInput(f"{location}: malformed JSON: {error}") from error
-        records.append((location, _object(value, location, may_hold_nul)))
+        except RecursionError as error:
+            raise _too_deep(location) from error
+        records.append((location, _object(value, location, may_hold_nul, _brackets(line))))
     return records
 
 
@@ -112,14 +107,18 @@ def _parse_array(text: str, source_name: str, may_hold_nul: bool) -> list[Record
     position = _skip_whitespace(text, text.index("[") + 1)
     closed = text.startswith("]", position)
     while not closed:
+        start = position
+        location = f"{source_name} [{len(records)}]"
         try:
             value, position = _DECODER.raw_decode(text, position)
         except json.JSONDecodeError as error:
             raise _malformed(source_name, text, error.pos, error.msg) from error
         except _NotJson as error:
             raise _malformed(source_name, text, position, str(error)) from error
-        location = f"{source_name} [{len(records)}]"
-        records.append((location, _object(value, location, may_hold_nul)))
+        except RecursionError as error:
+            raise _too_deep(location) from error
+        brackets = _brackets(text, start, position)
+        records.append((location, _object(value, location, may_hold_nul, brackets)))
         position = _skip_whitespace(text, position)
         if text.startswith(",", position):
             position = _skip_whitespace(text, position + 1)
@@ -143,12 +142,38 @@ def _malformed(source_name: str, text: str, position: int, message: str) -> BadI
     return BadInput(f"{source_name} line {line}: malformed JSON: {message}")
 
 
-def _object(value: Any, location: str, may_hold_nul: bool) -> dict[str, Any]:
+def _object(value: Any, location: str, may_hold_nul: bool, brackets: int) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadInput(f"{location}: expected a JSON object, got {_json_type(value)}")
     if may_hold_nul and _holds_nul(value):
         raise BadInput(f"{location}: a string holds \\u0000, which PostgreSQL cannot store")
+    # A record can only be as deep as its text has brackets: most records are counted, in C,
+    # and not walked.
+    if brackets > MAX_DEPTH and _depth(value) > MAX_DEPTH:
+        raise _too_deep(location)
     return value
+
+
+def _brackets(text: str, start: int = 0, end: int | None = None) -> int:
+    return text.count("{", start, end) + text.count("[", start, end)
+
+
+def _depth(value: Any) -> int:
+    """How many objects and arrays deep ``value`` is, level by level (no recursion)."""
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        ]
+    return depth
+
+
+def _too_deep(location: str) -> BadInput:
+    return BadInput(f"{location}: nested deeper than {MAX_DEPTH} levels of objects and arrays")
 
 
 def _holds_nul(value: Any) -> bool:

@@ -8,6 +8,12 @@ go to stderr, and only when stderr is a terminal.
 Listing commands also share ``--fields`` (which columns, checked while the command line is
 parsed against the columns declared with ``@listing``) and ``--header/--no-header``.
 Timestamps are local time in tables and UTC in every machine format.
+
+Data never drives the terminal: in tables, records and source listings a control character
+(an escape sequence that recolours or retitles, a carriage return that overwrites) is shown
+as ``\x1b``, ``\r``, ... (``printable``); tabs and line breaks stay, as layout inside their
+cell. The machine formats keep every value exact: json and jsonl escape control characters
+as JSON does (C1 ones too, as ``\u009b``), csv quotes, tsv uses COPY's escapes.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import datetime as dt
 import functools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -201,7 +208,9 @@ def render_record(
             _render_record_tables(record)
         elif chosen in (OutputFormat.json, OutputFormat.jsonl):
             indent = 2 if chosen is OutputFormat.json else None
-            sys.stdout.write(json.dumps(_machine_tree(record), indent=indent, default=str) + "\n")
+            # ensure_ascii (json's default) as ever here: every non-ASCII character escaped
+            text = json.dumps(_machine_tree(record), indent=indent, default=str)
+            sys.stdout.write(text + "\n")
         else:
             flat = _flatten(record)
             fields = [{"field": key, "value": value} for key, value in flat.items()]
@@ -246,16 +255,48 @@ def _render_record_tables(record: Row) -> None:
             )
 
 
+# What a terminal acts on: C0 controls, DEL, C1 controls, and the lone surrogates Python
+# makes of bytes that are not UTF-8. With ``keep_layout`` tab and line feed are left alone.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROLS_BUT_LAYOUT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: str, *, keep_layout: bool = True) -> str:
+    """``text`` for a person's terminal: every control character written as an escape
+    (``\x1b``), so data can neither colour, retitle nor overwrite the screen."""
+    pattern = _CONTROLS_BUT_LAYOUT if keep_layout else _CONTROLS
+    return pattern.sub(_escape_control, text)
+
+
+def _escape_control(found: re.Match[str]) -> str:
+    code = ord(found[0])
+    if code >= 0xDC80:  # a byte that was not UTF-8 (surrogateescape)
+        code -= 0xDC00
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
 def notice(message: str) -> None:
     """A human-facing line on stderr: shown on a terminal, silent in scripts."""
     if sys.stderr.isatty():
-        _stderr_console().print(message, highlight=False)
+        _stderr_console().print(printable(message, keep_layout=False), highlight=False)
 
 
 def warning(message: str) -> None:
     """A line on stderr that a script's log must keep too: something changed outside the
     command's own output (a database setting, say). Never on stdout, so pipes stay clean."""
-    sys.stderr.write(f"warning: {message}\n")
+    sys.stderr.write(f"warning: {printable(message, keep_layout=False)}\n")
+
+
+def print_code(code: str, lexer: str, first_line: int = 1) -> None:
+    """Source code for a person, highlighted with line numbers (`files show`, `rules show`,
+    `generated show` on a terminal); its control characters escaped as in tables."""
+    from rich.console import Console
+    from rich.syntax import Syntax
+
+    syntax = Syntax(
+        printable(code), lexer, line_numbers=True, start_line=first_line, word_wrap=False
+    )
+    Console().print(syntax)
 
 
 @contextlib.contextmanager
@@ -344,15 +385,24 @@ def _machine_object(row: Row, columns: Sequence[str]) -> dict[str, Any]:
     return {column: _machine_value(row[column]) for column in columns}
 
 
+# JSON escapes C0 controls itself; DEL and C1 (U+0080..U+009F: CSI and friends, which some
+# terminals obey) it may leave raw. They can only stand inside strings, where the \u escape
+# is the same value: the data stays exact.
+_JSON_C1 = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
+
+
+def _json(value: Any, indent: int | None = None) -> str:
+    text = json.dumps(value, ensure_ascii=False, indent=indent, default=str)
+    return text.translate(_JSON_C1) if not text.isascii() else text
+
+
 def _render_json(rows: Sequence[Row], columns: Sequence[str]) -> None:
     objects = [_machine_object(row, columns) for row in rows]
-    sys.stdout.write(json.dumps(objects, ensure_ascii=False, indent=2, default=str) + "\n")
+    sys.stdout.write(_json(objects, indent=2) + "\n")
 
 
 def _render_jsonl(rows: Sequence[Row], columns: Sequence[str]) -> None:
-    _write_lines(
-        json.dumps(_machine_object(row, columns), ensure_ascii=False, default=str) for row in rows
-    )
+    _write_lines(_json(_machine_object(row, columns)) for row in rows)
 
 
 def _table_value(value: Any) -> str:
@@ -368,7 +418,7 @@ def _table_value(value: Any) -> str:
         return refs.short(value)
     from rich.markup import escape
 
-    return escape(_text_value(value))
+    return escape(printable(_text_value(value)))
 
 
 def _render_table(rows: Sequence[Row], columns: Sequence[str], title: str | None) -> None:
@@ -377,9 +427,13 @@ def _render_table(rows: Sequence[Row], columns: Sequence[str], title: str | None
     if not rows:
         notice("no rows")
         return
-    table = Table(title=title, header_style="bold", title_justify="left")
+    from rich.markup import escape
+
+    # A title or a column can be data too (a record's nested keys).
+    shown_title = None if title is None else escape(printable(title))
+    table = Table(title=shown_title, header_style="bold", title_justify="left")
     for column in columns:
-        table.add_column(column.replace("_", " "), overflow="fold")
+        table.add_column(escape(printable(column.replace("_", " "))), overflow="fold")
     for row in rows:
         table.add_row(*(_table_value(row[c]) for c in columns))
     _console().print(table)

@@ -11,6 +11,7 @@ command before it has touched the database.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -188,7 +189,7 @@ def _seconds(text: str, where: str) -> float:
         seconds = float(text)
     except ValueError:
         seconds = -1
-    if not seconds >= 0:  # also refuses nan
+    if not 0 <= seconds < math.inf:  # also refuses nan: a wait has an end
         raise BadInput(f"{where}={text!r}: expected a number of seconds >= 0")
     return seconds
 

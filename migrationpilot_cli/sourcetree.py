@@ -88,7 +88,18 @@ def _scan_directory(
             scan.skipped["not_regular_file"] += 1
             scan.warnings.append(f"{relative}: skipped, not a regular file")
         else:
+            _refuse_if_not_utf8(relative)
             found.append((relative, entry.path))
+
+
+def _refuse_if_not_utf8(relative: str) -> None:
+    # A path is stored as text: a name whose bytes are not UTF-8 could be stored only
+    # altered, and then no longer named the file. The user renames it (or excludes it).
+    from migrationpilot_cli.inputs import utf8_problem
+
+    problem = utf8_problem(relative)
+    if problem is not None:
+        raise BadInput(f"file name {problem}: rename the file or --exclude it")
 
 
 def _is_directory(entry: os.DirEntry[str]) -> bool:

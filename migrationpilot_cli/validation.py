@@ -4,11 +4,11 @@ naming the option. The database enforces the same rules as a backstop for other 
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 
 from migrationpilot_cli.errors import BadInput, OperationFailed
+from migrationpilot_cli.inputs import read_text
 from migrationpilot_cli.settings import Settings
 
 _SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -95,7 +95,7 @@ def _id_values(arguments: Sequence[str]) -> Iterator[tuple[str, str]]:
         if argument != "-":
             yield "argument", argument.strip()
             continue
-        for number, line in enumerate(sys.stdin, start=1):
+        for number, line in enumerate(read_text("-").split("\n"), start=1):
             value = line.split("\t", 1)[0].strip()
             if value and not value.startswith("#"):
                 yield f"stdin line {number}", value

@@ -78,7 +78,7 @@ def test_create_tenant_with_limits_is_stored_and_audited(
         (("--slug", "acme", "--retention-days", "0"), "--retention-days must be at least 1"),
         (
             ("--slug", "acme", "--max-lines-of-code", "lots"),
-            "'--max-lines-of-code': 'lots' is not a valid int",
+            "'--max-lines-of-code': 'lots' is not a whole number from -2147483648 to 2147483647",
         ),
     ],
 )

@@ -244,7 +244,11 @@ GOOD = '{"rule_id": RULE_A, "name": "ok", "inputs": {}, "expected": 1}\n'
             "cases.jsonl line 1: malformed JSON: NaN is not a JSON value",
         ),
         ("cases.jsonl", "\n  \n", "no test cases in the input"),
-        ("cases.jsonl", b"\xff\xfe{}", "cases.jsonl: not UTF-8 text (byte offset 0)"),
+        (
+            "cases.jsonl",
+            b"\xff\xfe{}",
+            "cases.jsonl line 1: not UTF-8 text (byte 0xff at offset 0)",
+        ),
     ],
 )
 def test_a_bad_record_fails_the_whole_import_naming_it(

@@ -21,6 +21,7 @@ from migrationpilot_cli.output import (
     QuietOption,
     listing,
     notice,
+    print_code,
     progress,
     render,
     render_record,
@@ -197,18 +198,7 @@ def show(
     first, last = _line_range(lines, len(text_lines))
     excerpt = "\n".join(text_lines[first - 1 : last])
     if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.syntax import Syntax
-
-        Console().print(
-            Syntax(
-                excerpt,
-                LEXERS[stored["language"]],
-                line_numbers=True,
-                start_line=first,
-                word_wrap=False,
-            )
-        )
+        print_code(excerpt, LEXERS[stored["language"]], first)
     elif excerpt:
         sys.stdout.write(excerpt + "\n")
         sys.stdout.flush()

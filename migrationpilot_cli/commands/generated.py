@@ -35,6 +35,7 @@ from migrationpilot_cli.output import (
     QuietOption,
     listing,
     notice,
+    print_code,
     progress,
     render,
     render_record,
@@ -260,11 +261,9 @@ def show(
         found = projects.resolve(conn, project, org)
         stored = generated.get(conn, found["id"], path)
     if sys.stdout.isatty():
-        from rich.console import Console
         from rich.syntax import Syntax
 
-        lexer = Syntax.guess_lexer(stored["path"], stored["content"])
-        Console().print(Syntax(stored["content"], lexer, line_numbers=True, word_wrap=False))
+        print_code(stored["content"], Syntax.guess_lexer(stored["path"], stored["content"]))
     else:
         sys.stdout.write(stored["content"])
         sys.stdout.flush()

@@ -410,13 +410,9 @@ def _where(source: str) -> str:
 
 
 def _lines(source: str) -> Iterable[str]:
-    if source == "-":
-        return sys.stdin
-    try:
-        with open(source, encoding="utf-8") as file:
-            return file.readlines()
-    except OSError as error:
-        raise BadInput(f"--keys-from {source}: {error.strerror}") from error
+    from migrationpilot_cli.inputs import read_text
+
+    return read_text(source, "--keys-from").split("\n")
 
 
 @app.command(

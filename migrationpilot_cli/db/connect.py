@@ -23,16 +23,28 @@ if TYPE_CHECKING:
 
 APP_ROLE = "migrationpilot_app"
 
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@?#]*:)(?P<secret>[^@/?#]*)(?=@)")
-_KEYWORD_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|\S+)")
-_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<secret>[^&#]*)")
-
-
-_PASSWORDS = (_URL_PASSWORD, _KEYWORD_PASSWORD, _QUERY_PASSWORD)
+# Every form libpq takes a secret in, in any case (libpq itself wants lower case, but a
+# message may quote what the user typed): the password of a URL (postgresql://u:pw@h, also
+# POSTGRES://), a query parameter (?password=pw, &PASSWORD=pw, sslpassword=), and a keyword
+# of a key=value string or a service file's line (password=pw, password = pw, password='p w',
+# password=p\ w). passfile= and service= name files, not secrets: their contents are never
+# printed.
+_SECRET_KEY = r"(?:ssl)?password"
+_URL_PASSWORD = re.compile(
+    r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@?#\s]*:)(?P<secret>[^@/?#\s]*)(?=@)", re.IGNORECASE
+)
+_QUERY_PASSWORD = re.compile(rf"(?P<head>[?&]{_SECRET_KEY}=)(?P<secret>[^&#\s]*)", re.IGNORECASE)
+_KEYWORD_PASSWORD = re.compile(
+    rf"(?P<head>(?<![\w?&]){_SECRET_KEY}\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])+)",
+    re.IGNORECASE,
+)
+_PASSWORDS = (_URL_PASSWORD, _QUERY_PASSWORD, _KEYWORD_PASSWORD)
 
 
 def mask_password(conninfo: str) -> str:
-    """The connection string with any password replaced by ``***``, for every message."""
+    """The connection string (or any message quoting one) with every password replaced by
+    ``***``: the one masking function, used wherever a connection is printed (errors, `db
+    info`, `config show`, `--debug`)."""
     for pattern in _PASSWORDS:
         conninfo = pattern.sub(
             lambda m: m.group("head") + ("***" if m.group("secret") else ""), conninfo

@@ -118,7 +118,11 @@ def bucket(group: str, key: str) -> int:
     0, unsigned) modulo 100, plus 1."""
     import mmh3
 
-    return int(mmh3.hash(f"{group}:{key}", 0, signed=False)) % 100 + 1
+    # Bytes, encoded here: mmh3 encodes a str itself without checking that it can, and a str
+    # holding a lone surrogate (an argument that was not UTF-8) crashed the process. The
+    # input boundary refuses such keys (exit 2); this keeps native code from ever seeing one.
+    data = f"{group}:{key}".encode()
+    return int(mmh3.hash(data, 0, signed=False)) % 100 + 1
 
 
 def bucket_regex(first: int, last: int) -> str:

@@ -32,6 +32,7 @@ from migrationpilot_cli.output import (
     OutputFormat,
     QuietOption,
     listing,
+    print_code,
     render,
     render_record,
     warning,
@@ -167,14 +168,10 @@ def show(
 
 
 def _print_source(code: str, language: str | None, first_line: int) -> None:
-    from rich.console import Console
-    from rich.syntax import Syntax
-
     # The same highlighting as `files show`.
     from migrationpilot_cli.commands.files import LEXERS
 
-    lexer = LEXERS.get(language or "", "text")
-    Console().print(Syntax(code, lexer, line_numbers=True, start_line=first_line, word_wrap=False))
+    print_code(code, LEXERS.get(language or "", "text"), first_line)
 
 
 @app.command(
