@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from migrationpilot_cli import refs
 from migrationpilot_cli.errors import ChangedMeanwhile, describe
+from migrationpilot_cli.output import printable
 from migrationpilot_cli.tui.session import ReviewSession, describe_filters
 from migrationpilot_cli.tui.widgets import ANY_CATEGORY, CategoryPicker, Help, Prompt, rule_view
 
@@ -268,12 +269,12 @@ class ReviewQueue(App[None]):
             self.failure = message if code == 3 else f"lost the database connection: {message}"
             self.exit(return_code=3)
             return
-        self._say(f"error: {message}")
+        self._say(f"error: {printable(message)}")
 
 
 def _cells(row: dict[str, Any]) -> tuple[Text, ...]:
     return tuple(
-        Text(str(value))
+        Text(printable(str(value)))
         for value in (
             refs.short(row["id"]),
             row["name"],

@@ -18,6 +18,7 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from migrationpilot_cli import refs
+from migrationpilot_cli.output import printable
 from migrationpilot_cli.vocabulary import RuleCategory
 
 KEYS = """\
@@ -34,7 +35,7 @@ rule since, it is refused and reloaded."""
 
 def rule_view(rule: dict[str, Any]) -> RenderableType:
     """Everything a reviewer reads of a rule, its source lines last, highlighted."""
-    heading = Text(rule["name"], style="bold")
+    heading = Text(printable(rule["name"]), style="bold")
     facts = Text(
         f"{refs.short(rule['id'])} · {rule['category']} · confidence {rule['confidence']}"
         f" · {rule['review_status']} · version {rule['version']}"
@@ -49,9 +50,10 @@ def rule_view(rule: dict[str, Any]) -> RenderableType:
         ("Inputs", _items(rule["inputs"])),
         ("Outputs", _items(rule["outputs"])),
     ):
-        parts += [Text(label, style="bold underline"), Text(value), Text("")]
+        parts += [Text(label, style="bold underline"), Text(printable(value)), Text("")]
     if rule["review_comments"]:
-        parts += [Text("Review comment", style="bold underline"), Text(rule["review_comments"])]
+        comment = Text(printable(rule["review_comments"]))
+        parts += [Text("Review comment", style="bold underline"), comment]
         parts.append(Text(""))
     parts += [Text(_where(rule), style="bold underline"), _source(rule)]
     return Group(*parts)
