@@ -308,6 +308,48 @@ def test_lock_timeout_stops_a_migration_queued_behind_a_lock(
     assert [row[0] for row in history(empty_database_url)] == [1, 2]
 
 
+def test_lock_timeout_bounds_the_wait_for_another_migration_and_names_it(
+    empty_database_url: str, migrations_dir: Path
+) -> None:
+    # Another `db migrate` (here, a session holding the same advisory lock) runs: ours waits at
+    # most --lock-timeout, then says who holds the lock, and applies nothing.
+    with psycopg.connect(empty_database_url, autocommit=True) as holder:
+        holder.execute("SET application_name = 'the other migrator'")
+        holder.execute("SELECT pg_advisory_lock(%s)", (migrations.LOCK_KEY,))
+        pid = holder.execute("SELECT pg_backend_pid()").fetchone()
+        result = subprocess.run(
+            [str(CONSOLE_SCRIPT), "--database-url", empty_database_url, "db", "migrate",
+             "--migrations-dir", str(migrations_dir), "--lock-timeout", "300ms"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert (result.returncode, result.stdout) == (1, "")
+        assert result.stderr.startswith(
+            "error: waited 300ms for the migration lock (--lock-timeout); another migration"
+            f" holds it: pid {pid[0] if pid else '?'} (the other migrator, user "
+        )
+        assert result.stderr.endswith("; wait for it, or raise --lock-timeout\n")
+        assert len(result.stderr.splitlines()) == 1
+    assert history(empty_database_url) == []
+    # Once it is free, the same command runs.
+    rerun = subprocess.run(
+        [str(CONSOLE_SCRIPT), "--database-url", empty_database_url, "db", "migrate",
+         "--migrations-dir", str(migrations_dir), "--lock-timeout", "300ms"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    assert [row[0] for row in history(empty_database_url)] == [1, 2]
+
+
+@pytest.mark.parametrize("value", ["5 s", "1d", "-1s", ""])
+def test_a_bad_lock_timeout_is_refused_before_connecting(cli: Any, value: str) -> None:
+    result = cli("--database-url", "postgresql://nobody@127.0.0.1:1/none", "db", "migrate",
+                 "--lock-timeout", value)  # fmt: skip
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: --lock-timeout {value!r}: expected a duration like 500ms, 5s, 1min\n"
+    )
+
+
 def test_new_writes_the_next_numbered_file(cli: Any, migrations_dir: Path) -> None:
     result = cli("db", "new", "Add rule hash!", "--migrations-dir", str(migrations_dir))
     assert result.exit_code == 0

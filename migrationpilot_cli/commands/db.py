@@ -38,7 +38,6 @@ MigrationsDirOption = Annotated[
         file_okay=False,
     ),
 ]
-_LOCK_TIMEOUT = re.compile(r"^[0-9]+(ms|s|min|h)?$")
 _STATUS_COLUMNS = (
     "version",
     "description",
@@ -84,7 +83,8 @@ def migrate(
         typer.Option(
             "--lock-timeout",
             help="Give up a statement that waits longer than this for a lock (ms, s, min, h),"
-            " so a migration never stalls live traffic queued behind it.",
+            " so a migration never stalls live traffic queued behind it; and give up waiting"
+            " this long for another migration to finish (0: wait for it).",
         ),
     ] = "5s",
     fmt: FormatOption = None,
@@ -94,8 +94,7 @@ def migrate(
     """Apply pending migrations in order, each in its own transaction, under a lock."""
     from migrationpilot_cli.db import connect, migrations
 
-    if not _LOCK_TIMEOUT.match(lock_timeout):
-        raise BadInput(f"--lock-timeout {lock_timeout!r}: expected a duration like 500ms, 5s, 1min")
+    migrations.timeout_seconds(lock_timeout)  # bad input before any connection
     files = _files(migrations_dir)
     if target is not None and target not in {file.version for file in files}:
         raise BadInput(f"--target {target}: no migration file has that version")
