@@ -350,6 +350,43 @@ def test_a_bad_lock_timeout_is_refused_before_connecting(cli: Any, value: str) -
     )
 
 
+def test_a_failed_concurrent_index_is_named_by_verify_and_rebuilt_by_the_next_migrate(
+    cli: Any, empty_database_url: str, migrations_dir: Path, scratch_prefix: str
+) -> None:
+    assert db(cli, empty_database_url, "migrate", directory=migrations_dir).exit_code == 0
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO loans VALUES (1), (1)")  # the unique index will fail
+    write(
+        migrations_dir,
+        "V0003__one_loan_per_id.sql",
+        "-- migrationpilot: no-transaction\n"
+        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS loans_one_per_id ON loans (id);\n",
+    )
+    failed = db(cli, empty_database_url, "migrate", directory=migrations_dir)
+    assert failed.exit_code == 1
+    assert "could not create unique index" in failed.stderr
+    # The failed build left its index behind, INVALID: verify names it.
+    verified = db(cli, empty_database_url, "verify", directory=migrations_dir)
+    assert verified.exit_code == 1
+    assert (
+        "index loans_one_per_id: INVALID (a CONCURRENTLY build that failed);"
+        " rerun db migrate to rebuild it"
+    ) in verified.stderr.splitlines()
+    assert scratch_databases(empty_database_url, scratch_prefix) == []
+    # Fixed data, the same idempotent file: it is rebuilt, not skipped over the INVALID one.
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM loans")
+    rerun = db(cli, empty_database_url, "migrate", directory=migrations_dir)
+    assert rerun.exit_code == 0, rerun.stderr
+    assert [row[0] for row in history(empty_database_url)] == [1, 2, 3]
+    with psycopg.connect(empty_database_url) as conn:
+        valid = conn.execute(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'loans_one_per_id'::regclass"
+        ).fetchone()
+    assert valid == (True,)
+    assert db(cli, empty_database_url, "verify", directory=migrations_dir).exit_code == 0
+
+
 def test_new_writes_the_next_numbered_file(cli: Any, migrations_dir: Path) -> None:
     result = cli("db", "new", "Add rule hash!", "--migrations-dir", str(migrations_dir))
     assert result.exit_code == 0

@@ -411,13 +411,46 @@ def apply_file(conn: psycopg.Connection[Any], file: MigrationFile, lock_timeout:
             _run_statements(conn, file)
             return _record(conn, file, started)
     # Outside a transaction each statement commits on its own; the history row is written
-    # last, so an interrupted file is simply run again (keep such files idempotent).
+    # last, so an interrupted file is simply run again (keep such files idempotent). A
+    # CREATE INDEX CONCURRENTLY that failed leaves its index behind, INVALID: an idempotent
+    # file (IF NOT EXISTS) would then skip it and be recorded as applied. So such indexes are
+    # dropped before the file runs again, and none may be left when it is recorded.
     conn.execute("SELECT set_config('lock_timeout', %s, false)", (lock_timeout,))
     try:
+        for name in invalid_indexes(conn):
+            conn.execute(
+                sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name))
+            )
         _run_statements(conn, file)
+        left = invalid_indexes(conn)
+        if left:
+            raise OperationFailed(
+                f"{file.name}: index {', '.join(left)} is INVALID after the run (a CONCURRENTLY"
+                " build did not finish); it was not recorded: rerun db migrate to rebuild it"
+            )
         return _record(conn, file, started)
     finally:
         conn.execute("RESET lock_timeout")
+
+
+# The schema's INVALID indexes, but those a CREATE INDEX CONCURRENTLY is building right now
+# (an index is INVALID until its build ends).
+_INVALID_INDEXES = """
+SELECT c.relname::text
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() AND NOT i.indisvalid
+  AND i.indexrelid NOT IN (SELECT p.index_relid FROM pg_stat_progress_create_index p)
+ORDER BY 1
+"""
+
+
+def invalid_indexes(conn: psycopg.Connection[Any]) -> list[str]:
+    from psycopg.rows import tuple_row
+
+    with conn.cursor(row_factory=tuple_row) as cursor:
+        return [name for (name,) in cursor.execute(_INVALID_INDEXES).fetchall()]
 
 
 def _run_statements(conn: psycopg.Connection[Any], file: MigrationFile) -> None:

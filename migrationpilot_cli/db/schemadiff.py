@@ -20,13 +20,14 @@ views, columns and functions granted to every grantee but the object's owner. Ro
 read: the history table counts by its definition only. Owners and grantors are left out of
 the comparison, since the scratch database belongs to whoever runs ``db verify``.
 
-Three checks read the live database alone (the scratch database could not tell): every
+Four checks read the live database alone (the scratch database could not tell): every
 table, view, sequence, function and type is owned by the owner of the history table; no
-SECURITY DEFINER function is executable by PUBLIC; and ``migrationpilot_app`` has neither
-SUPERUSER nor BYPASSRLS and is a member of no role (either would let the application past
-row-level security or its grants):
+index is INVALID; no SECURITY DEFINER function is executable by PUBLIC; and
+``migrationpilot_app`` has neither SUPERUSER nor BYPASSRLS and is a member of no role
+(either would let the application past row-level security or its grants):
 
     function current_organization_id(): owned by probe, not by migrationpilot_owner
+    index loans_one_per_id: INVALID (a CONCURRENTLY build that failed); rerun db ...
     function current_tenant_id(): SECURITY DEFINER and executable by PUBLIC
     role migrationpilot_app: member of pg_write_all_data
 """
@@ -273,6 +274,22 @@ KINDS: dict[str, Kind] = {
           JOIN pg_class AS h
             ON h.oid = to_regclass(format('%%I.%%I', %(schema)s::text, %(history)s::text))
          WHERE o.owner <> h.relowner
+        """,
+        live_only=True,
+    ),
+    "invalid indexes": Kind(
+        (),
+        # A CREATE INDEX CONCURRENTLY that failed leaves its index INVALID: never used by a
+        # query, yet enforcing its uniqueness and slowing every write. db migrate rebuilds it.
+        """
+        SELECT 'index ' || c.relname || ': INVALID (a CONCURRENTLY build that failed);'
+                   || ' rerun db migrate to rebuild it',
+               t.relname::text
+          FROM pg_index AS i
+          JOIN pg_class AS c ON c.oid = i.indexrelid
+          JOIN pg_class AS t ON t.oid = i.indrelid
+          JOIN pg_namespace AS n ON n.oid = c.relnamespace
+         WHERE n.nspname = %(schema)s AND NOT i.indisvalid
         """,
         live_only=True,
     ),
