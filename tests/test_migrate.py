@@ -313,15 +313,16 @@ def test_lock_timeout_bounds_the_wait_for_another_migration_and_names_it(
 ) -> None:
     # Another `db migrate` (here, a session holding the same advisory lock) runs: ours waits at
     # most --lock-timeout, then says who holds the lock, and applies nothing.
+    def migrate() -> subprocess.CompletedProcess[str]:
+        command = [str(CONSOLE_SCRIPT), "--database-url", empty_database_url, "db", "migrate",
+                   "--migrations-dir", str(migrations_dir), "--lock-timeout", "300ms"]  # fmt: skip
+        return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
     with psycopg.connect(empty_database_url, autocommit=True) as holder:
         holder.execute("SET application_name = 'the other migrator'")
         holder.execute("SELECT pg_advisory_lock(%s)", (migrations.LOCK_KEY,))
         pid = holder.execute("SELECT pg_backend_pid()").fetchone()
-        result = subprocess.run(
-            [str(CONSOLE_SCRIPT), "--database-url", empty_database_url, "db", "migrate",
-             "--migrations-dir", str(migrations_dir), "--lock-timeout", "300ms"],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+        result = migrate()
         assert (result.returncode, result.stdout) == (1, "")
         assert result.stderr.startswith(
             "error: waited 300ms for the migration lock (--lock-timeout); another migration"
@@ -331,11 +332,7 @@ def test_lock_timeout_bounds_the_wait_for_another_migration_and_names_it(
         assert len(result.stderr.splitlines()) == 1
     assert history(empty_database_url) == []
     # Once it is free, the same command runs.
-    rerun = subprocess.run(
-        [str(CONSOLE_SCRIPT), "--database-url", empty_database_url, "db", "migrate",
-         "--migrations-dir", str(migrations_dir), "--lock-timeout", "300ms"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    rerun = migrate()
     assert rerun.returncode == 0, rerun.stderr
     assert [row[0] for row in history(empty_database_url)] == [1, 2]
 

@@ -102,8 +102,15 @@ def list_rules(
     from psycopg import sql
 
     params = _filter_parameters(
-        project_id, organization_id, status, category, min_confidence, max_confidence
-    ) | {"file": source_file, "search": _pattern(search), "limit": limit}
+        project_id,
+        organization_id,
+        status,
+        category,
+        min_confidence,
+        max_confidence,
+        source_file,
+        search,
+    ) | {"limit": limit}
     keyset, keys = _after(sort, after)
     return conn.execute(
         sql.SQL(_LIST).format(
@@ -141,8 +148,15 @@ def count_rules(
     from psycopg import sql
 
     params = _filter_parameters(
-        project_id, organization_id, status, category, min_confidence, max_confidence
-    ) | {"file": source_file, "search": _pattern(search)}
+        project_id,
+        organization_id,
+        status,
+        category,
+        min_confidence,
+        max_confidence,
+        source_file,
+        search,
+    )
     row = conn.execute(
         sql.SQL(_COUNT).format(filters=_filters(project_id, sort)), params
     ).fetchone()
@@ -156,7 +170,10 @@ def _filter_parameters(
     category: str | None,
     min_confidence: Decimal | None,
     max_confidence: Decimal | None,
+    source_file: str | None,
+    search: str | None,
 ) -> dict[str, Any]:
+    """The bound values of the filters that list_rules and count_rules share."""
     return {
         "project": project_id,
         "organization": organization_id,
@@ -164,6 +181,8 @@ def _filter_parameters(
         "category": category,
         "min_confidence": min_confidence,
         "max_confidence": max_confidence,
+        "file": source_file,
+        "search": _pattern(search),
     }
 
 
