@@ -69,6 +69,23 @@ def describe(error: BaseException) -> tuple[str, int]:
     return f"internal error: {type(error).__name__}: {error} (rerun with --debug)", 1
 
 
+# The server ended the session: terminated by an administrator (57P01), crashed or shutting
+# down (57P02, 57P03), idle too long (25P03, 57P05), or a connection exception (class 08).
+_SESSION_ENDED = frozenset({"57P01", "57P02", "57P03", "57P05", "25P03"})
+
+
+def connection_lost(error: BaseException) -> bool:
+    """Whether ``error`` means the connection is gone (exit 3), whatever the command was doing:
+    an error with no SQLSTATE (nothing answered), or one the server sends as it ends the
+    session."""
+    import psycopg
+
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    sqlstate = error.diag.sqlstate if error.diag else None
+    return not sqlstate or sqlstate in _SESSION_ENDED or sqlstate.startswith("08")
+
+
 def _describe_database_error(error: BaseException) -> tuple[str, int]:
     import psycopg
 
@@ -78,8 +95,8 @@ def _describe_database_error(error: BaseException) -> tuple[str, int]:
     message = (diag.message_primary if diag else None) or str(error).strip().splitlines()[0]
     detail = diag.message_detail if diag else None
     text = mask_password(f"{message} ({detail})" if detail else message)
-    if isinstance(error, psycopg.OperationalError) and not (diag and diag.sqlstate):
-        return f"lost the database connection: {text}", 3  # no SQLSTATE: nothing answered
+    if connection_lost(error):
+        return f"lost the database connection: {text}", 3
     if isinstance(error, psycopg.errors.UniqueViolation) and diag:
         # Under row-level security PostgreSQL withholds the key values (no DETAIL).
         key = re.match(r"Key \((.+)\)=\((.*)\) already exists", detail or "")

@@ -80,6 +80,26 @@ OrgOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def _duration(value: str) -> str:
+    from migrationpilot_cli.db.locks import timeout_seconds
+
+    timeout_seconds(value)  # bad input before any connection
+    return value
+
+
+# The bulk imports of a project: a second one waits for the first, this long at most.
+LockTimeoutOption = Annotated[
+    str,
+    typer.Option(
+        "--lock-timeout",
+        callback=_duration,
+        help="Wait at most this long (ms, s, min, h; 0: as long as it takes) while another"
+        " import writes to the project; the summary's waited_seconds says how long it waited.",
+    ),
+]
+
 ProjectFilterOption = Annotated[
     str | None,
     typer.Option(

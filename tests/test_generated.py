@@ -109,6 +109,7 @@ def test_import_infers_type_and_language_and_measures_each_file(
         "skipped": 0,
         "skipped_by_reason": {"excluded": 0, "binary": 0, "not_regular_file": 0},
         "by_type": {"source": 7, "test": 3, "config": 2, "doc": 1},
+        "waited_seconds": 0.0,  # no other import was writing to the project
     }
     assert stored(conn) == sorted(
         (path, kind, language, lines, len(data), hashlib.sha256(data).hexdigest())

@@ -447,7 +447,7 @@ def wait_until_blocked(conn: psycopg.Connection[Any]) -> None:
         waiting = rows(
             conn,
             "SELECT count(*) FROM pg_stat_activity"
-            " WHERE application_name = 'migrationpilot' AND wait_event_type = 'Lock'",
+            " WHERE application_name LIKE 'migrationpilot%%' AND wait_event_type = 'Lock'",
         )
         if waiting[0][0]:
             return

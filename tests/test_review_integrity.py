@@ -308,7 +308,13 @@ def test_cli_a_reimport_that_reopens_a_reviewed_rule_counts_it_once_in_one_versi
     path.write_text("".join(json.dumps(record) + "\n" for record in records))
     again = acme(*DEV, "rules", "import", str(path), "-p", "Loans core", "--format", "json")
     assert again.exit_code == 0, again.stderr
-    assert json.loads(again.stdout) == {"inserted": 0, "updated": 1, "unchanged": 1, "reopened": 1}
+    assert json.loads(again.stdout) == {
+        "inserted": 0,
+        "updated": 1,
+        "unchanged": 1,
+        "reopened": 1,
+        "waited_seconds": 0.0,
+    }
     assert review_state(conn, fee) == ("pending", None, False, None, team.dev, 3)
     assert versions(conn, fee) == [
         (1, team.dev, "import", "pending"),

@@ -317,7 +317,7 @@ def test_a_lost_connection_ends_the_app_with_exit_3(
     async def approve_without_a_server(app: Any, pilot: Any) -> None:
         conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE application_name = 'migrationpilot' AND pid <> pg_backend_pid()"
+            " WHERE application_name LIKE 'migrationpilot%' AND pid <> pg_backend_pid()"
         )
         await pilot.press("a")
         await pilot.pause()

@@ -170,7 +170,13 @@ def test_import_json_lines_cuts_the_source_and_hashes_its_lines(
 ) -> None:
     result = import_rules(acme, tmp_path / "rules.jsonl", *RULES)
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == {"inserted": 3, "updated": 0, "unchanged": 0, "reopened": 0}
+    assert json.loads(result.stdout) == {
+        "inserted": 3,
+        "updated": 0,
+        "unchanged": 0,
+        "reopened": 0,
+        "waited_seconds": 0.0,
+    }
     stored = rows(
         conn,
         "SELECT r.name, category::text, confidence::text, source_code, source_hash, inputs,"
@@ -234,7 +240,9 @@ def test_import_json_array_from_a_file_and_json_lines_from_stdin(
     result = acme(*ANA, "rules", "import", str(array), "-p", "Loans core")
     assert result.exit_code == 0, result.stderr
     # Piped: tsv field/value lines.
-    assert result.stdout == "inserted\t2\nupdated\t0\nunchanged\t0\nreopened\t0\n"
+    assert (
+        result.stdout == "inserted\t2\nupdated\t0\nunchanged\t0\nreopened\t0\nwaited_seconds\t0.0\n"
+    )
     # A given source_code is kept; the hash is always of the stored lines.
     assert rows(
         conn, "SELECT source_code, source_hash FROM business_rules WHERE name = 'Monthly interest'"
@@ -252,7 +260,13 @@ def test_import_json_array_from_a_file_and_json_lines_from_stdin(
         input=jsonl(ADULT, FLOOR),
     )
     assert piped.exit_code == 0, piped.stderr
-    assert json.loads(piped.stdout) == {"inserted": 1, "updated": 0, "unchanged": 1, "reopened": 0}
+    assert json.loads(piped.stdout) == {
+        "inserted": 1,
+        "updated": 0,
+        "unchanged": 1,
+        "reopened": 0,
+        "waited_seconds": 0.0,
+    }
     assert rows(conn, "SELECT count(*) FROM business_rules") == [(3,)]
 
 
@@ -263,7 +277,13 @@ def test_reimport_is_idempotent_and_a_changed_rule_gets_a_new_version(
     import_rules(acme, path, *RULES)
     before = stored_state(conn)[:2]
     again = import_rules(acme, path, *RULES)
-    assert json.loads(again.stdout) == {"inserted": 0, "updated": 0, "unchanged": 3, "reopened": 0}
+    assert json.loads(again.stdout) == {
+        "inserted": 0,
+        "updated": 0,
+        "unchanged": 3,
+        "reopened": 0,
+        "waited_seconds": 0.0,
+    }
     assert stored_state(conn)[:2] == before
 
     monthly = rule_ids(conn)["Monthly interest"]
@@ -276,7 +296,13 @@ def test_reimport_is_idempotent_and_a_changed_rule_gets_a_new_version(
     new_rule = {**ADULT, "name": "Income of at least 12000", "source_start_line": 7,
                 "source_end_line": 9}  # fmt: skip
     result = import_rules(acme, path, FLOOR, changed, ADULT, new_rule)
-    assert json.loads(result.stdout) == {"inserted": 1, "updated": 1, "unchanged": 2, "reopened": 1}
+    assert json.loads(result.stdout) == {
+        "inserted": 1,
+        "updated": 1,
+        "unchanged": 2,
+        "reopened": 1,
+        "waited_seconds": 0.0,
+    }
     assert rows(
         conn,
         "SELECT version, confidence::text, formula, review_status::text, review_comments"

@@ -102,7 +102,12 @@ def test_import_json_lines_stores_every_case_exactly_and_audits(
     (workdir / "cases.jsonl").write_text(with_rules(CASES, world))
     result = import_cases(acme, "cases.jsonl", "--format", "json")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == {"inserted": 3, "updated": 0, "unchanged": 0}
+    assert json.loads(result.stdout) == {
+        "inserted": 3,
+        "updated": 0,
+        "unchanged": 0,
+        "waited_seconds": 0.0,
+    }
     loans = world["loans"]
     assert stored(conn) == [
         (world["B"], "big", None, "{}", "1234567890.12345678901234567890", loans),
@@ -129,9 +134,19 @@ def test_array_file_and_stdin_import_the_same_cases(
     records = [line for line in with_rules(CASES, world).splitlines() if line]
     (workdir / "cases.json").write_text("[\n  " + ",\n  ".join(records) + "\n]\n")
     first = import_cases(acme, "cases.json", "--format", "json")
-    assert json.loads(first.stdout) == {"inserted": 3, "updated": 0, "unchanged": 0}
+    assert json.loads(first.stdout) == {
+        "inserted": 3,
+        "updated": 0,
+        "unchanged": 0,
+        "waited_seconds": 0.0,
+    }
     again = import_cases(acme, "-", "--format", "json", input=with_rules(CASES, world))
-    assert json.loads(again.stdout) == {"inserted": 0, "updated": 0, "unchanged": 3}
+    assert json.loads(again.stdout) == {
+        "inserted": 0,
+        "updated": 0,
+        "unchanged": 3,
+        "waited_seconds": 0.0,
+    }
     assert len(stored(conn)) == 3
 
 
@@ -143,7 +158,12 @@ def test_reimport_is_idempotent_then_updates_changed_cases(
     import_cases(acme, "cases.jsonl")
     before = rows(conn, "SELECT id, updated_at FROM test_cases ORDER BY id")
     same = import_cases(acme, "cases.jsonl", "--format", "json")
-    assert json.loads(same.stdout) == {"inserted": 0, "updated": 0, "unchanged": 3}
+    assert json.loads(same.stdout) == {
+        "inserted": 0,
+        "updated": 0,
+        "unchanged": 3,
+        "waited_seconds": 0.0,
+    }
     assert rows(conn, "SELECT id, updated_at FROM test_cases ORDER BY id") == before
 
     changed = with_rules(CASES, world).replace('"description": "edge", ', "")
@@ -152,7 +172,12 @@ def test_reimport_is_idempotent_then_updates_changed_cases(
     )
     cases.write_text(changed)
     result = import_cases(acme, "cases.jsonl", "--format", "json")
-    assert json.loads(result.stdout) == {"inserted": 1, "updated": 1, "unchanged": 2}
+    assert json.loads(result.stdout) == {
+        "inserted": 1,
+        "updated": 1,
+        "unchanged": 2,
+        "waited_seconds": 0.0,
+    }
     assert rows(conn, "SELECT description FROM test_cases WHERE name = 'zero principal'") == [
         (None,)
     ]

@@ -92,9 +92,9 @@ def migrate(
     header: HeaderOption = None,
 ) -> None:
     """Apply pending migrations in order, each in its own transaction, under a lock."""
-    from migrationpilot_cli.db import connect, migrations
+    from migrationpilot_cli.db import connect, locks, migrations
 
-    migrations.timeout_seconds(lock_timeout)  # bad input before any connection
+    locks.timeout_seconds(lock_timeout)  # bad input before any connection
     files = _files(migrations_dir)
     if target is not None and target not in {file.version for file in files}:
         raise BadInput(f"--target {target}: no migration file has that version")

@@ -11,9 +11,10 @@ from typing import Annotated
 import typer
 
 from migrationpilot_cli import sourcetree
+from migrationpilot_cli.db import locks
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
-from migrationpilot_cli.options import OrgOption, ProjectOption, examples
+from migrationpilot_cli.options import LockTimeoutOption, OrgOption, ProjectOption, examples
 from migrationpilot_cli.output import (
     FieldsOption,
     FormatOption,
@@ -74,6 +75,7 @@ def import_(
         bool, typer.Option("--skip-unreadable", help="Skip files that cannot be read.")
     ] = False,
     org: OrgOption = None,
+    lock_timeout: LockTimeoutOption = "1min",
     fmt: FormatOption = None,
 ) -> None:
     """Import (or re-import) a legacy source tree into a project; all or nothing.
@@ -95,6 +97,7 @@ def import_(
                 skip_unreadable=skip_unreadable,
                 progress=advance,
             )
+            waited = locks.lock_project(conn, found, lock_timeout)
             outcome = files.merge(conn, found, tree, prune=prune)
         summary = {
             **{name: len(paths) for name, paths in outcome.items()},
@@ -102,6 +105,7 @@ def import_(
             "skipped": sum(scan.skipped.values()),
             "skipped_by_reason": {reason: scan.skipped[reason] for reason in SKIP_REASONS},
             "lines": scan.lines,
+            "waited_seconds": round(waited, 2),
         }
     for warning in scan.warnings:
         notice(f"warning: {warning}")

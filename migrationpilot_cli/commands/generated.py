@@ -25,9 +25,16 @@ from typing import Annotated, Any
 import typer
 
 from migrationpilot_cli import sourcetree
+from migrationpilot_cli.db import locks
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput, OperationFailed
-from migrationpilot_cli.options import OrgOption, ProjectFilterOption, ProjectOption, examples
+from migrationpilot_cli.options import (
+    LockTimeoutOption,
+    OrgOption,
+    ProjectFilterOption,
+    ProjectOption,
+    examples,
+)
 from migrationpilot_cli.output import (
     FieldsOption,
     FormatOption,
@@ -103,6 +110,7 @@ def import_(
         ),
     ] = False,
     org: OrgOption = None,
+    lock_timeout: LockTimeoutOption = "1min",
     fmt: FormatOption = None,
 ) -> None:
     """Import (or re-import) a directory of generated code into a project; all or nothing.
@@ -112,6 +120,7 @@ def import_(
         files, scan = read_tree(directory, exclude or (), file_type, skip_binary, advance)
     with transaction(ctx.obj, requires=("developer", "import or change generated files")) as conn:
         found = projects.resolve(conn, project, org)
+        waited = locks.lock_project(conn, found, lock_timeout)
         outcome = generated.merge(conn, found, files)
         types = Counter(file.type for file in files)
         summary = {
@@ -119,6 +128,7 @@ def import_(
             "skipped": sum(scan.skipped.values()),
             "skipped_by_reason": {reason: scan.skipped[reason] for reason in _IMPORT_SKIP_REASONS},
             "by_type": {kind.value: types[kind.value] for kind in GeneratedFileType},
+            "waited_seconds": round(waited, 2),
         }
     for warning in scan.warnings:
         notice(f"warning: {warning}")

@@ -8,9 +8,16 @@ from uuid import UUID
 import typer
 
 from migrationpilot_cli import jsonrecords, refs, validation
+from migrationpilot_cli.db import locks
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
-from migrationpilot_cli.options import OrgOption, ProjectFilterOption, ProjectOption, examples
+from migrationpilot_cli.options import (
+    LockTimeoutOption,
+    OrgOption,
+    ProjectFilterOption,
+    ProjectOption,
+    examples,
+)
 from migrationpilot_cli.output import (
     FieldsOption,
     FormatOption,
@@ -49,6 +56,7 @@ def import_(
     ],
     project: ProjectOption,
     org: OrgOption = None,
+    lock_timeout: LockTimeoutOption = "1min",
     fmt: FormatOption = None,
 ) -> None:
     """Import test cases for a project's rules; all or nothing.
@@ -63,7 +71,8 @@ def import_(
     cases = validated(jsonrecords.load(source))
     with transaction(ctx.obj, requires=("developer", "import or change test cases")) as conn:
         found = projects.resolve(conn, project, org)
-        summary = test_cases.merge(conn, found, cases)
+        waited = locks.lock_project(conn, found, lock_timeout)
+        summary = {**test_cases.merge(conn, found, cases), "waited_seconds": round(waited, 2)}
     render_record(summary, fmt=fmt)
 
 

@@ -98,7 +98,9 @@ def connect(
                 conninfo,
                 autocommit=autocommit,
                 row_factory=dict_row,
-                application_name="migrationpilot",
+                # The command ('migrationpilot files import'): who holds a lock, in
+                # pg_stat_activity and in our own messages.
+                application_name=CLIENT.get(),
                 # An attempt never outlasts the wait by much (libpq's minimum is 2 s).
                 connect_timeout=int(min(10, max(2, deadline - time.monotonic()))),
             )

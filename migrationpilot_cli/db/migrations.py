@@ -22,15 +22,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
+from migrationpilot_cli.db import locks
 from migrationpilot_cli.db.sqlscript import Statement, mentions_word, split_statements
-from migrationpilot_cli.errors import BadInput, OperationFailed
+from migrationpilot_cli.errors import BadInput, OperationFailed, connection_lost
 
 if TYPE_CHECKING:
     import psycopg
@@ -40,10 +41,6 @@ HISTORY_TABLE = "migrationpilot_schema_history"
 LOCK_KEY = int.from_bytes(b"mpilot-m", "big")
 _HISTORY = sql.Identifier(HISTORY_TABLE)
 FILE_NAME = re.compile(r"^V(?P<version>[0-9]+)__(?P<slug>[A-Za-z0-9_]+)\.sql$")
-_LOCK_POLL_SECONDS = 0.1
-# --lock-timeout: a whole number and PostgreSQL's unit (none: milliseconds, as lock_timeout).
-LOCK_TIMEOUT = re.compile(r"^(?P<amount>[0-9]+)(?P<unit>ms|s|min|h)?$")
-_SECONDS_PER = {None: 0.001, "ms": 0.001, "s": 1, "min": 60, "h": 3600}
 NO_TRANSACTION = re.compile(r"^--\s*migrationpilot:\s*no-transaction\s*$", re.IGNORECASE)
 
 _CREATE_HISTORY = """
@@ -275,59 +272,20 @@ def pending(
 @contextmanager
 def migration_lock(conn: psycopg.Connection[Any], lock_timeout: str) -> Iterator[None]:
     """Hold the advisory lock for the whole run; concurrent runs queue here, at most
-    ``lock_timeout`` (0: as long as it takes, as PostgreSQL's lock_timeout 0 means).
+    ``lock_timeout``, then exit 1 naming the run that holds it."""
 
-    A queued run polls rather than blocking in pg_advisory_lock: a statement blocked there
-    holds a snapshot, and a CREATE INDEX CONCURRENTLY of the running migration waits for
-    every older snapshot to go, so the two would wait for each other (a deadlock)."""
-    from psycopg.rows import tuple_row
+    def refusal(holder: str) -> str:
+        return (
+            f"waited {lock_timeout} for the migration lock (--lock-timeout); another migration"
+            f" holds it: {holder}; wait for it, or raise --lock-timeout"
+        )
 
-    patience = timeout_seconds(lock_timeout)
-    deadline = time.monotonic() + patience
-    with conn.cursor(row_factory=tuple_row) as cursor:  # whatever the connection's rows are
-        while cursor.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone() != (True,):
-            if patience and time.monotonic() >= deadline:
-                raise OperationFailed(_lock_holder(cursor, lock_timeout))
-            time.sleep(_LOCK_POLL_SECONDS)
+    locks.acquire(conn, LOCK_KEY, lock_timeout=lock_timeout, scope="session", refusal=refusal)
     try:
         yield
     finally:
         if not conn.closed:
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
-
-
-def timeout_seconds(lock_timeout: str) -> float:
-    """``lock_timeout`` (checked against LOCK_TIMEOUT) in seconds."""
-    found = LOCK_TIMEOUT.match(lock_timeout)
-    if found is None:
-        raise BadInput(f"--lock-timeout {lock_timeout!r}: expected a duration like 500ms, 5s, 1min")
-    return int(found["amount"]) * _SECONDS_PER[found["unit"]]
-
-
-# Who holds the migration lock: an advisory lock on a bigint key shows in pg_locks as its
-# high and low 32 bits (classid, objid), with objsubid 1.
-_LOCK_HOLDER = """
-SELECT a.pid, coalesce(NULLIF(a.application_name, ''), 'no application name'),
-       a.backend_start, a.usename
-FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-  AND l.classid::bigint = %s AND l.objid::bigint = %s
-"""
-
-
-def _lock_holder(cursor: Any, lock_timeout: str) -> str:
-    """The message of a run that waited ``lock_timeout`` for the lock: who holds it."""
-    high, low = LOCK_KEY >> 32, LOCK_KEY & 0xFFFFFFFF
-    row = cursor.execute(_LOCK_HOLDER, (high, low)).fetchone()
-    waited = f"waited {lock_timeout} for the migration lock (--lock-timeout)"
-    if row is None:  # let go just now, or not visible to this role
-        return f"{waited}; another migration holds it"
-    pid, application, since, user = row
-    started = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if since else "?"
-    return (
-        f"{waited}; another migration holds it: pid {pid} ({application}, user {user},"
-        f" connected since {started}); wait for it, or raise --lock-timeout"
-    )
 
 
 def migrate(
@@ -461,6 +419,8 @@ def _run_statements(conn: psycopg.Connection[Any], file: MigrationFile) -> None:
             # Sent as bytes with no parameters: the text is the DBA's SQL, verbatim.
             conn.execute(statement.text.encode(), prepare=False)
         except psycopg.Error as error:
+            if connection_lost(error):
+                raise  # exit 3 from the boundary, not a failed statement
             raise _statement_failed(file, statement, error) from error
 
 

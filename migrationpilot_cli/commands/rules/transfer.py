@@ -11,9 +11,10 @@ from typing import Annotated, Any
 
 import typer
 
+from migrationpilot_cli.db import locks
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
-from migrationpilot_cli.options import OrgOption, ProjectOption, examples
+from migrationpilot_cli.options import LockTimeoutOption, OrgOption, ProjectOption, examples
 from migrationpilot_cli.output import FormatOption, OutputFormat, notice, render, render_record
 from migrationpilot_cli.queries import projects, rules
 
@@ -38,6 +39,7 @@ def import_(
     ],
     project: ProjectOption,
     org: OrgOption = None,
+    lock_timeout: LockTimeoutOption = "1min",
     fmt: FormatOption = None,
 ) -> None:
     """Import (or re-import) the rules an analyzer extracted; validated first, all or nothing.
@@ -53,7 +55,8 @@ def import_(
     records = rulefiles.validate(jsonrecords.load(source))
     with transaction(ctx.obj, requires=("developer", "import or edit rules")) as conn:
         found = projects.resolve(conn, project, org)
-        summary = rule_import.merge(conn, found, records)
+        waited = locks.lock_project(conn, found, lock_timeout)
+        summary = {**rule_import.merge(conn, found, records), "waited_seconds": round(waited, 2)}
     if summary["reopened"]:
         notice(f"{summary['reopened']} reviewed rules changed and are pending review again")
     render_record(summary, fmt=fmt)
