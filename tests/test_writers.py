@@ -122,32 +122,29 @@ def test_an_import_waits_for_the_projects_other_writer_and_says_how_long(
     assert count(conn, table) > before
 
 
+# The operator sees when the holder connected; the app role (--as) may not, and is told the rest.
+@pytest.mark.parametrize("acting", [(), ("--as", "lead@acme.test")], ids=["operator", "as a user"])
 def test_the_wait_is_bounded_and_names_who_holds_the_project(
-    demo: Any, database_url: str, conn: psycopg.Connection[Any], tmp_path: Path
+    demo: Any,
+    database_url: str,
+    conn: psycopg.Connection[Any],
+    tmp_path: Path,
+    acting: tuple[str, ...],
 ) -> None:
-    rules = rule_file(tmp_path / "r.jsonl", 5)
+    rules = str(rule_file(tmp_path / "r.jsonl", 5))
     before = rows(conn, "SELECT count(*) FROM business_rules")
     with psycopg.connect(database_url, autocommit=True) as other:
         other.execute("SET application_name = 'the other import'")
         other.execute("SELECT pg_advisory_lock(%s)", (locks.project_key(project_id(conn)),))
         pid = other.info.backend_pid
-        code, stdout, stderr = finish(
-            start(
-                database_url,
-                "rules",
-                "import",
-                str(rules),
-                "-p",
-                PROJECT,
-                "--lock-timeout",
-                "300ms",
-            )
-        )
+        importing = ("rules", "import", rules, "-p", PROJECT, "--lock-timeout", "300ms")
+        code, stdout, stderr = finish(start(database_url, *acting, *importing))
     assert (code, stdout) == (1, "")
     assert stderr.startswith(
         f"error: waited 300ms for another writer of project 'Loans core' (--lock-timeout):"
         f" pid {pid} (the other import, user "
     )
+    assert ("connected since" in stderr) == (not acting)
     assert stderr.endswith(" holds it; nothing was written: retry, or raise --lock-timeout\n")
     assert len(stderr.splitlines()) == 1
     assert rows(conn, "SELECT count(*) FROM business_rules") == before

@@ -122,5 +122,7 @@ def holder(cursor: Any, key: int) -> str:
     if row is None:  # let go just now, or not visible to this role
         return "another session"
     pid, application, since, user = row
-    started = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if since else "?"
+    if since is None:  # hidden from a role that may not read other sessions' statistics
+        return f"pid {pid} ({application}, user {user})"
+    started = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return f"pid {pid} ({application}, user {user}, connected since {started})"
