@@ -20,11 +20,12 @@ new command gets these checks without asking. A refusal is Click's usage error: 
 from __future__ import annotations
 
 import copy
+import io
 import math
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from typer._click import types
 from typer.models import TyperPath
@@ -136,6 +137,20 @@ def harden(command: Any) -> Any:
     for param in command.params:
         param.type = _checked(param.type)
     return command
+
+
+def open_binary(argument: str) -> BinaryIO:
+    """The bytes of the file named ``argument`` (the caller closes it), or of stdin when it is
+    ``-``, to be read as a stream."""
+    if argument == "-":
+        stream = getattr(sys.stdin, "buffer", None)
+        if stream is not None:
+            return cast(BinaryIO, stream)
+        return io.BytesIO(sys.stdin.read().encode(errors="surrogateescape"))
+    try:
+        return open(argument, "rb")
+    except OSError as error:
+        raise BadInput(f"{argument}: cannot read ({error.strerror})") from error
 
 
 def read_text(argument: str, option: str | None = None) -> str:

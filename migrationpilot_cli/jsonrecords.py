@@ -17,9 +17,12 @@ a location, ``cases.jsonl line 37`` (JSON Lines) or ``cases.json [12]`` (an arra
 
 from __future__ import annotations
 
+import codecs
+import io
 import json
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, BinaryIO
 
 from migrationpilot_cli.errors import BadInput
 
@@ -40,24 +43,35 @@ _WHITESPACE = " \t\n\r"
 _NUL_ESCAPE = "\\u0000"
 
 
-def load(argument: str) -> list[Record]:
-    """The records of the file named ``argument``, or of stdin when it is ``-``."""
-    from migrationpilot_cli.inputs import read_text
+def stream(argument: str) -> Iterator[Record]:
+    """The records of the file named ``argument``, or of stdin when it is ``-``, one at a time
+    as they are read: an import holds one record in memory, not the file. The file is opened
+    now (an unreadable one is bad input before any work), read as the records are taken."""
+    from migrationpilot_cli.inputs import open_binary
 
-    return parse(read_text(argument), "stdin" if argument == "-" else argument)
+    data = open_binary(argument)
+    if argument == "-":
+        return _records(data, "stdin")
+    return _closing(data, _records(data, argument))
+
+
+def _closing(data: BinaryIO, records: Iterator[Record]) -> Iterator[Record]:
+    with data:
+        yield from records
 
 
 def parse(text: str, source_name: str) -> list[Record]:
     """``(location, record)`` for every record of ``text``, in order; BadInput (exit 2) naming
     the line for malformed JSON, and the location for a record that is not an object."""
-    text = text.removeprefix("\ufeff")
-    # JSON can only spell a NUL character as the escape \u0000 (the decoder refuses raw
-    # control characters): without one in the text, no record needs to be searched for it,
-    # which saves walking every value of a 100,000-record import.
-    may_hold_nul = _NUL_ESCAPE in text
-    if text.lstrip(_WHITESPACE).startswith("["):
-        return _parse_array(text, source_name, may_hold_nul)
-    return _parse_lines(text, source_name, may_hold_nul)
+    return list(_records(io.BytesIO(text.encode()), source_name))
+
+
+def _records(data: BinaryIO, source_name: str) -> Iterator[Record]:
+    text = _Text(data, source_name)
+    text.skip_whitespace()
+    if text.peek() == "[":
+        return _array_records(text, source_name)
+    return _line_records(text, source_name)
 
 
 # Compact JSON from the C encoder, for values without a Decimal (most: arrays of names).
@@ -80,10 +94,8 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _parse_lines(text: str, source_name: str, may_hold_nul: bool) -> list[Record]:
-    records: list[Record] = []
-    # Split on newlines only: U+2028 and friends may stand unescaped inside JSON strings.
-    for number, line in enumerate(text.split("\n"), start=1):
+def _line_records(text: _Text, source_name: str) -> Iterator[Record]:
+    for number, line in text.lines():
         if not line.strip(_WHITESPACE):
             continue
         location = f"{source_name} line {number}"
@@ -96,66 +108,163 @@ def _parse_lines(text: str, source_name: str, may_hold_nul: bool) -> list[Record
             raise BadInput(f"{location}: malformed JSON: {error}") from error
         except RecursionError as error:
             raise _too_deep(location) from error
-        records.append((location, _object(value, location, may_hold_nul, _brackets(line))))
-    return records
+        yield location, _object(value, location, line)
 
 
-def _parse_array(text: str, source_name: str, may_hold_nul: bool) -> list[Record]:
+def _array_records(text: _Text, source_name: str) -> Iterator[Record]:
     """Walk the array element by element, so that an error knows its line and every record
     its index."""
-    records: list[Record] = []
-    position = _skip_whitespace(text, text.index("[") + 1)
-    closed = text.startswith("]", position)
+    text.advance(1)  # the [
+    text.skip_whitespace()
+    closed = text.peek() == "]"
+    if closed:
+        text.advance(1)
+    index = 0
     while not closed:
-        start = position
-        location = f"{source_name} [{len(records)}]"
+        location = f"{source_name} [{index}]"
         try:
-            value, position = _DECODER.raw_decode(text, position)
-        except json.JSONDecodeError as error:
-            raise _malformed(source_name, text, error.pos, error.msg) from error
+            value, element = text.decode_value()
         except _NotJson as error:
-            raise _malformed(source_name, text, position, str(error)) from error
+            raise text.malformed(str(error)) from error
         except RecursionError as error:
             raise _too_deep(location) from error
-        brackets = _brackets(text, start, position)
-        records.append((location, _object(value, location, may_hold_nul, brackets)))
-        position = _skip_whitespace(text, position)
-        if text.startswith(",", position):
-            position = _skip_whitespace(text, position + 1)
-        elif text.startswith("]", position):
+        yield location, _object(value, location, element)
+        index += 1
+        text.skip_whitespace()
+        following = text.peek()
+        text.advance(1)
+        if following == ",":
+            text.skip_whitespace()
+        elif following == "]":
             closed = True
         else:
-            raise _malformed(source_name, text, position, "expected ',' or ']'")
-    if text[position + 1 :].strip(_WHITESPACE):
-        raise _malformed(source_name, text, _skip_whitespace(text, position + 1), "extra data")
-    return records
+            text.back(1)
+            raise text.malformed("expected ',' or ']'")
+    text.skip_whitespace()
+    if text.peek():
+        raise text.malformed("extra data")
 
 
-def _skip_whitespace(text: str, position: int) -> int:
-    while position < len(text) and text[position] in _WHITESPACE:
-        position += 1
-    return position
+def _cut_off(error: json.JSONDecodeError, buffer: str) -> bool:
+    """Whether the decoder stopped because the text read so far ends inside the value: at
+    the end of the buffer (a few characters before it for a cut ``\\u`` escape or literal),
+    or inside a string (reported where the string starts)."""
+    return error.pos >= len(buffer) - 6 or error.msg.startswith("Unterminated string")
 
 
-def _malformed(source_name: str, text: str, position: int, message: str) -> BadInput:
-    line = text.count("\n", 0, position) + 1
-    return BadInput(f"{source_name} line {line}: malformed JSON: {message}")
+class _Text:
+    """The UTF-8 text of a byte stream, decoded strictly and read forward in chunks, which
+    knows the line it is on: for the array form, whose elements span lines and chunks."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, data: BinaryIO, source_name: str) -> None:
+        self.data, self.source_name = data, source_name
+        self.buffer, self.position = "", 0
+        self.lines_before = 0  # line breaks in text already dropped from the buffer
+        self.bytes_read, self.ended = 0, False
+        self.decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self.started = False
+
+    def _read(self, size: int) -> bool:
+        """Append about ``size`` more bytes of text; False at the end of the stream."""
+        if self.ended:
+            return False
+        chunk = self.data.read(size)
+        self.ended = not chunk
+        try:
+            decoded = self.decoder.decode(chunk, final=self.ended)
+        except UnicodeDecodeError as error:
+            raise self._not_utf8(error, len(chunk)) from error
+        self.bytes_read += len(chunk)
+        if not self.started:
+            decoded, self.started = decoded.removeprefix("\ufeff"), bool(decoded)
+        if self.position > self.CHUNK:  # drop what is read, keeping the line count
+            self.lines_before += self.buffer.count("\n", 0, self.position)
+            self.buffer, self.position = self.buffer[self.position :], 0
+        self.buffer += decoded
+        return bool(decoded) or not self.ended
+
+    def _not_utf8(self, error: UnicodeDecodeError, chunk_size: int) -> BadInput:
+        # The decoder's bytes are the chunk after what it kept of the one before.
+        kept = len(error.object) - chunk_size
+        line = (
+            self.lines_before + self.buffer.count("\n") + error.object.count(b"\n", 0, error.start)
+        )
+        offset = self.bytes_read - kept + error.start
+        byte = f"byte 0x{error.object[error.start]:02x} at offset {offset}"
+        return BadInput(f"{self.source_name} line {line + 1}: not UTF-8 text ({byte})")
+
+    def lines(self) -> Iterator[tuple[int, str]]:
+        """``(number, line)`` for every line from here on, split on \\n only: U+2028 and
+        friends may stand unescaped inside JSON strings."""
+        number = self.lines_before + self.buffer.count("\n", 0, self.position) + 1
+        while True:
+            end = self.buffer.find("\n", self.position)
+            while end < 0 and self._read(self.CHUNK):
+                end = self.buffer.find("\n", self.position)
+            if end < 0:
+                if self.position < len(self.buffer):
+                    yield number, self.buffer[self.position :]
+                return
+            yield number, self.buffer[self.position : end]
+            self.position, number = end + 1, number + 1
+
+    def peek(self) -> str:
+        while self.position >= len(self.buffer):
+            if not self._read(self.CHUNK):
+                return ""
+        return self.buffer[self.position]
+
+    def advance(self, characters: int) -> None:
+        self.position += characters
+
+    def back(self, characters: int) -> None:
+        self.position -= characters
+
+    def skip_whitespace(self) -> None:
+        while True:
+            end = len(self.buffer)
+            while self.position < end and self.buffer[self.position] in _WHITESPACE:
+                self.position += 1
+            if self.position < end or not self._read(self.CHUNK):
+                return
+
+    def decode_value(self) -> tuple[Any, str]:
+        """The JSON value that starts here, and its text; reads on while the value may just
+        be cut off by the end of the buffer."""
+        size = self.CHUNK
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.buffer, self.position)
+            except json.JSONDecodeError as error:
+                if not (_cut_off(error, self.buffer) and self._read(size)):
+                    self.position = error.pos
+                    raise self.malformed(error.msg) from error
+                size *= 2  # a long element: fewer retries of its decoding
+                continue
+            if end < len(self.buffer) or self.ended or not self._read(size):
+                element = self.buffer[self.position : end]
+                self.position = end
+                return value, element
+
+    def malformed(self, message: str) -> BadInput:
+        line = self.lines_before + self.buffer.count("\n", 0, self.position) + 1
+        return BadInput(f"{self.source_name} line {line}: malformed JSON: {message}")
 
 
-def _object(value: Any, location: str, may_hold_nul: bool, brackets: int) -> dict[str, Any]:
+def _object(value: Any, location: str, text: str) -> dict[str, Any]:
+    """``value`` (parsed from ``text``) as a record: an object, with no NUL character and no
+    deeper than MAX_DEPTH. JSON can only spell a NUL as the escape \\u0000 (the decoder
+    refuses raw control characters), and a record can only be as deep as its text has
+    brackets: most records are searched and counted, in C, and never walked."""
     if not isinstance(value, dict):
         raise BadInput(f"{location}: expected a JSON object, got {_json_type(value)}")
-    if may_hold_nul and _holds_nul(value):
+    if _NUL_ESCAPE in text and _holds_nul(value):
         raise BadInput(f"{location}: a string holds \\u0000, which PostgreSQL cannot store")
-    # A record can only be as deep as its text has brackets: most records are counted, in C,
-    # and not walked.
-    if brackets > MAX_DEPTH and _depth(value) > MAX_DEPTH:
+    if text.count("{") + text.count("[") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
         raise _too_deep(location)
     return value
-
-
-def _brackets(text: str, start: int = 0, end: int | None = None) -> int:
-    return text.count("{", start, end) + text.count("[", start, end)
 
 
 def _depth(value: Any) -> int:

@@ -25,7 +25,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from enum import Enum, StrEnum
 from typing import Annotated, Any, TypeVar
@@ -66,6 +66,7 @@ QuietOption = Annotated[
 
 _COLUMNS_ATTRIBUTE = "output_columns"
 _Command = TypeVar("_Command", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def listing(columns: Sequence[str]) -> Callable[[_Command], _Command]:
@@ -300,9 +301,9 @@ def print_code(code: str, lexer: str, first_line: int = 1) -> None:
 
 
 @contextlib.contextmanager
-def progress(description: str) -> Iterator[Callable[[int, int], None]]:
+def progress(description: str) -> Iterator[Callable[[int, int | None], None]]:
     """A progress bar on stderr when it is a terminal; silent otherwise. Yields
-    ``advance(done, total)``."""
+    ``advance(done, total)`` (total None: not known yet)."""
     if not sys.stderr.isatty():
         yield lambda done, total: None
         return
@@ -311,6 +312,19 @@ def progress(description: str) -> Iterator[Callable[[int, int], None]]:
     with Progress(console=_stderr_console(), transient=True) as bar:
         task = bar.add_task(description, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def counted(
+    items: Iterable[T], advance: Callable[[int, int | None], None], every: int = 1000
+) -> Iterator[T]:
+    """``items`` as they come, telling ``advance`` how many have passed every ``every``."""
+    done = 0
+    for item in items:
+        yield item
+        done += 1
+        if done % every == 0:
+            advance(done, None)
+    advance(done, done)
 
 
 def _write_lines(lines: Any) -> None:

@@ -2,10 +2,11 @@
 report written for business owners.
 
 Pure logic, no I/O: ``jsonrecords`` reads the JSON array or JSON Lines text and locates every
-record (``rules.jsonl line 37``, ``rules.json [12]``); ``validate`` checks each record's
-fields, so that a bad record fails the whole import naming its location and the field, before
-anything is written. What only the database knows (the source file exists in the project, the
-line range lies inside it) is checked there, set-based, by ``queries.rule_import``.
+record (``rules.jsonl line 37``, ``rules.json [12]``); ``checked`` checks each record's
+fields as it streams by, so that a bad record fails the whole import naming its location and
+the field, and nothing is kept. What needs all the records (duplicates) or what only the
+database knows (the source file exists in the project, the line range lies inside it) is
+checked there, set-based, by ``queries.rule_import``.
 
 A record's fields:
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -80,33 +81,17 @@ class RuleRecord:
     inputs: list[Any] = field(default_factory=list)
     outputs: list[Any] = field(default_factory=list)
 
-    @property
-    def identity(self) -> tuple[str, int, int, str]:
-        """What makes a rule the same rule on re-import (with its project)."""
-        return (self.source_file, self.source_start_line, self.source_end_line, self.name)
 
-
-def validate(records: Sequence[Record]) -> list[RuleRecord]:
-    """Every record checked, in order; BadInput (exit 2) for the first bad one, naming its
-    location and field. Two records for the same rule are refused too: which one should
-    win?"""
-    if not records:
-        raise BadInput("no rules found: expected a JSON array or JSON Lines of rule objects")
-    checked: list[RuleRecord] = []
-    first_seen: dict[tuple[str, int, int, str], str] = {}
+def checked(records: Iterable[Record]) -> Iterator[RuleRecord]:
+    """Every record checked as it comes; BadInput (exit 2) for the first bad one, naming its
+    location and field. What needs the whole input (no records at all, the same rule twice)
+    is checked by ``queries.rule_import`` once the records are staged: a million records are
+    never held here."""
     for location, values in records:
-        rule = _record(location, values)
-        earlier = first_seen.setdefault(rule.identity, location)
-        if earlier != location:
-            raise BadInput(
-                f"{location}: the same rule as {_within_source(earlier)}"
-                " (same name, source_file and lines)"
-            )
-        checked.append(rule)
-    return checked
+        yield _record(location, values)
 
 
-def _within_source(location: str) -> str:
+def within_source(location: str) -> str:
     """``line 12`` or ``[3]``: a location without the source's name, which is said already."""
     if " line " in location:
         return "line " + location.rsplit(" line ", 1)[1]

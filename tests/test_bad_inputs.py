@@ -55,7 +55,7 @@ FILES: dict[str, str | bytes] = {
     "past-the-end.jsonl": _jsonl({**RULE, "source_end_line": 99999}),
     "backwards.jsonl": _jsonl({**RULE, "source_start_line": 5, "source_end_line": 2}),
     "twice.jsonl": _jsonl(RULE, RULE),
-    "scalar.json": '[{"name": "x"}, 42]',
+    "scalar.json": '[42, {"name": "x"}]',  # the first bad record in the file is named
     "nan.jsonl": '{"name": "a", "confidence": NaN}\n',
     "empty.jsonl": "\n\n",
     "case-rule-text.jsonl": _jsonl({"rule_id": "one", "name": "x", "inputs": {}, "expected": 1}),
@@ -132,7 +132,7 @@ CATALOGUE: list[tuple[str, list[str], int, str]] = [
     ("the same rule twice", ["rules", "import", "{dir}/twice.jsonl", "-p", "{p}"], 2,
      "line 2: the same rule as line 1"),
     ("array element not an object", ["rules", "import", "{dir}/scalar.json", "-p", "{p}"], 2,
-     "scalar.json [1]: expected a JSON object, got a number"),
+     "scalar.json [0]: expected a JSON object, got a number"),
     ("NaN", ["rules", "import", "{dir}/nan.jsonl", "-p", "{p}"], 2, "NaN is not a JSON value"),
     ("NUL character in a record", ["rules", "import", "{dir}/nul.jsonl", "-p", "{p}"], 2,
      "nul.jsonl line 1: a string holds \\u0000, which PostgreSQL cannot store"),

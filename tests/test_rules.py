@@ -390,11 +390,60 @@ def test_malformed_json_and_array_index_and_unreadable_files(
         f"error: {array} [1]: source_file 'src/GONE.cbl' is not a file of project 'Loans core'"
         " (see `migrationpilot files list`)\n"
     )
+    twice = tmp_path / "twice.json"
+    twice.write_text(json.dumps([FLOOR, MONTHLY, {**FLOOR, "confidence": 0.2}]))
+    repeated = acme(*ANA, "rules", "import", str(twice), "-p", "Loans core")
+    assert (repeated.exit_code, repeated.stderr) == (
+        2,
+        f"error: {twice} [2]: the same rule as [0] (same name, source_file and lines)\n",
+    )
     missing = acme(*ANA, "rules", "import", str(tmp_path / "nope.jsonl"), "-p", "Loans core")
     assert (missing.exit_code, "cannot read" in missing.stderr) == (2, True)
     empty = acme(*ANA, "rules", "import", "-", "-p", "Loans core", input="\n")
     assert (empty.exit_code, "no rules found" in empty.stderr) == (2, True)
     assert rows(conn, "SELECT count(*) FROM business_rules") == [(0,)]
+
+
+# The resident size of the same command before the import streamed its file: 534 MB for
+# 200,000 rules, growing with the file. Streamed, it is about 45 MB whatever the file's size.
+STREAMED_IMPORT_MB = 150
+
+
+def test_a_file_larger_than_any_buffer_is_streamed_and_refused_at_its_last_line(
+    acme: Any, loans: UUID, tmp_path: Path, conn: psycopg.Connection[Any], database_url: str
+) -> None:
+    """200,000 good rules (60 MB) then a bad one: every record is read, checked and copied to
+    the server as it comes, so the whole file passes through the import and its memory stays
+    flat; the last line is refused by name and nothing is written."""
+    import subprocess
+    import sys
+
+    from tests.conftest import CONSOLE_SCRIPT
+
+    count = 200_000
+    big = tmp_path / "big.jsonl"
+    with big.open("w") as out:
+        for number in range(count):
+            out.write(json.dumps({**FLOOR, "name": f"rule {number}"}) + "\n")
+        out.write(json.dumps({**FLOOR, "name": "last", "confidence": 1.5}) + "\n")
+    before = stored_state(conn)
+    command = [str(CONSOLE_SCRIPT), "--database-url", database_url, "--as", ANA[1],
+               "rules", "import", str(big), "-p", "Loans core"]  # fmt: skip
+    # A parent of its own, so that its children's peak is this command's alone.
+    measured = (
+        "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode;"
+        " print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", measured, *command], capture_output=True, text=True, timeout=600
+    )
+    peak_mb = int(completed.stdout) / 1024  # ru_maxrss is in KiB on Linux
+    assert completed.returncode == 2
+    assert completed.stderr == (
+        f"error: {big} line {count + 1}: confidence 1.5 is not between 0 and 1\n"
+    )
+    assert stored_state(conn) == before
+    assert peak_mb < STREAMED_IMPORT_MB, f"peak {peak_mb:.0f} MB"
 
 
 def test_import_into_an_invisible_project_is_not_found(

@@ -136,7 +136,7 @@ def _rules(conn: Any, project: dict[str, Any]) -> dict[str, int]:
     from migrationpilot_cli.queries import rule_import
 
     text = (DATA / "rules.jsonl").read_text(encoding="utf-8")
-    records = rulefiles.validate(jsonrecords.parse(text, "demo rules.jsonl"))
+    records = rulefiles.checked(jsonrecords.parse(text, "demo rules.jsonl"))
     return rule_import.merge(conn, project, records)
 
 
@@ -166,8 +166,9 @@ def _test_cases(conn: Any, project: dict[str, Any]) -> dict[str, int]:
 def _generated(conn: Any, project: dict[str, Any]) -> dict[str, int]:
     from migrationpilot_cli.commands.generated import read_tree
     from migrationpilot_cli.queries import generated
+    from migrationpilot_cli.sourcetree import Scan
 
-    files, _ = read_tree(DATA / "generated", (), None, False, lambda done, total: None)
+    files = read_tree(DATA / "generated", (), None, False, Scan(), lambda done, total: None)
     return _counts(generated.merge(conn, project, files))
 
 

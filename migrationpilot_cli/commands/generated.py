@@ -17,7 +17,7 @@ import hashlib
 import re
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
@@ -116,13 +116,15 @@ def import_(
     """Import (or re-import) a directory of generated code into a project; all or nothing.
 
     New files are added, changed ones updated, unchanged ones left alone."""
-    with progress("reading files") as advance:
-        files, scan = read_tree(directory, exclude or (), file_type, skip_binary, advance)
-    with transaction(ctx.obj, requires=("developer", "import or change generated files")) as conn:
+    scan, types = sourcetree.Scan(), Counter[str]()
+    with (
+        progress("reading files") as advance,
+        transaction(ctx.obj, requires=("developer", "import or change generated files")) as conn,
+    ):
+        files = read_tree(directory, exclude or (), file_type, skip_binary, scan, advance)
         found = projects.resolve(conn, project, org)
         waited = locks.lock_project(conn, found, lock_timeout)
-        outcome = generated.merge(conn, found, files)
-        types = Counter(file.type for file in files)
+        outcome = generated.merge(conn, found, _tally(files, types))
         summary = {
             **{name: len(paths) for name, paths in outcome.items()},
             "skipped": sum(scan.skipped.values()),
@@ -140,15 +142,22 @@ def read_tree(
     excludes: Sequence[str],
     file_type: GeneratedFileType | None,
     skip_binary: bool,
-    advance: Callable[[int, int], None],
-) -> tuple[list[GeneratedFile], sourcetree.Scan]:
-    scan = sourcetree.Scan()
-    files: list[GeneratedFile] = []
-    for relative, absolute in sourcetree.walk(root, excludes, scan, advance):
-        file = _read_one(relative, absolute, file_type, skip_binary, scan)
-        if file is not None:
-            files.append(file)
-    return files, scan
+    scan: sourcetree.Scan,
+    advance: Callable[[int, int | None], None],
+) -> Iterator[GeneratedFile]:
+    """The tree's files, listed now (a missing directory is bad input at once) and read one
+    at a time as the import copies them: the import holds one file, not the tree."""
+    paths = sourcetree.walk(root, excludes, scan, advance)
+    read = (
+        _read_one(relative, absolute, file_type, skip_binary, scan) for relative, absolute in paths
+    )
+    return (file for file in read if file is not None)
+
+
+def _tally(files: Iterable[GeneratedFile], types: Counter[str]) -> Iterator[GeneratedFile]:
+    for file in files:
+        types[file.type] += 1
+        yield file
 
 
 def _read_one(

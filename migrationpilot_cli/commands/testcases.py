@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -68,7 +69,7 @@ def import_(
     object), expected (any JSON) and optionally description; any other field is an error.
     Every record is checked before anything is written; an error names the line (JSON Lines)
     or index (array)."""
-    cases = validated(jsonrecords.load(source))
+    cases = validated(jsonrecords.stream(source))  # read as they are written
     with transaction(ctx.obj, requires=("developer", "import or change test cases")) as conn:
         found = projects.resolve(conn, project, org)
         waited = locks.lock_project(conn, found, lock_timeout)
@@ -76,21 +77,11 @@ def import_(
     render_record(summary, fmt=fmt)
 
 
-def validated(records: list[jsonrecords.Record]) -> list[CaseRecord]:
-    if not records:
-        raise BadInput("no test cases in the input")
-    cases: list[CaseRecord] = []
-    seen: dict[tuple[UUID, str], str] = {}
+def validated(records: Iterable[jsonrecords.Record]) -> Iterator[CaseRecord]:
+    """Each record checked as it streams by; the whole input's checks (empty, a case given
+    twice) are made once it is staged, by ``test_cases.merge``."""
     for location, record in records:
-        case = _case(location, record)
-        first = seen.setdefault((case.rule_id, case.name), location)
-        if first != location:
-            raise BadInput(
-                f"{location}: rule_id {case.rule_id} already has a case named {case.name!r}"
-                f" ({first})"
-            )
-        cases.append(case)
-    return cases
+        yield _case(location, record)
 
 
 def _case(location: str, record: dict[str, Any]) -> CaseRecord:

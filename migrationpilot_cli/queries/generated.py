@@ -3,7 +3,7 @@ the listings and the contents to export."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -64,22 +64,28 @@ RETURNING path
 
 
 def merge(
-    conn: Connection, project: dict[str, Any], files: Sequence[GeneratedFile]
+    conn: Connection, project: dict[str, Any], files: Iterable[GeneratedFile]
 ) -> dict[str, list[str]]:
     """Bring the project's generated files in line with ``files``: COPY into a staging table,
     then one statement each for changed and new files. Stored files missing from ``files``
-    are kept. Returns the paths by outcome: added, changed, unchanged."""
+    are kept. ``files`` may be a generator reading the tree: each file is sent as it is read.
+    Returns the paths by outcome: added, changed, unchanged."""
     conn.execute(_STAGE)
-    rows = (
-        (f.path, f.content, f.type, f.language, f.size_bytes, f.line_count, f.sha256) for f in files
-    )
-    copy_rows(conn, _COPY, rows)
+    paths: list[str] = []
+    copy_rows(conn, _COPY, _rows(files, paths))
     ids = {"project": project["id"], "organization": project["organization_id"]}
     changed = [row["path"] for row in conn.execute(_UPDATE_CHANGED, ids).fetchall()]
     added = [row["path"] for row in conn.execute(_INSERT_NEW, ids).fetchall()]
     touched = set(changed) | set(added)
-    unchanged = [file.path for file in files if file.path not in touched]
+    unchanged = [path for path in paths if path not in touched]
     return {"added": added, "changed": changed, "unchanged": unchanged}
+
+
+def _rows(files: Iterable[GeneratedFile], paths: list[str]) -> Iterator[tuple[Any, ...]]:
+    """The COPY rows of ``files``, noting each one's path in ``paths`` as it goes."""
+    for f in files:
+        paths.append(f.path)
+        yield (f.path, f.content, f.type, f.language, f.size_bytes, f.line_count, f.sha256)
 
 
 def list_visible(

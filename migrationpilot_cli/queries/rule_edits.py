@@ -119,13 +119,8 @@ def revalidate(conn: Connection, project_id: UUID) -> tuple[list[dict[str, Any]]
         stage_sources,
     )
 
-    paths = conn.execute(
-        "SELECT DISTINCT source_file FROM business_rules"
-        " WHERE project_id = %s AND source_file IS NOT NULL",
-        (project_id,),
-    ).fetchall()
-    stage_sources(conn, project_id, [row["source_file"] for row in paths])
     snapshot_rules(conn, project_id)
+    stage_sources(conn, project_id, "stored_rules")  # the files the rules cite
     set_change_reason(conn, "revalidate")
     rows = conn.execute(
         sql.SQL(_REVALIDATE).format(file_lines=sql.SQL(FILE_LINES), hash=sql.SQL(SOURCE_HASH)),

@@ -10,7 +10,7 @@ V0005 record every change; the import only sets ``app.change_reason`` for them."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -51,7 +51,7 @@ _STAGE_SOURCES = """
 CREATE TEMPORARY TABLE staged_sources ON COMMIT DROP AS
 SELECT path, line_count, content
 FROM source_files
-WHERE project_id = %(project)s AND path = ANY(%(paths)s)
+WHERE project_id = %(project)s AND path IN (SELECT source_file FROM {records})
 """
 # Each file split into lines once: the body of a MATERIALIZED common table expression `f`.
 # Inlined, the split would run once per rule; an array stored in a table would be
@@ -68,8 +68,12 @@ WHERE project_id = %(project)s
 """
 
 
-def stage_sources(conn: Connection, project_id: UUID, paths: Sequence[str]) -> None:
-    conn.execute(_STAGE_SOURCES, {"project": project_id, "paths": list(paths)})
+def stage_sources(conn: Connection, project_id: UUID, records: str) -> None:
+    """The project's files that the staged ``records`` (a table with ``source_file``) cite."""
+    from psycopg import sql
+
+    query = sql.SQL(_STAGE_SOURCES).format(records=sql.Identifier(records))
+    conn.execute(query, {"project": project_id})
     conn.execute("ALTER TABLE staged_sources ADD PRIMARY KEY (path)")
     conn.execute("ANALYZE staged_sources")
 
@@ -96,6 +100,19 @@ _COPY = """
 COPY copied_rules (position, location, name, description, category, source_file,
                    source_start_line, source_end_line, source_code, inputs, outputs, logic,
                    formula, confidence) FROM STDIN
+"""
+# The first record (in input order) that repeats an earlier one's identity: which one should
+# win? Found here rather than while reading, so that no record is held in memory.
+_REPEATED = """
+SELECT location, earlier
+FROM (SELECT position, location,
+             first_value(location) OVER same AS earlier, row_number() OVER same AS nth
+      FROM copied_rules
+      WINDOW same AS (PARTITION BY source_file, source_start_line, source_end_line, name
+                      ORDER BY position)) AS numbered
+WHERE nth > 1
+ORDER BY position
+LIMIT 1
 """
 # The first record (in input order) whose source file or line range is not in the project.
 _OUTSIDE_SOURCES = """
@@ -156,12 +173,13 @@ FROM matched_rules
 
 
 def merge(
-    conn: Connection, project: dict[str, Any], records: Sequence[RuleRecord]
+    conn: Connection, project: dict[str, Any], records: Iterable[RuleRecord]
 ) -> dict[str, int]:
-    """Bring the project's rules in line with ``records``: COPY them into a staging table,
-    check every source reference in one query, cut the missing source code and hash the lines,
-    match each record with its stored rule, then one statement for the changed rules (change
-    reason ``reimport``) and one for the new ones.
+    """Bring the project's rules in line with ``records``: COPY them into a staging table as
+    they stream in, refuse an empty input or the same rule twice, check every source
+    reference in one query, cut the missing source code and hash the lines, match each record
+    with its stored rule, then one statement for the changed rules (change reason
+    ``reimport``) and one for the new ones.
 
     Returns the counts: inserted, updated, unchanged, and reopened (updated rules that had
     been reviewed and are pending again)."""
@@ -171,7 +189,8 @@ def merge(
     # spill to temporary files at the default 4MB; this transaction alone gets more.
     conn.execute("SET LOCAL work_mem = '64MB'")
     _copy_records(conn, records)
-    stage_sources(conn, project["id"], sorted({rule.source_file for rule in records}))
+    _check_whole_input(conn)
+    stage_sources(conn, project["id"], "copied_rules")
     _check_sources(conn, project)
     _cut_sources(conn)
     snapshot_rules(conn, project["id"])
@@ -190,7 +209,20 @@ def merge(
     return {"inserted": inserted.rowcount, **{name: int(n) for name, n in counts.items()}}
 
 
-def _copy_records(conn: Connection, records: Sequence[RuleRecord]) -> None:
+def _check_whole_input(conn: Connection) -> None:
+    from migrationpilot_cli.rulefiles import within_source
+
+    if conn.execute("SELECT 1 FROM copied_rules LIMIT 1").fetchone() is None:
+        raise BadInput("no rules found: expected a JSON array or JSON Lines of rule objects")
+    repeated = conn.execute(_REPEATED).fetchone()
+    if repeated is not None:
+        raise BadInput(
+            f"{repeated['location']}: the same rule as {within_source(repeated['earlier'])}"
+            " (same name, source_file and lines)"
+        )
+
+
+def _copy_records(conn: Connection, records: Iterable[RuleRecord]) -> None:
     from migrationpilot_cli.jsonrecords import dumps
 
     conn.execute(_STAGE)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -37,6 +37,17 @@ CREATE TEMPORARY TABLE staged_test_cases (
 _COPY = """
 COPY staged_test_cases (ordinal, location, rule_id, name, description, inputs, expected)
 FROM STDIN
+"""
+# The first case (in input order) that repeats an earlier one's rule and name, with that one.
+_REPEATED = """
+SELECT location, rule_id, name, earlier
+FROM (SELECT ordinal, location, rule_id, name,
+             first_value(location) OVER same AS earlier, row_number() OVER same AS nth
+      FROM staged_test_cases
+      WINDOW same AS (PARTITION BY rule_id, name ORDER BY ordinal)) AS numbered
+WHERE nth > 1
+ORDER BY ordinal
+LIMIT 1
 """
 # Under row-level security a rule of another organization is simply not there.
 _FIRST_FOREIGN_RULE = """
@@ -73,16 +84,27 @@ JOIN projects p ON p.id = t.project_id
 """
 
 
-def merge(conn: Connection, project: dict[str, Any], cases: Sequence[CaseRecord]) -> dict[str, int]:
-    """Upsert ``cases`` on (rule, name): COPY into a staging table, refuse a rule that is not
-    the project's (naming the first such record), then one statement each for changed and
-    new cases. Returns the counts: inserted, updated, unchanged."""
+def merge(conn: Connection, project: dict[str, Any], cases: Iterable[CaseRecord]) -> dict[str, int]:
+    """Upsert ``cases`` on (rule, name): COPY into a staging table as they stream in, refuse
+    an empty input, a case given twice, or a rule that is not the project's (naming the first
+    such record), then one statement each for changed and new cases. Returns the counts:
+    inserted, updated, unchanged."""
     conn.execute(_STAGE)
     rows = (
         (ordinal, c.location, c.rule_id, c.name, c.description, c.inputs, c.expected)
         for ordinal, c in enumerate(cases)
     )
     copy_rows(conn, _COPY, rows)
+    counted = conn.execute("SELECT count(*) AS n FROM staged_test_cases").fetchone()
+    staged = int(counted["n"]) if counted else 0
+    if not staged:
+        raise BadInput("no test cases in the input")
+    repeated = conn.execute(_REPEATED).fetchone()
+    if repeated is not None:
+        raise BadInput(
+            f"{repeated['location']}: rule_id {repeated['rule_id']} already has a case named"
+            f" {repeated['name']!r} ({repeated['earlier']})"
+        )
     ids = {"project": project["id"], "organization": project["organization_id"]}
     foreign = conn.execute(_FIRST_FOREIGN_RULE, ids).fetchone()
     if foreign is not None:
@@ -92,11 +114,7 @@ def merge(conn: Connection, project: dict[str, Any], cases: Sequence[CaseRecord]
         )
     updated = len(conn.execute(_UPDATE_CHANGED, ids).fetchall())
     inserted = len(conn.execute(_INSERT_NEW, ids).fetchall())
-    return {
-        "inserted": inserted,
-        "updated": updated,
-        "unchanged": len(cases) - inserted - updated,
-    }
+    return {"inserted": inserted, "updated": updated, "unchanged": staged - inserted - updated}
 
 
 def list_visible(

@@ -15,7 +15,15 @@ from migrationpilot_cli.db import locks
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
 from migrationpilot_cli.options import LockTimeoutOption, OrgOption, ProjectOption, examples
-from migrationpilot_cli.output import FormatOption, OutputFormat, notice, render, render_record
+from migrationpilot_cli.output import (
+    FormatOption,
+    OutputFormat,
+    counted,
+    notice,
+    progress,
+    render,
+    render_record,
+)
 from migrationpilot_cli.queries import projects, rules
 
 app = typer.Typer()
@@ -52,11 +60,13 @@ def import_(
     from migrationpilot_cli import jsonrecords, rulefiles  # not paid by the listings
     from migrationpilot_cli.queries import rule_import
 
-    records = rulefiles.validate(jsonrecords.load(source))
+    records = rulefiles.checked(jsonrecords.stream(source))  # read as they are written
     with transaction(ctx.obj, requires=("developer", "import or edit rules")) as conn:
         found = projects.resolve(conn, project, org)
         waited = locks.lock_project(conn, found, lock_timeout)
-        summary = {**rule_import.merge(conn, found, records), "waited_seconds": round(waited, 2)}
+        with progress("importing rules") as advance:
+            merged = rule_import.merge(conn, found, counted(records, advance))
+        summary = {**merged, "waited_seconds": round(waited, 2)}
     if summary["reopened"]:
         notice(f"{summary['reopened']} reviewed rules changed and are pending review again")
     render_record(summary, fmt=fmt)
