@@ -195,40 +195,66 @@ _STATUSES = tuple(status.value for status in ReviewStatus)
 
 
 def review_report(
-    project: Mapping[str, Any], rules: Sequence[Mapping[str, Any]], exported_at: dt.datetime
-) -> str:
-    """A Markdown review report for business owners: a summary table by category, then one
-    section per category with every rule's name, confidence, review state, logic, formula
-    and source location. ``rules`` are rows of ``queries.rules.export``, in report order."""
-    title = _inline(project["name"])
-    lines = [
-        f"# Business rules of {title}",
-        "",
-        f"{project['source_language']} to {project['target_language']},"
-        f" {len(rules)} rules, exported {exported_at:%Y-%m-%d %H:%M %Z}".rstrip(),
-        "",
-        *_summary_table(rules),
-    ]
-    for category in _CATEGORIES:
-        members = [rule for rule in rules if rule["category"] == category]
-        if members:
-            lines += ["", f"## {category.capitalize()} ({len(members)})"]
-            for rule in members:
-                lines += ["", *_rule_section(rule)]
-    return "\n".join(lines) + "\n"
+    project: Mapping[str, Any],
+    groups: Sequence[Mapping[str, Any]],
+    rules: Iterable[Mapping[str, Any]],
+    exported_at: dt.datetime,
+) -> Iterator[str]:
+    """A Markdown review report for business owners, piece by piece: a summary table by
+    category, then one section per category with every rule's name, confidence, review
+    state, logic, formula and source location.
+
+    ``groups`` are the project's rules counted by category and review status (rows of
+    ``queries.rules.export_groups``: category, review_status, rules, and confidence, their
+    sum); ``rules`` are rows of ``queries.rules.export``, in report order (by category), and
+    may be a stream: the report never holds them."""
+    counts = _category_counts(groups)
+    total = counts["**total**"]
+    yield "\n".join(
+        [
+            f"# Business rules of {_inline(project['name'])}",
+            "",
+            f"{project['source_language']} to {project['target_language']},"
+            f" {total['rules']} rules, exported {exported_at:%Y-%m-%d %H:%M %Z}".rstrip(),
+            "",
+            *_summary_table(counts),
+        ]
+    )
+    category = None
+    for rule in rules:
+        if rule["category"] != category:
+            category = rule["category"]
+            yield f"\n\n## {category.capitalize()} ({counts[category]['rules']})"
+        yield "\n\n" + "\n".join(_rule_section(rule))
+    yield "\n"
 
 
-def _summary_table(rules: Sequence[Mapping[str, Any]]) -> list[str]:
+def _category_counts(groups: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """For each category with rules, in the database's order, then ``**total**``: the rules,
+    their number by status, and the sum of their confidence."""
+    counts: dict[str, dict[str, Any]] = {}
+    for group in groups:
+        for name in (group["category"], "**total**"):
+            count = counts.setdefault(name, _no_rules())
+            count["rules"] += group["rules"]
+            count[group["review_status"]] += group["rules"]
+            count["confidence"] += group["confidence"]
+    order = [*_CATEGORIES, "**total**"]
+    return {name: counts[name] for name in order if name in counts} or {"**total**": _no_rules()}
+
+
+def _no_rules() -> dict[str, Any]:
+    return {"rules": 0, "confidence": Decimal(0), **dict.fromkeys(_STATUSES, 0)}
+
+
+def _summary_table(counts: Mapping[str, Mapping[str, Any]]) -> list[str]:
     header = ["category", "rules", *_STATUSES, "average confidence"]
     lines = [_row(header), _row(["---"] + ["---:"] * (len(header) - 1))]
-    groups = [(c, [r for r in rules if r["category"] == c]) for c in _CATEGORIES]
-    for name, members in [*groups, ("**total**", list(rules))]:
-        if not members and name != "**total**":
-            continue
-        counts = [sum(r["review_status"] == status for r in members) for status in _STATUSES]
-        average = sum(r["confidence"] for r in members) / len(members) if members else None
+    for name, count in counts.items():
+        average = count["confidence"] / count["rules"] if count["rules"] else None
         shown_average = f"{average:.3f}" if average is not None else "-"
-        lines.append(_row([name, str(len(members)), *map(str, counts), shown_average]))
+        by_status = [str(count[status]) for status in _STATUSES]
+        lines.append(_row([name, str(count["rules"]), *by_status, shown_average]))
     return lines
 
 

@@ -106,6 +106,7 @@ def test_the_runner_has_a_case_for_every_line_of_the_issue(
         "pending list",
         "RLS cost",
         "dashboard",
+        "rules export",
         "rules import",
         "files import",
         "bulk approve",

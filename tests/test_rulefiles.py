@@ -197,10 +197,23 @@ def _report_rule(**values: Any) -> dict[str, Any]:
     }
 
 
+def _report(rules: list[dict[str, Any]]) -> str:
+    """The report of ``rules`` (in report order), with the groups the database would count."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for rule in rules:
+        key = (rule["category"], rule["review_status"])
+        group = groups.setdefault(key, {"category": key[0], "review_status": key[1], "rules": 0,
+                                        "confidence": Decimal(0)})  # fmt: skip
+        group["rules"] += 1
+        group["confidence"] += rule["confidence"]
+    project = {"name": "Loans core", "source_language": "cobol", "target_language": "java"}
+    exported = dt.datetime(2025, 3, 5, 12, 0, tzinfo=dt.UTC)
+    return "".join(rulefiles.review_report(project, list(groups.values()), rules, exported))
+
+
 def test_review_report_has_a_summary_and_a_section_per_category() -> None:
     reviewed = dt.datetime(2025, 3, 4, 9, 30, tzinfo=dt.UTC)
-    report = rulefiles.review_report(
-        {"name": "Loans core", "source_language": "cobol", "target_language": "java"},
+    report = _report(
         [
             _report_rule(
                 review_status="approved",
@@ -214,20 +227,19 @@ def test_review_report_has_a_summary_and_a_section_per_category() -> None:
                 outputs=["interest"],
             ),
             _report_rule(
-                id=UUID("3f2a9c1e-0000-4000-8000-000000000002"),
-                name="Floor",
-                category="constraint",
-                confidence=Decimal("0.5"),
-            ),
-            _report_rule(
                 id=UUID("3f2a9c1e-0000-4000-8000-000000000003"),
                 name="Age",
                 category="validation",
                 confidence=Decimal("0.7"),
                 source_end_line=10,
             ),
-        ],
-        dt.datetime(2025, 3, 5, 12, 0, tzinfo=dt.UTC),
+            _report_rule(
+                id=UUID("3f2a9c1e-0000-4000-8000-000000000002"),
+                name="Floor",
+                category="constraint",
+                confidence=Decimal("0.5"),
+            ),
+        ]
     )
     assert report.startswith(
         "# Business rules of Loans core\n\ncobol to java, 3 rules, exported 2025-03-05 12:00 UTC\n"

@@ -973,10 +973,11 @@ def test_export_markdown_csv_and_json(
     ]
     assert records[0]["reviewed_by"] == "ana@acme.test"
     assert records[2]["source_code"] == excerpt(INTEREST, 9, 11)  # newlines quoted, not lost
-    as_json = json.loads(
-        acme(*ANA, "rules", "export", "-p", "Loans core", "--format", "json").stdout
-    )
+    json_text = acme(*ANA, "rules", "export", "-p", "Loans core", "--format", "json").stdout
+    as_json = json.loads(json_text)
     assert as_json[0]["inputs"] == ["balance", "rate"] and as_json[0]["confidence"] == 0.98
+    # Streamed object by object, the text is still exactly the one array json.dumps writes.
+    assert json_text == json.dumps(as_json, indent=2, ensure_ascii=False) + "\n"
 
 
 def test_export_to_a_file_refuses_to_overwrite_without_force(

@@ -216,6 +216,27 @@ def test_a_connection_ended_mid_command_is_exit_3_and_leaves_nothing_behind(
     assert _everything(conn) == before
 
 
+def test_an_export_to_a_file_cut_short_leaves_no_file(
+    demo: Any, database_url: str, conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    # -o writes under a temporary name and puts the file in place only when it is whole.
+    (tmp_path / "out").mkdir()
+    target = tmp_path / "out" / "rules.json"
+    with psycopg.connect(database_url) as blocker:
+        blocker.execute("LOCK TABLE business_rules IN ACCESS EXCLUSIVE MODE")
+        process = start(database_url, "rules", "export", "-p", PROJECT, "--format", "json",
+                        "-o", str(target))  # fmt: skip
+        rows(conn, "SELECT pg_terminate_backend(%s)", _wait_until_blocked(conn, process))
+        code, _, stderr = finish(process)
+    assert code == 3, stderr
+    assert list(target.parent.iterdir()) == []
+    whole = finish(start(database_url, "rules", "export", "-p", PROJECT, "-o", str(target)))
+    assert whole[0] == 0, whole[2]
+    assert [p.name for p in target.parent.iterdir()] == ["rules.json"]
+    assert target.read_text().startswith("# Business rules of Loans core")
+    assert oct(target.stat().st_mode & 0o777) != oct(0o600)  # as open() makes it, not 0600
+
+
 def _wait_until_blocked(conn: psycopg.Connection[Any], process: subprocess.Popen[str]) -> int:
     for _ in range(400):
         found = rows(

@@ -18,6 +18,7 @@ from bench.cases import (
     pending_list,
     review_queue,
     rls_cost,
+    rules_export,
     rules_import,
     startup,
 )
@@ -26,6 +27,8 @@ from bench.measure import Case
 
 # A read case takes a fraction of a second: it runs at least READ_RUNS rounds.
 READS: tuple[ModuleType, ...] = (startup, help_text, pending_list, rls_cost, dashboard)
+# A whole project read out: seconds, as a write takes, so as many rounds as a write.
+EXPORTS: tuple[ModuleType, ...] = (rules_export,)
 WRITES: tuple[ModuleType, ...] = (
     rules_import,
     audit_cost,
@@ -34,7 +37,7 @@ WRITES: tuple[ModuleType, ...] = (
     review_queue,
 )
 MIGRATES: tuple[ModuleType, ...] = (migrate_empty, migrate_up_to_date)
-ALL = READS + WRITES + MIGRATES
+ALL = READS + EXPORTS + WRITES + MIGRATES
 
 
 def chosen(only: Sequence[str]) -> tuple[ModuleType, ...]:
@@ -48,7 +51,9 @@ def build(modules: Sequence[ModuleType], ctx: Context) -> list[Case]:
 
 # The three groups on their own (tests/test_bench.py builds them at SCALE=small).
 def read_cases(url: str, work: Path, target: Subjects) -> list[Case]:
-    return build(READS, Context(url, "psql", work, target, "small"))
+    from bench.server import find_psql
+
+    return build(READS + EXPORTS, Context(url, find_psql()[0], work, target, "small"))
 
 
 def write_cases(url: str, psql: str, work: Path, target: Subjects, scale: str) -> list[Case]:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated
 
 import typer
 
@@ -105,36 +108,64 @@ def export(
     ] = False,
     org: OrgOption = None,
 ) -> None:
-    """Every rule of a project, by category, for a review meeting or another tool."""
+    """Every rule of a project, by category, for a review meeting or another tool.
+
+    The rules stream from the database to the output as they are read, in flat memory
+    whatever their number; a file given with -o appears whole or not at all."""
     if output is not None and output.exists() and not force:
         raise BadInput(f"{output} exists; pass --force to overwrite it")
-    with transaction(ctx.obj) as conn:
+    with _destination(output, force) as stream, transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)
-        rows = rules.export(conn, found["id"])
-    with _destination(output, force) as stream, contextlib.redirect_stdout(stream):
-        if export_format is ExportFormat.markdown:
-            from migrationpilot_cli import rulefiles
+        groups = rules.export_groups(conn, found["id"])
+        total = sum(group["rules"] for group in groups)
+        with progress("exporting rules") as advance, contextlib.redirect_stdout(stream):
+            rows = counted(rules.export(conn, found["id"]), lambda done, _: advance(done, total))
+            if export_format is ExportFormat.markdown:
+                from migrationpilot_cli import rulefiles
 
-            exported_at = dt.datetime.now(dt.UTC)
-            sys.stdout.write(rulefiles.review_report(found, rows, exported_at))
-            sys.stdout.flush()
-        else:
-            render(rows, rules.EXPORT_COLUMNS, fmt=OutputFormat(export_format.value))
+                exported_at = dt.datetime.now(dt.UTC)
+                sys.stdout.writelines(rulefiles.review_report(found, groups, rows, exported_at))
+                sys.stdout.flush()
+            else:
+                render(rows, rules.EXPORT_COLUMNS, fmt=OutputFormat(export_format.value))
     if output is not None:
-        notice(f"wrote {len(rows)} rules to {output}")
+        notice(f"wrote {total} rules to {output}")
 
 
 @contextlib.contextmanager
-def _destination(output: Path | None, force: bool) -> Any:
-    """stdout, or the --output file (created exclusively unless --force)."""
+def _destination(output: Path | None, force: bool) -> Iterator[IO[str]]:
+    """stdout, or the --output file: written under a temporary name beside it and put in
+    place when the block succeeds (never over an existing file unless --force), so that the
+    file is never seen half-written; removed when the block fails."""
     if output is None:
         yield sys.stdout
         return
     try:
-        stream = output.open("w" if force else "x", encoding="utf-8", newline="")
+        stream = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept or removed below
+            "w", encoding="utf-8", newline="", dir=output.parent, prefix=f".{output.name}.",
+            delete=False,
+        )  # fmt: skip
+    except OSError as error:
+        raise BadInput(f"{output}: cannot write ({error.strerror})") from error
+    written = Path(stream.name)
+    try:
+        with stream:
+            yield stream
+        _put_in_place(written, output, force)
+    finally:
+        written.unlink(missing_ok=True)
+
+
+def _put_in_place(written: Path, output: Path, force: bool) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    written.chmod(0o666 & ~umask)  # as open() would have made it, not the temporary 0600
+    try:
+        if force:
+            os.replace(written, output)
+        else:
+            os.link(written, output)  # fails if the name exists: no file is overwritten
     except FileExistsError as error:
         raise BadInput(f"{output} exists; pass --force to overwrite it") from error
     except OSError as error:
         raise BadInput(f"{output}: cannot write ({error.strerror})") from error
-    with stream:
-        yield stream
