@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import sys
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -357,7 +358,7 @@ def resolve(
     if keys_from is not None:
         requests = list(_requests(keys_from, single_path))
     elif single_path is not None:
-        requests = [(single_path, key)]
+        requests = [(single_path, _key(key))]
     else:
         raise BadInput("give the request PATH (or --keys-from with PATH<TAB>KEY lines)")
     with transaction(ctx.obj) as conn:
@@ -380,8 +381,24 @@ def _decide(
     for path, key in requests:
         if path not in matched:
             matched[path] = routing.matching(project_rules, path)
-        decisions.append(routing.decide(matched[path], path, key))
+        decision = routing.decide(matched[path], path, key)
+        decision.update(path=_shown(path), key=None if key is None else _shown(key))
+        decisions.append(decision)
     return decisions
+
+
+def _key(text: str | None) -> str | None:
+    """A key as the proxies take a header or cookie value: without the spaces and tabs
+    around it; empty, no key."""
+    return (text or "").strip(" \t") or None
+
+
+def _shown(text: str) -> str:
+    """A path or key of --keys-from as the output shows it: a byte that is not UTF-8 (which
+    the bucket hashes as it is) written \\xff, as the error messages do."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _requests(source: str, path: str | None) -> Iterator[tuple[str, str | None]]:
@@ -394,11 +411,11 @@ def _requests(source: str, path: str | None) -> Iterator[tuple[str, str | None]]
             continue
         found = True
         if path is not None:
-            yield path, text.strip()
+            yield path, _key(text)
             continue
         request, _, key = text.partition("\t")
         try:
-            yield routing.request_path(request), key.strip() or None
+            yield routing.request_path(request), _key(key)
         except BadInput as error:
             raise BadInput(f"{_where(source)} line {number}: {error.message}") from error
     if not found:
@@ -410,9 +427,22 @@ def _where(source: str) -> str:
 
 
 def _lines(source: str) -> Iterable[str]:
-    from migrationpilot_cli.inputs import read_text
-
-    return read_text(source, "--keys-from").split("\n")
+    """The lines of --keys-from. Not decoded strictly, unlike every other input: a key is
+    hashed as its bytes, as the proxies hash a header or cookie value (docs/routing.md), so a
+    byte that is not UTF-8 stays itself (surrogateescape) for the bucket."""
+    if source == "-":
+        stream = getattr(sys.stdin, "buffer", None)
+        data = (
+            stream.read()
+            if stream is not None
+            else sys.stdin.read().encode(errors="surrogateescape")
+        )
+    else:
+        try:
+            data = Path(source).read_bytes()
+        except OSError as error:
+            raise BadInput(f"--keys-from {source}: cannot read ({error.strerror})") from error
+    return data.decode("utf-8", "surrogateescape").split("\n")
 
 
 @app.command(
