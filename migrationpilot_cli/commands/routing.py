@@ -5,6 +5,7 @@ audited with the old and the new values. See docs/routing.md."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import sys
 from collections.abc import Iterable, Iterator
@@ -26,6 +27,7 @@ from migrationpilot_cli.output import (
     notice,
     render,
     render_record,
+    warning,
 )
 from migrationpilot_cli.queries import organizations, projects
 from migrationpilot_cli.queries import routing as rules
@@ -447,16 +449,28 @@ def _lines(source: str) -> Iterable[str]:
 
 @app.command(
     epilog=examples(
-        'migrationpilot routing export -p "Loans core" --format nginx',
         'migrationpilot routing export -p "Loans core" --format istio > routing.yaml',
+        'migrationpilot routing export -p "Loans core" --format nginx --sticky-key cookie:sid \\',
+        "  --listen 0.0.0.0:8080 --upstream legacy=10.0.0.5:8080 \\",
+        "  --upstream accounts-java=10.0.0.7:8080 -o /etc/migrationpilot/nginx --check",
     )
 )
 def export(
     ctx: typer.Context,
     project: ProjectOption,
     fmt: Annotated[
-        routing.ExportFormat, typer.Option("--format", help="The proxy: nginx, envoy or istio.")
+        routing.ExportFormat,
+        typer.Option("--format", help="The proxy: nginx, haproxy, envoy or istio."),
     ],
+    sticky_key: Annotated[
+        str | None,
+        typer.Option(
+            "--sticky-key",
+            metavar="header:NAME|cookie:NAME",
+            help="The proxy computes each request's bucket from this key, as resolve does.",
+            show_default=False,
+        ),
+    ] = None,
     sticky_header: Annotated[
         str | None,
         typer.Option(
@@ -465,22 +479,106 @@ def export(
             show_default=False,
         ),
     ] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            metavar="HOST:PORT",
+            help="nginx, haproxy: the address to listen on (default: port 80).",
+            show_default=False,
+        ),
+    ] = None,
+    upstreams: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--upstream",
+            metavar="NAME=HOST:PORT",
+            help="nginx, haproxy: a server of legacy or of a target (repeat for each).",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="DIR",
+            help="Write every file the proxy needs into DIR, atomically, instead of stdout.",
+            show_default=False,
+        ),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="With -o: run nginx -t or haproxy -c first; install only if it passes."
+        ),
+    ] = False,
+    njs_module: Annotated[
+        str | None,
+        typer.Option(
+            "--njs-module",
+            metavar="PATH",
+            help=f"nginx --sticky-key: the njs module (default {routing.DEBIAN_NJS_MODULE}).",
+            show_default=False,
+        ),
+    ] = None,
     org: OrgOption = None,
 ) -> None:
-    """The project's enabled rules as nginx, Envoy or Istio configuration.
+    """The project's enabled rules as nginx, HAProxy, Envoy or Istio configuration.
 
-    An nginx snippet for http {}, an Envoy route configuration or an Istio VirtualService,
-    routes in precedence order, named by the rules' slugs; see docs/routing.md."""
-    header = None if sticky_header is None else routing.header_name(sticky_header)
+    An nginx snippet for http {} (with -o, also a complete nginx.conf), a complete
+    haproxy.cfg, an Envoy route configuration or an Istio VirtualService, routes in
+    precedence order, named by the rules' slugs; with --sticky-key the proxy itself sends
+    each user where `resolve` does, every time. See docs/routing.md."""
+    from migrationpilot_cli.commands import routing_files  # only this command writes files
+
+    options = _export_options(fmt, sticky_key, sticky_header, listen, upstreams, njs_module)
+    directory = None if output is None else routing_files.directory_of(output)
+    if check and (directory is None or fmt.proxy.checker is None):
+        raise BadInput("--check runs nginx -t or haproxy -c on the files of -o DIR: give both")
     with transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)
         rows = rules.list_all(conn, project_id=found["id"], enabled_only=True)
-    text = routing.export(
-        fmt,
-        [rules.as_rule(row) for row in rows],
-        project=found["name"],
-        project_id=found["id"],
-        sticky_header=header,
+    enabled = [rules.as_rule(row) for row in rows]
+
+    def render(into: Path | None) -> routing.Export:
+        return routing.build(
+            fmt,
+            enabled,
+            project=found["name"],
+            project_id=found["id"],
+            options=dataclasses.replace(options, directory=None if into is None else str(into)),
+        )
+
+    exported = (
+        render(None) if directory is None else routing_files.install(render, directory, check=check)
     )
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    for line in exported.warnings:
+        warning(line)
+    if directory is None:
+        sys.stdout.write(exported.text)
+        sys.stdout.flush()
+    else:
+        notice(f"wrote {', '.join(file.name for file in exported.files)} into {directory}")
+
+
+def _export_options(
+    fmt: routing.ExportFormat,
+    sticky_key: str | None,
+    sticky_header: str | None,
+    listen: str | None,
+    upstreams: list[str] | None,
+    njs_module: str | None,
+) -> routing.ExportOptions:
+    """The options, each checked (exit 2) before any work."""
+    if njs_module is not None and (fmt is not routing.ExportFormat.nginx or not sticky_key):
+        raise BadInput("--njs-module: for --format nginx with --sticky-key, which loads it")
+    options = routing.ExportOptions(
+        sticky_header=None if sticky_header is None else routing.header_name(sticky_header),
+        sticky_key=None if sticky_key is None else routing.sticky_key(sticky_key),
+        listen=None if listen is None else routing.address("--listen", listen),
+        upstreams=tuple(routing.upstream(value) for value in upstreams or ()),
+        njs_module=njs_module or routing.DEBIAN_NJS_MODULE,
+    )
+    routing.refuse_unused(fmt, options)
+    return options
