@@ -558,7 +558,9 @@ def test_without_o_the_exports_load_the_installed_scripts(project: Any) -> None:
     assert f"js_import mp_routing from {scripts}/migrationpilot.js;" in nginx
     assert '"~(?:^|;)[ \\t]*mp\\.user=[ \\t]*(?<mp_key_value>[^;]*?)[ \\t]*(?:;|$)"' in nginx
     assert "js_set $mp_bucket mp_routing.bucket;" in nginx
-    assert f"lua-load {scripts}/migrationpilot.lua" in exported("haproxy", "header:X-User-Id")
+    assert f"lua-load-per-thread {scripts}/migrationpilot.lua" in exported(
+        "haproxy", "header:X-User-Id"
+    )
     assert (scripts / "migrationpilot.js").is_file() and (scripts / "migrationpilot.lua").is_file()
     service, envoy_filter = yaml.safe_load_all(exported("istio", "header:x-user-id"))
     assert service["kind"] == "VirtualService"
@@ -649,6 +651,7 @@ def test_check_runs_the_proxys_checker_and_installs_only_what_passes(
     checker = "nginx -t" if fmt == "nginx" else "haproxy -c"
     assert line.startswith(f"error: {checker} failed: ") and line.endswith("; nothing written")
     assert ("missing.so" if fmt == "nginx" else "no-such-host.invalid") in line
+    assert not re.search(r"\d+#\d+:|\(\d+\) :", line)  # without the checker's process id
     assert sorted(path.name for path in directory.iterdir()) == installed  # nothing new
     assert {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()} == before
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -139,12 +140,17 @@ def _check(render: Callable[[Path], Export], directory: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+# After nginx's "[emerg]" its process and thread ids ("18676#18676: "), after HAProxy's
+# "[ALERT]" its process id ("(18680) : ").
+_PROCESS = re.compile(r"^\s*(?:\d+#\d+:|\(\d+\)\s*:)\s*")
+
+
 def _first_complaint(output: str) -> str:
-    """The checker's first error line: nginx's [emerg], HAProxy's [ALERT] (without its
+    """The checker's first error line: nginx's [emerg], HAProxy's [ALERT] (without the
     process id), else its first line."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     for line in lines:
         for marker in ("[emerg]", "[ALERT]"):
             if marker in line:
-                return line.split(marker, 1)[1].lstrip(" ").removeprefix(": ").strip()
+                return _PROCESS.sub("", line.split(marker, 1)[1]).strip()
     return lines[0] if lines else "no message"

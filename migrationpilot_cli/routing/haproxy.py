@@ -71,8 +71,9 @@ def _global(plan: Plan) -> list[str]:
         return []
     return [
         "global",
-        f"    # lua.mp_bucket: the bucket of the request's route and key ({SCRIPT}).",
-        f"    lua-load {plan.script(SCRIPT)}",
+        f"    # lua.mp_bucket: the bucket of the request's route and key ({SCRIPT}); a Lua",
+        "    # of its own in each thread, none waiting for another's.",
+        f"    lua-load-per-thread {plan.script(SCRIPT)}",
         "",
     ]
 

@@ -129,7 +129,8 @@ def _script(plan: Plan) -> list[str]:
         "}",
         "",
         f"# {BUCKET}: the request's bucket in its route, as `migrationpilot routing resolve`",
-        '# computes it; "" without a key, or when the key header is sent more than once.',
+        '# computes it; "" without a key'
+        + (", or when the key header is sent more than once." if key.kind == HEADER else "."),
         f"js_import mp_routing from {plan.script(SCRIPT)};",
         *([f"js_var $mp_key_header {key.name};"] if key.kind == HEADER else []),
         f"js_set {BUCKET} mp_routing.{'bucket_once' if key.kind == HEADER else 'bucket'};",

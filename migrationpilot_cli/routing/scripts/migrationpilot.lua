@@ -1,7 +1,8 @@
 -- The sticky bucket of `migrationpilot routing resolve`, in Lua: for HAProxy (Lua 5.3 and
--- later, `lua-load`: registers the sample fetch `lua.mp_bucket`) and for Envoy and Istio
--- (LuaJIT: `migrationpilot routing export --format envoy|istio --sticky-key` inlines this file
--- into its Lua HTTP filter). Shipped with migrationpilot; the exports copy it as it is.
+-- later, `lua-load-per-thread`: registers the sample fetch `lua.mp_bucket`) and for Envoy
+-- and Istio (LuaJIT: `migrationpilot routing export --format envoy|istio --sticky-key`
+-- inlines this file into its Lua HTTP filter). Shipped with migrationpilot; the exports
+-- copy it as it is.
 --
 --   bucket = murmur3_x86_32("<group>:<key>", seed 0) % 100 + 1
 --
@@ -13,55 +14,70 @@
 
 local M = {}
 
--- 32-bit words as non-negative integers below 2^32: Lua 5.3 has integer operators, which
--- LuaJIT cannot even parse (so they are compiled from a string), and LuaJIT has the `bit`
--- library, whose results are signed.
-local u32, bxor, rotl, shr
+-- murmur3_x86_32, seed 0, unsigned: twice, each in what its Lua does fast.
 if _VERSION == "Lua 5.1" then
+  -- LuaJIT (Envoy, Istio): the `bit` library, whose results are signed 32-bit numbers; a
+  -- product is split in two so that a double holds it exactly.
   local bit = require("bit")
-  local W = 4294967296
-  u32 = function(x) return bit.tobit(x) % W end
-  bxor = function(a, b) return bit.bxor(a, b) % W end
-  rotl = function(x, n) return bit.rol(x, n) % W end
-  shr = function(x, n) return bit.rshift(x, n) % W end
-else
-  u32, bxor, rotl, shr = load([[
-    return function(x) return x & 0xffffffff end,
-      function(a, b) return a ~ b end,
-      function(x, n) return ((x << n) | (x >> (32 - n))) & 0xffffffff end,
-      function(x, n) return x >> n end
-  ]])()
-end
+  local band, bxor, rol, rshift, tobit = bit.band, bit.bxor, bit.rol, bit.rshift, bit.tobit
 
--- a * b modulo 2^32, exact with doubles too: no product reaches 2^53.
-local function mul(a, b)
-  local low = b % 65536
-  return u32(a * low + u32(a * ((b - low) / 65536)) * 65536)
-end
-
-local function scramble(k)
-  return mul(rotl(mul(k, 0xcc9e2d51), 15), 0x1b873593)
-end
-
-function M.murmur3(data)
-  local h, length = 0, #data
-  local blocks = length - length % 4
-  for i = 1, blocks, 4 do
-    local b1, b2, b3, b4 = string.byte(data, i, i + 3)
-    h = bxor(h, scramble(b1 + b2 * 256 + b3 * 65536 + b4 * 16777216))
-    h = u32(mul(rotl(h, 13), 5) + 0xe6546b64)
+  local function mul(a, b)
+    return tobit(a * band(b, 0xffff) + tobit(a * rshift(b, 16)) * 65536)
   end
-  if length > blocks then
-    local k = 0
-    for i = length, blocks + 1, -1 do
-      k = k * 256 + string.byte(data, i)
+
+  local function scramble(k)
+    return mul(rol(mul(k, 0xcc9e2d51), 15), 0x1b873593)
+  end
+
+  function M.murmur3(data)
+    local h, length = 0, #data
+    local blocks = length - length % 4
+    for i = 1, blocks, 4 do
+      local b1, b2, b3, b4 = string.byte(data, i, i + 3)
+      h = bxor(h, scramble(b1 + b2 * 256 + b3 * 65536 + b4 * 16777216))
+      h = tobit(mul(rol(h, 13), 5) + 0xe6546b64)
     end
-    h = bxor(h, scramble(k))
+    if length > blocks then
+      local k = 0
+      for i = length, blocks + 1, -1 do
+        k = k * 256 + string.byte(data, i)
+      end
+      h = bxor(h, scramble(k))
+    end
+    h = bxor(h, length)
+    h = mul(bxor(h, rshift(h, 16)), 0x85ebca6b)
+    h = mul(bxor(h, rshift(h, 13)), 0xc2b2ae35)
+    return bxor(h, rshift(h, 16)) % 4294967296
   end
-  h = bxor(h, length)
-  h = mul(bxor(h, shr(h, 16)), 0x85ebca6b)
-  h = mul(bxor(h, shr(h, 13)), 0xc2b2ae35)
-  return bxor(h, shr(h, 16))
+else
+  -- Lua 5.3 and later (HAProxy): 64-bit integers and their operators (a product wraps, its
+  -- low 32 bits are exact), compiled from a string: LuaJIT cannot parse them.
+  M.murmur3 = load([[
+    local unpack, byte = string.unpack, string.byte
+    return function(data)
+      local h, length = 0, #data
+      local blocks = length - length % 4
+      for i = 1, blocks, 4 do
+        local k = (unpack("<I4", data, i) * 0xcc9e2d51) & 0xffffffff
+        k = (((k << 15) | (k >> 17)) * 0x1b873593) & 0xffffffff
+        h = h ~ k
+        h = ((h << 13) | (h >> 19)) & 0xffffffff
+        h = (h * 5 + 0xe6546b64) & 0xffffffff
+      end
+      if length > blocks then
+        local k = 0
+        for i = length, blocks + 1, -1 do
+          k = (k << 8) | byte(data, i)
+        end
+        k = (k * 0xcc9e2d51) & 0xffffffff
+        h = h ~ ((((k << 15) | (k >> 17)) * 0x1b873593) & 0xffffffff)
+      end
+      h = h ~ length
+      h = ((h ~ (h >> 16)) * 0x85ebca6b) & 0xffffffff
+      h = ((h ~ (h >> 13)) * 0xc2b2ae35) & 0xffffffff
+      return h ~ (h >> 16)
+    end
+  ]])()
 end
 
 function M.bucket(group, key)
