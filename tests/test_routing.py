@@ -824,7 +824,7 @@ def test_exports_of_a_split(loans: Any, sticky: tuple[str, ...]) -> None:
 
 
 def test_export_refuses_bad_options(mp: Any) -> None:
-    unknown = mp("routing", "export", *P, "--format", "haproxy")
+    unknown = mp("routing", "export", *P, "--format", "traefik")
     assert unknown.exit_code == 2
     header = mp("routing", "export", *P, "--format", "nginx", "--sticky-header", "X Y")
     assert (header.exit_code, header.stderr) == (

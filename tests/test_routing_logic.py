@@ -886,6 +886,11 @@ def test_several_shadow_targets_on_one_pattern_are_each_mirrored(fmt: ExportForm
     if fmt is ExportFormat.nginx:
         assert "    shadow-go go;\n    shadow-py py;" in exported
         return
+    if fmt is ExportFormat.haproxy:  # it cannot mirror, and its leading comment says so
+        assert "# haproxy CANNOT MIRROR: a shadow rule's buckets stay on legacy" in exported
+        assert "use_backend java if { var(txn.mp_rule) -m str serve }" in exported
+        assert "use_backend go" not in exported and "use_backend py" not in exported
+        return
     document = yaml.safe_load(exported)
     if fmt is ExportFormat.envoy:
         (route, _) = document["virtual_hosts"][0]["routes"]

@@ -1,4 +1,5 @@
-"""The migrations are package data: a wheel installed outside the checkout migrates."""
+"""The migrations are package data: a wheel installed outside the checkout migrates. So are
+the scripts of the routing exports."""
 
 from __future__ import annotations
 
@@ -37,8 +38,12 @@ def test_installed_wheel_finds_and_applies_its_migrations(
     (wheel,) = (tmp_path / "dist").glob("migrationpilot-*.whl")
     packaged = {f.name for f in migrations.discover(REPOSITORY / "sql" / "migrations")}
     with zipfile.ZipFile(wheel) as archive:
-        shipped = {Path(name).name for name in archive.namelist() if "/sql/migrations/" in name}
+        names = archive.namelist()
+    shipped = {Path(name).name for name in names if "/sql/migrations/" in name}
     assert shipped == packaged
+    # The scripts the routing exports make nginx and HAProxy load (issue 24).
+    scripts = {f"migrationpilot_cli/routing/scripts/migrationpilot.{ext}" for ext in ("js", "lua")}
+    assert scripts <= set(names)
 
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv, cwd=tmp_path)

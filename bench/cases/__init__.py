@@ -21,6 +21,7 @@ from bench.cases import (
     rules_export,
     rules_import,
     startup,
+    sticky_routing,
 )
 from bench.data import Context, Subjects
 from bench.measure import Case
@@ -37,12 +38,25 @@ WRITES: tuple[ModuleType, ...] = (
     review_queue,
 )
 MIGRATES: tuple[ModuleType, ...] = (migrate_empty, migrate_up_to_date)
-ALL = READS + EXPORTS + WRITES + MIGRATES
+# Cases that need programs besides PostgreSQL: each module's `missing()` says why it cannot
+# run (None: it can); such a case is left out, and the runner says so.
+PROXIES: tuple[ModuleType, ...] = (sticky_routing,)
+ALL = READS + EXPORTS + WRITES + MIGRATES + PROXIES
 
 
 def chosen(only: Sequence[str]) -> tuple[ModuleType, ...]:
-    """The cases whose name contains any of ``only`` (all of them when it is empty)."""
-    return tuple(m for m in ALL if not only or any(part in m.NAME for part in only))
+    """The cases whose name contains any of ``only`` (all of them when it is empty), less
+    those that cannot run here."""
+    picked = []
+    for module in ALL:
+        if only and not any(part in module.NAME for part in only):
+            continue
+        why = module.missing() if hasattr(module, "missing") else None
+        if why:
+            print(f"bench: {module.NAME} left out: {why}")
+        else:
+            picked.append(module)
+    return tuple(picked)
 
 
 def build(modules: Sequence[ModuleType], ctx: Context) -> list[Case]:

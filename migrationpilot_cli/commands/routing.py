@@ -5,9 +5,11 @@ audited with the old and the new values. See docs/routing.md."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import sys
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -25,6 +27,7 @@ from migrationpilot_cli.output import (
     notice,
     render,
     render_record,
+    warning,
 )
 from migrationpilot_cli.queries import organizations, projects
 from migrationpilot_cli.queries import routing as rules
@@ -357,7 +360,7 @@ def resolve(
     if keys_from is not None:
         requests = list(_requests(keys_from, single_path))
     elif single_path is not None:
-        requests = [(single_path, key)]
+        requests = [(single_path, _key(key))]
     else:
         raise BadInput("give the request PATH (or --keys-from with PATH<TAB>KEY lines)")
     with transaction(ctx.obj) as conn:
@@ -380,8 +383,24 @@ def _decide(
     for path, key in requests:
         if path not in matched:
             matched[path] = routing.matching(project_rules, path)
-        decisions.append(routing.decide(matched[path], path, key))
+        decision = routing.decide(matched[path], path, key)
+        decision.update(path=_shown(path), key=None if key is None else _shown(key))
+        decisions.append(decision)
     return decisions
+
+
+def _key(text: str | None) -> str | None:
+    """A key as the proxies take a header or cookie value: without the spaces and tabs
+    around it; empty, no key."""
+    return (text or "").strip(" \t") or None
+
+
+def _shown(text: str) -> str:
+    """A path or key of --keys-from as the output shows it: a byte that is not UTF-8 (which
+    the bucket hashes as it is) written \\xff, as the error messages do."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _requests(source: str, path: str | None) -> Iterator[tuple[str, str | None]]:
@@ -394,11 +413,11 @@ def _requests(source: str, path: str | None) -> Iterator[tuple[str, str | None]]
             continue
         found = True
         if path is not None:
-            yield path, text.strip()
+            yield path, _key(text)
             continue
         request, _, key = text.partition("\t")
         try:
-            yield routing.request_path(request), key.strip() or None
+            yield routing.request_path(request), _key(key)
         except BadInput as error:
             raise BadInput(f"{_where(source)} line {number}: {error.message}") from error
     if not found:
@@ -410,23 +429,48 @@ def _where(source: str) -> str:
 
 
 def _lines(source: str) -> Iterable[str]:
-    from migrationpilot_cli.inputs import read_text
-
-    return read_text(source, "--keys-from").split("\n")
+    """The lines of --keys-from. Not decoded strictly, unlike every other input: a key is
+    hashed as its bytes, as the proxies hash a header or cookie value (docs/routing.md), so a
+    byte that is not UTF-8 stays itself (surrogateescape) for the bucket."""
+    if source == "-":
+        stream = getattr(sys.stdin, "buffer", None)
+        data = (
+            stream.read()
+            if stream is not None
+            else sys.stdin.read().encode(errors="surrogateescape")
+        )
+    else:
+        try:
+            data = Path(source).read_bytes()
+        except OSError as error:
+            raise BadInput(f"--keys-from {source}: cannot read ({error.strerror})") from error
+    return data.decode("utf-8", "surrogateescape").split("\n")
 
 
 @app.command(
     epilog=examples(
-        'migrationpilot routing export -p "Loans core" --format nginx',
         'migrationpilot routing export -p "Loans core" --format istio > routing.yaml',
+        'migrationpilot routing export -p "Loans core" --format nginx --sticky-key cookie:sid \\',
+        "  --listen 0.0.0.0:8080 --upstream legacy=10.0.0.5:8080 \\",
+        "  --upstream accounts-java=10.0.0.7:8080 -o /etc/migrationpilot/nginx --check",
     )
 )
 def export(
     ctx: typer.Context,
     project: ProjectOption,
     fmt: Annotated[
-        routing.ExportFormat, typer.Option("--format", help="The proxy: nginx, envoy or istio.")
+        routing.ExportFormat,
+        typer.Option("--format", help="The proxy: nginx, haproxy, envoy or istio."),
     ],
+    sticky_key: Annotated[
+        str | None,
+        typer.Option(
+            "--sticky-key",
+            metavar="header:NAME|cookie:NAME",
+            help="The proxy computes each request's bucket from this key, as resolve does.",
+            show_default=False,
+        ),
+    ] = None,
     sticky_header: Annotated[
         str | None,
         typer.Option(
@@ -435,22 +479,106 @@ def export(
             show_default=False,
         ),
     ] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            metavar="HOST:PORT",
+            help="nginx, haproxy: the address to listen on (default: port 80).",
+            show_default=False,
+        ),
+    ] = None,
+    upstreams: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--upstream",
+            metavar="NAME=HOST:PORT",
+            help="nginx, haproxy: a server of legacy or of a target (repeat for each).",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="DIR",
+            help="Write every file the proxy needs into DIR, atomically, instead of stdout.",
+            show_default=False,
+        ),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="With -o: run nginx -t or haproxy -c first; install only if it passes."
+        ),
+    ] = False,
+    njs_module: Annotated[
+        str | None,
+        typer.Option(
+            "--njs-module",
+            metavar="PATH",
+            help=f"nginx --sticky-key: the njs module (default {routing.DEBIAN_NJS_MODULE}).",
+            show_default=False,
+        ),
+    ] = None,
     org: OrgOption = None,
 ) -> None:
-    """The project's enabled rules as nginx, Envoy or Istio configuration.
+    """The project's enabled rules as nginx, HAProxy, Envoy or Istio configuration.
 
-    An nginx snippet for http {}, an Envoy route configuration or an Istio VirtualService,
-    routes in precedence order, named by the rules' slugs; see docs/routing.md."""
-    header = None if sticky_header is None else routing.header_name(sticky_header)
+    An nginx snippet for http {} (with -o, also a complete nginx.conf), a complete
+    haproxy.cfg, an Envoy route configuration or an Istio VirtualService, routes in
+    precedence order, named by the rules' slugs; with --sticky-key the proxy itself sends
+    each user where `resolve` does, every time. See docs/routing.md."""
+    from migrationpilot_cli.commands import routing_files  # only this command writes files
+
+    options = _export_options(fmt, sticky_key, sticky_header, listen, upstreams, njs_module)
+    directory = None if output is None else routing_files.directory_of(output)
+    if check and (directory is None or fmt.proxy.checker is None):
+        raise BadInput("--check runs nginx -t or haproxy -c on the files of -o DIR: give both")
     with transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)
         rows = rules.list_all(conn, project_id=found["id"], enabled_only=True)
-    text = routing.export(
-        fmt,
-        [rules.as_rule(row) for row in rows],
-        project=found["name"],
-        project_id=found["id"],
-        sticky_header=header,
+    enabled = [rules.as_rule(row) for row in rows]
+
+    def render(into: Path | None) -> routing.Export:
+        return routing.build(
+            fmt,
+            enabled,
+            project=found["name"],
+            project_id=found["id"],
+            options=dataclasses.replace(options, directory=None if into is None else str(into)),
+        )
+
+    exported = (
+        render(None) if directory is None else routing_files.install(render, directory, check=check)
     )
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    for line in exported.warnings:
+        warning(line)
+    if directory is None:
+        sys.stdout.write(exported.text)
+        sys.stdout.flush()
+    else:
+        notice(f"wrote {', '.join(file.name for file in exported.files)} into {directory}")
+
+
+def _export_options(
+    fmt: routing.ExportFormat,
+    sticky_key: str | None,
+    sticky_header: str | None,
+    listen: str | None,
+    upstreams: list[str] | None,
+    njs_module: str | None,
+) -> routing.ExportOptions:
+    """The options, each checked (exit 2) before any work."""
+    if njs_module is not None and (fmt is not routing.ExportFormat.nginx or not sticky_key):
+        raise BadInput("--njs-module: for --format nginx with --sticky-key, which loads it")
+    options = routing.ExportOptions(
+        sticky_header=None if sticky_header is None else routing.header_name(sticky_header),
+        sticky_key=None if sticky_key is None else routing.sticky_key(sticky_key),
+        listen=None if listen is None else routing.address("--listen", listen),
+        upstreams=tuple(routing.upstream(value) for value in upstreams or ()),
+        njs_module=njs_module or routing.DEBIAN_NJS_MODULE,
+    )
+    routing.refuse_unused(fmt, options)
+    return options

@@ -1,7 +1,9 @@
 """Strangler-fig routing, pure logic, no I/O: the decision (decision.py: validation,
 precedence, Unleash-compatible bucketing, shadow, `resolve`) and the proxy exports
-(proxies.py: the export entry point, the registry and what the proxies share; then one module
-per proxy: nginx.py, envoy.py, istio.py). The names below are the package's face.
+(proxies.py: the export entry point, the registry and what the proxies share; options.py: the
+proxy's surroundings an export is told; then one module per proxy: nginx.py, haproxy.py,
+envoy.py, istio.py; scripts/: the njs and Lua that compute the sticky bucket in the proxy).
+The names below are the package's face.
 
 docs/routing.md is the user-facing description of every rule implemented here.
 """
@@ -31,27 +33,38 @@ from migrationpilot_cli.routing.decision import (
     target_service,
     traffic,
 )
+from migrationpilot_cli.routing.options import address, sticky_key, upstream
 from migrationpilot_cli.routing.proxies import (
     CATCH_ALL,
+    DEBIAN_NJS_MODULE,
+    Export,
     ExportFormat,
+    ExportOptions,
+    build,
     export,
     header_name,
     proxy_name,
+    refuse_unused,
 )
 
 __all__ = [
     "CATCH_ALL",
+    "DEBIAN_NJS_MODULE",
     "EXACT",
     "LEGACY",
     "MAX_NAME",
     "MAX_TARGET",
     "SUMMARY_COLUMNS",
     "WILDCARD",
+    "Export",
     "ExportFormat",
+    "ExportOptions",
     "Route",
     "Rule",
+    "address",
     "bucket",
     "bucket_regex",
+    "build",
     "decide",
     "export",
     "header_name",
@@ -60,12 +73,15 @@ __all__ = [
     "matching",
     "pattern",
     "proxy_name",
+    "refuse_unused",
     "regex",
     "request_path",
     "resolve",
     "routes",
     "rule_name",
+    "sticky_key",
     "summarize",
     "target_service",
     "traffic",
+    "upstream",
 ]

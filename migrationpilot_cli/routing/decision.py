@@ -119,9 +119,11 @@ def bucket(group: str, key: str) -> int:
     import mmh3
 
     # Bytes, encoded here: mmh3 encodes a str itself without checking that it can, and a str
-    # holding a lone surrogate (an argument that was not UTF-8) crashed the process. The
-    # input boundary refuses such keys (exit 2); this keeps native code from ever seeing one.
-    data = f"{group}:{key}".encode()
+    # holding a lone surrogate crashed the process. A key is hashed as the bytes a request
+    # carries, UTF-8 or not, as the proxies hash a header: `--keys-from` reads bytes that are
+    # not UTF-8 as surrogateescape, which gives them back here (the input boundary refuses
+    # such a `--key` argument, exit 2).
+    data = f"{group}:{key}".encode("utf-8", "surrogateescape")
     return int(mmh3.hash(data, 0, signed=False)) % 100 + 1
 
 

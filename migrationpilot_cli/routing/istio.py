@@ -1,4 +1,6 @@
-"""The Istio export: a VirtualService (YAML) that takes over calls to the legacy service."""
+"""The Istio export: a VirtualService (YAML) that takes over calls to the legacy service; with
+``--sticky-key``, also an EnvoyFilter that inserts Envoy's Lua filter setting the bucket
+header from the key."""
 
 from __future__ import annotations
 
@@ -6,8 +8,11 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from migrationpilot_cli.routing import proxies
+from migrationpilot_cli.routing import envoy, proxies
 from migrationpilot_cli.routing.decision import EXACT, LEGACY, Route, bucket_regex, regex
+from migrationpilot_cli.routing.proxies import File, Plan
+
+MAIN = "istio.yaml"
 
 
 def placeholders(notes: Sequence[tuple[str, str]]) -> list[str]:
@@ -19,7 +24,16 @@ def placeholders(notes: Sequence[tuple[str, str]]) -> list[str]:
     ]
 
 
-def config(ordered: Sequence[Route], project_id: UUID | str, sticky_header: str | None) -> str:
+def files(plan: Plan) -> list[File]:
+    documents = [virtual_service(plan.routes, plan.project_id, envoy.bucket_header(plan))]
+    if plan.options.sticky_key:
+        documents.append(envoy_filter(plan))
+    return [File(MAIN, plan.comment + "---\n".join(map(proxies.to_yaml, documents)))]
+
+
+def virtual_service(
+    ordered: Sequence[Route], project_id: UUID | str, sticky_header: str | None
+) -> dict[str, Any]:
     http = []
     for route in ordered:
         for name, buckets, shares in proxies.proxy_routes(route, sticky_header):
@@ -33,14 +47,41 @@ def config(ordered: Sequence[Route], project_id: UUID | str, sticky_header: str 
                 match["headers"] = {sticky_header: {"regex": bucket_regex(*buckets)}}
             http.append({"name": name, "match": [match], **_action(shares)})
     http.append({"name": proxies.CATCH_ALL, "route": [_destination(LEGACY, 100)]})
-    return proxies.to_yaml(
+    return {
+        "apiVersion": "networking.istio.io/v1beta1",
+        "kind": "VirtualService",
+        "metadata": {"name": f"migrationpilot-project-{project_id}"},
+        "spec": {"hosts": [LEGACY], "http": http},
+    }
+
+
+def envoy_filter(plan: Plan) -> dict[str, Any]:
+    """Envoy's Lua filter before the router, in the sidecars that call legacy (where the
+    VirtualService applies) and in gateways."""
+    patches = [
         {
-            "apiVersion": "networking.istio.io/v1beta1",
-            "kind": "VirtualService",
-            "metadata": {"name": f"migrationpilot-project-{project_id}"},
-            "spec": {"hosts": [LEGACY], "http": http},
+            "applyTo": "HTTP_FILTER",
+            "match": {
+                "context": context,
+                "listener": {
+                    "filterChain": {
+                        "filter": {
+                            "name": "envoy.filters.network.http_connection_manager",
+                            "subFilter": {"name": "envoy.filters.http.router"},
+                        }
+                    }
+                },
+            },
+            "patch": {"operation": "INSERT_BEFORE", "value": envoy.http_filter(plan)},
         }
-    )
+        for context in ("SIDECAR_OUTBOUND", "GATEWAY")
+    ]
+    return {
+        "apiVersion": "networking.istio.io/v1alpha3",
+        "kind": "EnvoyFilter",
+        "metadata": {"name": f"migrationpilot-project-{plan.project_id}-bucket"},
+        "spec": {"configPatches": patches},
+    }
 
 
 def _destination(host: str, weight: int) -> dict[str, Any]:
@@ -64,4 +105,9 @@ def _action(shares: proxies.Shares) -> dict[str, Any]:
     return action
 
 
-PROXY = proxies.Proxy(placeholders, config)
+PROXY = proxies.Proxy(
+    placeholders,
+    files,
+    printed=MAIN,
+    computes=envoy.PROXY.computes + " (the EnvoyFilter below inserts it)",
+)

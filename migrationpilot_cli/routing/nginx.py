@@ -1,17 +1,34 @@
-"""The nginx export: a snippet for http {}, ``map`` blocks and a server with a mirror."""
+"""The nginx export: ``routing.conf``, a snippet for http {} (``map`` blocks and a server with
+a mirror; with ``--sticky-key``, nginx's JavaScript module computes the bucket), and with
+``-o DIR`` a complete ``nginx.conf`` around it, runnable as it is."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from uuid import UUID
 
-from migrationpilot_cli.routing.decision import LEGACY, Route, bucket_regex, regex
-from migrationpilot_cli.routing.proxies import Proxy, proxy_name
+from migrationpilot_cli.routing.decision import LEGACY, bucket_regex
+from migrationpilot_cli.routing.options import HEADER, Address
+from migrationpilot_cli.routing.proxies import (
+    Entry,
+    File,
+    Plan,
+    Proxy,
+    route_table,
+    script_text,
+)
+
+SNIPPET = "routing.conf"
+MAIN = "nginx.conf"
+SCRIPT = "migrationpilot.js"
+# The variable the script sets: the request's bucket in its route, "" without a key.
+BUCKET = "$mp_bucket"
 
 
 def placeholders(notes: Sequence[tuple[str, str]]) -> list[str]:
     return [
-        "Define these upstreams in http {} (placeholders: use your servers):",
+        "Define these upstreams in http {} (placeholders: use your servers; or export with",
+        "--upstream NAME=HOST:PORT, which writes them here):",
         f"  upstream {LEGACY} {{ server legacy.internal:8080; }}  # the legacy system",
         *[
             f"  upstream {name} {{ server {name}.internal:8080; }}" + (note and f"  # {note}")
@@ -20,11 +37,24 @@ def placeholders(notes: Sequence[tuple[str, str]]) -> list[str]:
     ]
 
 
-def config(ordered: Sequence[Route], project_id: UUID | str, sticky_header: str | None) -> str:
+def files(plan: Plan) -> list[File]:
+    """The script, then routing.conf, then (with -o) the nginx.conf that includes them."""
+    snippet = File(SNIPPET, plan.comment + config(plan))
+    if plan.options.directory is None:
+        return [snippet]
+    script = [File(SCRIPT, script_text(SCRIPT))] if plan.options.sticky_key else []
+    return [*script, snippet, File(MAIN, main_config(plan, plan.options.directory))]
+
+
+def config(plan: Plan) -> str:
     """``map`` blocks pick the route (regexes in precedence order: the first match wins),
     then the rule that takes the request (where a route splits, by a ``split_clients`` at
-    random or a ``map`` on the bucket header), then that rule's upstream or mirror."""
+    random, or a ``map`` on the bucket: a header's, or the one the script computes), then
+    that rule's upstream or mirror."""
+    table = route_table(plan.routes)
     lines = [
+        *_upstreams(plan.servers),
+        *_script(plan),
         "# The request path as sent, without the query string. $request_uri rather than $uri:",
         "# the mirror subrequest below keeps it, and it is what resolve and Envoy match.",
         "map $request_uri $mp_path {",
@@ -33,27 +63,79 @@ def config(ordered: Sequence[Route], project_id: UUID | str, sticky_header: str 
         "",
         "map $mp_path $mp_route {",
         '    default "";',
-        *[f'    "~{regex(route.pattern)}" {route.group};' for route in ordered],
+        *[f'    "~{entry.regex}" {entry.group};' for entry in table],
         "}",
         "",
     ]
     taker = ["map $mp_route $mp_rule {", '    default "";']
     upstream = ["map $mp_rule $mp_upstream {", f"    default {LEGACY};"]
     mirror = ["map $mp_rule $mp_mirror {", '    default "";']
-    for rank, route in enumerate(ordered, start=1):
-        ranges = route.ranges()
-        if route.certain:
-            rule_of_route = ranges[0][0].slug if ranges else '""'
+    for entry in table:
+        if entry.splits:
+            rule_of_route = f"$mp_split_{entry.rank}"
+            lines += _split(entry, rule_of_route, plan)
         else:
-            rule_of_route = f"$mp_split_{rank}"
-            lines += _split(route, rule_of_route, sticky_header)
-        taker.append(f"    {_map_key(route.group)} {rule_of_route};")
-        for rule, _, _ in ranges:
-            (mirror if rule.shadow else upstream).append(
-                f"    {_map_key(rule.slug)} {proxy_name(rule.target)};"
+            rule_of_route = entry.sole.slug if entry.sole else '""'
+        taker.append(f"    {_map_key(entry.group)} {rule_of_route};")
+        for take in entry.takes:
+            (mirror if take.shadow else upstream).append(
+                f"    {_map_key(take.slug)} {take.upstream};"
             )
-    lines += [*taker, "}", "", *upstream, "}", "", *mirror, "}", "", *_SERVER]
+    lines += [*taker, "}", "", *upstream, "}", "", *mirror, "}", "", *_server(plan.options.listen)]
     return "\n".join(lines) + "\n"
+
+
+def _upstreams(servers: dict[str, tuple[Address, ...]]) -> list[str]:
+    """The upstream blocks of --upstream (none: the leading comment's placeholders)."""
+    lines = []
+    for name, addresses in servers.items():
+        lines += [
+            f"upstream {name} {{",
+            *[f"    server {address};" for address in addresses],
+            "    keepalive 16;",
+            "}",
+            "",
+        ]
+    return lines
+
+
+def _script(plan: Plan) -> list[str]:
+    """$mp_key, the request's key, found by nginx (the cookie by a case-sensitive regular
+    expression: nginx's own $cookie_NAME ignores case); "<group>:<key>" for the script, which
+    hashes it (see its leading comment)."""
+    key = plan.options.sticky_key
+    if key is None:
+        return []
+    if key.kind == HEADER:
+        source, found = (
+            "$http_" + key.name.replace("-", "_"),
+            "^[ \\t]*(?<mp_key_value>.*?)[ \\t]*$",
+        )
+    else:
+        name = re.escape(key.name)
+        found = f"(?:^|;)[ \\t]*{name}=[ \\t]*(?<mp_key_value>[^;]*?)[ \\t]*(?:;|$)"
+        source = "$http_cookie"
+    return [
+        f'# The request\'s key: {key.described}, without the spaces around it ("": none).',
+        f"map {source} $mp_key {{",
+        '    default "";',
+        f'    "~{found}" $mp_key_value;',
+        "}",
+        "",
+        "# What the script hashes: the route's group id and the key.",
+        "map $mp_key $mp_bucket_input {",
+        '    "" "";',
+        '    default "$mp_route:$mp_key";',
+        "}",
+        "",
+        f"# {BUCKET}: the request's bucket in its route, as `migrationpilot routing resolve`",
+        '# computes it; "" without a key'
+        + (", or when the key header is sent more than once." if key.kind == HEADER else "."),
+        f"js_import mp_routing from {plan.script(SCRIPT)};",
+        *([f"js_var $mp_key_header {key.name};"] if key.kind == HEADER else []),
+        f"js_set {BUCKET} mp_routing.{'bucket_once' if key.kind == HEADER else 'bucket'};",
+        "",
+    ]
 
 
 def _map_key(slug: str) -> str:
@@ -61,53 +143,114 @@ def _map_key(slug: str) -> str:
     return "\\" + slug if slug in ("default", "hostnames", "include", "volatile") else slug
 
 
-def _split(route: Route, variable: str, sticky_header: str | None) -> list[str]:
+def _split(entry: Entry, variable: str, plan: Plan) -> list[str]:
     """The rule that takes a request of a splitting route, in ``variable`` ("": none)."""
-    ranges = route.ranges()
-    if sticky_header:
-        source = "$http_" + sticky_header.replace("-", "_")
+    header = plan.options.sticky_header
+    if header or plan.options.sticky_key:
+        source, by = (
+            ("$http_" + header.replace("-", "_"), f"in the {header} header")
+            if header
+            else (BUCKET, "computed from the key")
+        )
         return [
-            f"# {route.group}: the rule by the bucket in the {sticky_header} header",
+            f"# {entry.group}: the rule by the bucket {by}",
             f"map {source} {variable} {{",
             '    default "";',
-            *[f'    "~{bucket_regex(first, last)}" {rule.slug};' for rule, first, last in ranges],
+            *[f'    "~{bucket_regex(take.first, take.last)}" {take.slug};' for take in entry.takes],
             "}",
             "",
         ]
-    rest = ['    * "";'] if ranges[-1][2] < 100 else []
+    rest = ['    * "";'] if entry.takes[-1].last < 100 else []
     return [
-        f"# {route.group}: the rule at random, per request",
+        f"# {entry.group}: the rule at random, per request",
         f'split_clients "${{request_id}}" {variable} {{',
-        *[f"    {last - first + 1}% {rule.slug};" for rule, first, last in ranges],
+        *[f"    {take.last - take.first + 1}% {take.slug};" for take in entry.takes],
         *rest,
         "}",
         "",
     ]
 
 
-_SERVER = [
-    "# Adjust listen/server_name, or copy the two locations into your own server {}.",
-    "server {",
-    "    listen 80;",
-    "    server_name _;",
-    "",
-    "    location / {",
-    "        mirror /_migrationpilot_mirror;",
-    "        mirror_request_body on;",
+def _server(listen: Address | None) -> list[str]:
+    return [
+        "# Adjust listen/server_name, or copy the two locations into your own server {}.",
+        "server {",
+        f"    listen {listen or 80};",
+        "    server_name _;",
+        "",
+        "    location / {",
+        "        mirror /_migrationpilot_mirror;",
+        "        mirror_request_body on;",
+        *_PROXYING,
+        "        proxy_pass http://$mp_upstream;",
+        "    }",
+        "",
+        "    # Shadow traffic: a copy of the request, its response ignored.",
+        "    location = /_migrationpilot_mirror {",
+        "        internal;",
+        '        if ($mp_mirror = "") {',
+        "            return 204;",
+        "        }",
+        *_PROXYING,
+        "        proxy_pass http://$mp_mirror$request_uri;",
+        "    }",
+        "}",
+    ]
+
+
+# Keep-alive connections to the upstreams (their `keepalive`), the client's Host header.
+_PROXYING = [
+    "        proxy_http_version 1.1;",
+    '        proxy_set_header Connection "";',
     "        proxy_set_header Host $host;",
-    "        proxy_pass http://$mp_upstream;",
-    "    }",
-    "",
-    "    # Shadow traffic: a copy of the request, its response ignored.",
-    "    location = /_migrationpilot_mirror {",
-    "        internal;",
-    '        if ($mp_mirror = "") {',
-    "            return 204;",
-    "        }",
-    "        proxy_set_header Host $host;",
-    "        proxy_pass http://$mp_mirror$request_uri;",
-    "    }",
-    "}",
 ]
 
-PROXY = Proxy(placeholders, config)
+
+def main_config(plan: Plan, directory: str) -> str:
+    """nginx.conf: nginx -p DIR/ -c DIR/nginx.conf -g 'daemon off;' runs it, with its pid,
+    logs and temporary files under DIR; it includes routing.conf."""
+    module = [f"load_module {plan.options.njs_module};", ""] if plan.options.sticky_key else []
+    temporary = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    bucket = f" bucket={BUCKET}" if plan.options.sticky_key else ""
+    lines = [
+        "# Generated by `migrationpilot routing export --format nginx -o DIR`: a complete",
+        "# nginx configuration. Run it with",
+        f"#   nginx -p {directory}/ -c {directory}/{MAIN} -g 'daemon off;'",
+        "# (the same with -s reload loads a new export). The routing is routing.conf, included",
+        "# below: see its leading comment.",
+        "",
+        *module,
+        "# The routes are regular expressions (and so is the sticky cookie): compiled to code.",
+        "pcre_jit on;",
+        f"pid {directory}/nginx.pid;",
+        f"error_log {directory}/logs/error.log;",
+        "",
+        "events {",
+        "    worker_connections 1024;",
+        "}",
+        "",
+        "http {",
+        *[f"    {kind}_temp_path {directory}/temp/{kind};" for kind in temporary],
+        f"    include {directory}/{SNIPPET};",
+        "",
+        "    log_format migrationpilot '$remote_addr [$time_local] \"$request\" $status'",
+        f"        ' route=$mp_route rule=$mp_rule upstream=$mp_upstream{bucket}';",
+        f"    access_log {directory}/logs/access.log migrationpilot;",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def checker(directory: str) -> list[str]:
+    return ["nginx", "-t", "-p", f"{directory}/", "-c", f"{directory}/{MAIN}"]
+
+
+PROXY = Proxy(
+    placeholders,
+    files,
+    printed=SNIPPET,
+    computes=f"nginx's JavaScript module (njs: {SCRIPT})",
+    checker=checker,
+    serves=True,
+    directories=("logs", "temp"),
+)

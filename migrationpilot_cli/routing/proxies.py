@@ -9,14 +9,18 @@ from __future__ import annotations
 import hashlib
 import importlib
 import re
+import shlex
+import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path, PurePosixPath
 from typing import Any, cast
 from uuid import UUID
 
 from migrationpilot_cli.errors import BadInput
-from migrationpilot_cli.routing.decision import LEGACY, Route, Rule, in_effect
+from migrationpilot_cli.routing.decision import LEGACY, Route, Rule, in_effect, regex
+from migrationpilot_cli.routing.options import HEADER, Address, StickyKey, Upstream
 
 # A lower-case DNS name (RFC 1123), as Kubernetes services are named: such a target is its
 # own upstream, cluster and host in the exports.
@@ -26,6 +30,47 @@ _HEADER = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 # The last route of the Envoy and Istio exports: never a rule's slug (no '/' in a slug).
 CATCH_ALL = "legacy/default"
+# Where Debian's libnginx-mod-http-js puts nginx's JavaScript module (--njs-module).
+DEBIAN_NJS_MODULE = "/usr/lib/nginx/modules/ngx_http_js_module.so"
+# The scripts the proxies load (package data): the exports copy them into -o DIR.
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
+
+
+@dataclass(frozen=True)
+class File:
+    name: str  # in the directory of `-o DIR`
+    text: str
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Everything an export is told besides the rules (see options.py for the parsing)."""
+
+    sticky_header: str | None = None  # the split follows this precomputed bucket header
+    sticky_key: StickyKey | None = None  # the proxy computes the bucket from this key
+    listen: Address | None = None
+    upstreams: tuple[Upstream, ...] = ()
+    directory: str | None = None  # -o DIR, absolute: where the files load each other from
+    njs_module: str = DEBIAN_NJS_MODULE
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a proxy module writes its files from: the routes in precedence order, computed
+    once, and what surrounds them."""
+
+    routes: Sequence[Route]
+    project_id: UUID | str
+    options: ExportOptions
+    comment: str  # the leading comment, "# " lines and a blank line
+    servers: dict[str, tuple[Address, ...]]  # upstream -> its servers; empty: placeholders
+
+    def script(self, name: str) -> str:
+        """The absolute path a configuration loads a shipped script from: DIR with -o (the
+        export copies it there), else the installed package."""
+        if self.options.directory is not None:
+            return str(PurePosixPath(self.options.directory, name))
+        return str(SCRIPTS / name)
 
 
 @dataclass(frozen=True)
@@ -35,8 +80,33 @@ class Proxy:
     # The leading comment's lines on what to define: the legacy default, then the targets as
     # (proxy name, "target '<name>'" when the proxy name does not say it, else "").
     placeholders: Callable[[Sequence[tuple[str, str]]], list[str]]
-    # The configuration: (routes in precedence order, project id, sticky header) -> text.
-    config: Callable[[Sequence[Route], UUID | str, str | None], str]
+    # The files, in the order they are installed (what another file loads comes first); the
+    # first of `printed` is what stdout gets without -o.
+    files: Callable[[Plan], list[File]]
+    printed: str
+    # With --sticky-key: what computes the bucket, for the leading comment.
+    computes: str
+    # The proxy's own checker on the files of DIR (--check), or None.
+    checker: Callable[[str], list[str]] | None = None
+    mirrors: bool = True
+    # nginx and HAProxy: --listen and --upstream make the configuration complete.
+    serves: bool = False
+    directories: tuple[str, ...] = ()  # made in DIR besides the files (nginx: logs)
+
+
+@dataclass(frozen=True)
+class Export:
+    """An export's files and what the command says about them."""
+
+    files: tuple[File, ...]  # in the order to install them
+    printed: str  # the file stdout gets without -o
+    directories: tuple[str, ...]
+    warnings: tuple[str, ...]  # lines for stderr
+    checker: Callable[[str], list[str]] | None
+
+    @property
+    def text(self) -> str:
+        return next(file.text for file in self.files if file.name == self.printed)
 
 
 class ExportFormat(StrEnum):
@@ -44,6 +114,7 @@ class ExportFormat(StrEnum):
     PROXY writes its configuration."""
 
     nginx = "nginx"
+    haproxy = "haproxy"
     envoy = "envoy"
     istio = "istio"
 
@@ -78,13 +149,96 @@ def export(
     project: str,
     project_id: UUID | str,
     sticky_header: str | None = None,
+    options: ExportOptions | None = None,
 ) -> str:
-    """The enabled rules as a proxy configuration, deterministic: routes in precedence
-    order, each route's rules oldest first."""
-    ordered = in_effect(rules)
+    """The text stdout gets: :func:`build`'s printed file."""
+    if options is None:
+        options = ExportOptions(sticky_header=sticky_header)
+    return build(fmt, rules, project=project, project_id=project_id, options=options).text
+
+
+def build(
+    fmt: ExportFormat,
+    rules: Sequence[Rule],
+    *,
+    project: str,
+    project_id: UUID | str,
+    options: ExportOptions,
+) -> Export:
+    """The enabled rules as a proxy's files, deterministic (the same rules and options give
+    the same bytes): routes in precedence order, each route's rules oldest first."""
     proxy = fmt.proxy
-    comment = _leading_comment(fmt, proxy, ordered, project, project_id, sticky_header)
-    return comment + proxy.config(ordered, project_id, sticky_header)
+    refuse_unused(fmt, options)
+    ordered = in_effect(rules)
+    servers = _servers(ordered, options.upstreams)
+    comment = _leading_comment(fmt, proxy, ordered, project, project_id, options, servers)
+    plan = Plan(ordered, project_id, options, comment, servers)
+    return Export(
+        files=tuple(proxy.files(plan)),
+        printed=proxy.printed,
+        directories=proxy.directories,
+        warnings=tuple(_warnings(fmt, proxy, ordered)),
+        checker=proxy.checker,
+    )
+
+
+def refuse_unused(fmt: ExportFormat, options: ExportOptions) -> None:
+    """Exit 2 for options that would be ignored: an export takes what it uses."""
+    if options.sticky_header and options.sticky_key:
+        raise BadInput(
+            "--sticky-header and --sticky-key exclude each other: the bucket is either"
+            " precomputed (header) or computed by the proxy from the key"
+        )
+    if not fmt.proxy.serves and (options.listen or options.upstreams):
+        given = "--listen" if options.listen else "--upstream"
+        raise BadInput(
+            f"{given}: for --format nginx or haproxy; {fmt.value} takes its listeners and"
+            " clusters from your own configuration"
+        )
+
+
+def _upstream_name(service: str) -> str:
+    """The upstream of ``--upstream NAME=...``: `legacy` is the legacy default; any other
+    NAME is a target, by its name in the rules (or already its name in the exports)."""
+    return LEGACY if service == LEGACY else proxy_name(service)
+
+
+def _servers(ordered: Sequence[Route], given: Sequence[Upstream]) -> dict[str, tuple[Address, ...]]:
+    """Each upstream's servers, in the order given; none given: none (placeholders). Once
+    some are given, the legacy default and every enabled rule's target must have one."""
+    servers: dict[str, list[Address]] = {}
+    for upstream in given:
+        known = servers.setdefault(_upstream_name(upstream.service), [])
+        if upstream.address not in known:
+            known.append(upstream.address)
+    if not servers:
+        return {}
+    if LEGACY not in servers:
+        raise BadInput(
+            "--upstream: none for legacy, the legacy default that serves what no rule takes:"
+            " add --upstream legacy=HOST:PORT"
+        )
+    for route in ordered:
+        for rule in route.rules:
+            if proxy_name(rule.target) not in servers:
+                # NAME=legacy is the legacy default: a target named so goes by its own name
+                named = proxy_name(rule.target) if rule.target == LEGACY else rule.target
+                raise BadInput(
+                    f"--upstream: none for the target {rule.target!r} of the enabled rule"
+                    f" {rule.name!r}: add --upstream {shlex.quote(named + '=HOST:PORT')}"
+                )
+    return {name: tuple(addresses) for name, addresses in servers.items()}
+
+
+def _warnings(fmt: ExportFormat, proxy: Proxy, ordered: Sequence[Route]) -> list[str]:
+    if proxy.mirrors:
+        return []
+    shadows = [rule for route in ordered for rule, _, _ in route.ranges() if rule.shadow]
+    return [
+        f"{fmt.value} cannot mirror: the shadow rule {rule.name!r} keeps its buckets on legacy"
+        f" and {rule.target!r} gets no copy of them (nginx, Envoy and Istio mirror)"
+        for rule in shadows
+    ]
 
 
 def _leading_comment(
@@ -93,7 +247,8 @@ def _leading_comment(
     ordered: Sequence[Route],
     project: str,
     project_id: UUID | str,
-    sticky_header: str | None,
+    options: ExportOptions,
+    servers: dict[str, tuple[Address, ...]],
 ) -> str:
     targets = {rule.target for route in ordered for rule, _, _ in route.ranges()}
     # (proxy name, the target it stands for when the name does not say)
@@ -101,29 +256,15 @@ def _leading_comment(
         (proxy_name(target), "" if proxy_name(target) == target else f"target {target!r}")
         for target in targets
     )
-    bucketing = [
-        'The bucket of a key in a route: murmur3_x86_32("<group>:<key>", seed 0) % 100 + 1,',
-        "with the route's group id listed below (Unleash: normalizedValue(key, groupId=<group>)).",
-    ]
-    if sticky_header:
-        splitting = [
-            f"Sticky: the split follows the request header {sticky_header}, the bucket (1..100)",
-            "that `migrationpilot routing resolve` computes for the matched route and key. The",
-            "edge or the application computes it and sets the header (or copies it from a",
-            "cookie). A request without the header stays on legacy unless one rule takes 100%,",
-            "exactly as `resolve` decides without a key.",
-            *bucketing,
+    mirroring = (
+        []
+        if proxy.mirrors
+        else [
+            f"{fmt.value} CANNOT MIRROR: a shadow rule's buckets stay on legacy and its target",
+            "gets no copy of them (`routing export` says so on stderr); nginx, Envoy and Istio",
+            "mirror.",
         ]
-    else:
-        splitting = [
-            "Splitting here is the proxy's own: RANDOM PER REQUEST. It is not the sticky",
-            "bucketing of `migrationpilot routing resolve`: one user can hit both sides.",
-            "To make it sticky, have the edge or the application compute the user's bucket in",
-            "the matched route, send it as a header x-mp-bucket (or a cookie copied into it),",
-            "and export with `migrationpilot routing export --sticky-header x-mp-bucket`: the",
-            "split then matches that header instead.",
-            *bucketing,
-        ]
+    )
     lines = [
         f"Generated by `migrationpilot routing export --format {fmt.value}`",
         f"Project {project!r} (id {project_id}): {len(ordered)} routes of enabled rules.",
@@ -132,14 +273,69 @@ def _leading_comment(
         "The rules of one pattern split its requests: each takes the next buckets, as many",
         "as its traffic, in the order listed; the rest stays on legacy. Shadow rules serve",
         "legacy and mirror their share to their target.",
+        *mirroring,
         "",
-        *splitting,
+        *_splitting(proxy, options),
         "",
-        *proxy.placeholders(notes),
+        *(_server_lines(servers, notes) if servers else proxy.placeholders(notes)),
         "",
         *_route_lines(ordered),
     ]
     return "".join(f"# {line}".rstrip() + "\n" for line in lines) + "\n"
+
+
+_BUCKETING = [
+    'The bucket of a key in a route: murmur3_x86_32("<group>:<key>", seed 0) % 100 + 1,',
+    "with the route's group id listed below (Unleash: normalizedValue(key, groupId=<group>)).",
+]
+
+
+def _splitting(proxy: Proxy, options: ExportOptions) -> list[str]:
+    """The leading comment's paragraph on how a route's requests are split."""
+    if options.sticky_key:
+        repeated = " (or sent more than once)" if options.sticky_key.kind == HEADER else ""
+        return [
+            *textwrap.wrap(
+                f"Sticky: {proxy.computes} computes each request's bucket from its key, in"
+                f" {options.sticky_key.described} (the bytes sent, without the spaces around"
+                " them), as `migrationpilot routing resolve --key` does: the same key gets the"
+                " same target while the rules stay as they are. A request without the key or"
+                f" with an empty one{repeated} stays on legacy unless one rule takes 100%,"
+                " exactly as `resolve` decides without a key.",
+                width=88,
+            ),
+            *_BUCKETING,
+        ]
+    if options.sticky_header:
+        return [
+            f"Sticky: the split follows the request header {options.sticky_header}, the bucket",
+            "(1..100) that `migrationpilot routing resolve` computes for the matched route and",
+            "key. The edge or the application computes it and sets the header (or copies it",
+            "from a cookie). A request without the header stays on legacy unless one rule",
+            "takes 100%, exactly as `resolve` decides without a key.",
+            *_BUCKETING,
+        ]
+    return [
+        "Splitting here is the proxy's own: RANDOM PER REQUEST. It is not the sticky",
+        "bucketing of `migrationpilot routing resolve`: one user can hit both sides.",
+        "To make it sticky, export with `--sticky-key header:NAME` (or `cookie:NAME`): the",
+        "proxy then computes each request's bucket from the user's key, as `resolve` does.",
+        "Or have the edge compute the bucket, send it as a header x-mp-bucket, and export",
+        "with `--sticky-header x-mp-bucket`: the split then matches that header.",
+        *_BUCKETING,
+    ]
+
+
+def _server_lines(
+    servers: dict[str, tuple[Address, ...]], notes: Sequence[tuple[str, str]]
+) -> list[str]:
+    named = dict(notes)
+    lines = ["Upstreams (--upstream), with their servers:"]
+    for name, addresses in servers.items():
+        note = "the legacy system" if name == LEGACY else named.get(name, "")
+        where = ", ".join(map(str, addresses))
+        lines.append(f"  {name}: {where}" + (f"  ({note})" if note else ""))
+    return lines
 
 
 def _route_lines(ordered: Sequence[Route]) -> list[str]:
@@ -155,6 +351,57 @@ def _route_lines(ordered: Sequence[Route]) -> list[str]:
                 f"{buckets.get(rule.slug, '')}{shadow}"
             )
     return lines
+
+
+@dataclass(frozen=True)
+class Take:
+    """A rule's share of its route, as nginx and HAProxy write it: the buckets first..last,
+    served by its target's upstream (or, for a shadow rule, mirrored to it)."""
+
+    slug: str
+    first: int
+    last: int
+    upstream: str
+    shadow: bool
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A route as nginx and HAProxy write it: matched by its regex; then, when it splits,
+    each request's rule is the one whose buckets hold the request's bucket; when it does
+    not, every request goes to ``sole`` (None: legacy)."""
+
+    rank: int
+    group: str
+    regex: str
+    takes: tuple[Take, ...]
+    splits: bool
+
+    @property
+    def sole(self) -> Take | None:
+        return None if self.splits or not self.takes else self.takes[0]
+
+
+def route_table(ordered: Sequence[Route]) -> list[Entry]:
+    """The routes in precedence order, as nginx and HAProxy write them."""
+    return [
+        Entry(
+            rank,
+            route.group,
+            regex(route.pattern),
+            tuple(
+                Take(rule.slug, first, last, proxy_name(rule.target), rule.shadow)
+                for rule, first, last in route.ranges()
+            ),
+            not route.certain,
+        )
+        for rank, route in enumerate(ordered, start=1)
+    ]
+
+
+def script_text(name: str) -> str:
+    """A shipped script (package data), as the exports copy it."""
+    return (SCRIPTS / name).read_text(encoding="utf-8")
 
 
 Shares = list[tuple[Rule, int]]  # (rule, percent of the route's requests it takes)
