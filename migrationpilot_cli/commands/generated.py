@@ -45,6 +45,9 @@ from migrationpilot_cli.queries.generated import GeneratedFile
 from migrationpilot_cli.sourcecode import extension
 from migrationpilot_cli.vocabulary import GeneratedFileType
 
+# What an import needs, in the organization and in the project (V0009, V0015).
+_IMPORT = ("developer", "import or change generated files")
+
 app = typer.Typer(
     help="Generated code: import an output directory, list it, read a file, export it.",
     no_args_is_help=True,
@@ -110,8 +113,8 @@ def import_(
     New files are added, changed ones updated, unchanged ones left alone."""
     with progress("reading files") as advance:
         files, scan = read_tree(directory, exclude or (), file_type, skip_binary, advance)
-    with transaction(ctx.obj, requires=("developer", "import or change generated files")) as conn:
-        found = projects.resolve(conn, project, org)
+    with transaction(ctx.obj, requires=_IMPORT) as conn:
+        found = projects.resolve(conn, project, org, requires=_IMPORT)
         outcome = generated.merge(conn, found, files)
         types = Counter(file.type for file in files)
         summary = {

@@ -51,8 +51,8 @@ def import_(
     from migrationpilot_cli.queries import rule_import
 
     records = rulefiles.validate(jsonrecords.load(source))
-    with transaction(ctx.obj, requires=("developer", "import or edit rules")) as conn:
-        found = projects.resolve(conn, project, org)
+    with transaction(ctx.obj, requires=rules.EDIT) as conn:
+        found = projects.resolve(conn, project, org, requires=rules.EDIT)
         summary = rule_import.merge(conn, found, records)
     if summary["reopened"]:
         notice(f"{summary['reopened']} reviewed rules changed and are pending review again")
