@@ -208,46 +208,64 @@ COMMENT ON FUNCTION require_project_role(uuid[], user_role, text) IS
     'Raises 42501 unless the acting user has at least `needed` in each project (admins always do); no-op without an acting user.';
 
 -- ---------------------------------------------------------------------------
--- The gate: a statement-level AFTER trigger with transition tables. Arguments: the role needed,
--- the action as messages word it, and the column naming the project ('id' on projects).
+-- The gate. Arguments: the role needed, the action as messages word it, and the column naming
+-- the project ('id' on projects).
+--   * On the tables of a project's work, a statement-level AFTER trigger over the transition
+--     tables: one pass over the statement's rows for the projects it touched, then one lookup.
+--   * Where the statement changes who may change the project (its team, or the project itself,
+--     whose deletion takes its team along), a row-level BEFORE trigger, so that the acting
+--     user's role is the one they had before the change: an architect may leave the team or
+--     delete the project. These tables are small and their statements few.
+-- STABLE: it reads with the snapshot of the statement that fires it, so a row trigger sees the
+-- team as it was before the statement, not as its earlier rows left it (an architect removing
+-- the whole team, themselves among it, is checked against the team they were on).
 -- SECURITY INVOKER, like enforce_user_role (V0009): row_security_active() must see the caller.
 -- Dynamic only in that column's name and in which transition tables exist (trigger arguments
 -- and TG_OP, never input).
 -- ---------------------------------------------------------------------------
 CREATE FUNCTION enforce_project_role() RETURNS trigger
     LANGUAGE plpgsql
+    STABLE
 AS $$
 DECLARE
     acting_role public.user_role;
+    changed     record;
     touched     uuid[];
 BEGIN
+    IF TG_LEVEL = 'ROW' THEN
+        changed := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
     IF NOT pg_catalog.row_security_active(TG_RELID) THEN
-        RETURN NULL;
+        RETURN changed;
     END IF;
     acting_role := public.current_user_role();
     IF acting_role IS NULL OR acting_role = 'admin' THEN
-        RETURN NULL;  -- no acting user (row level security refused every row), or an admin
+        RETURN changed;  -- no acting user (row level security refuses every row), or an admin
     END IF;
-    EXECUTE pg_catalog.format(
-        'SELECT pg_catalog.array_agg(t.project) FROM (SELECT DISTINCT project FROM (%s) AS s) AS t',
-        CASE TG_OP
-            WHEN 'INSERT' THEN pg_catalog.format('SELECT %I AS project FROM new_rows', TG_ARGV[2])
-            WHEN 'DELETE' THEN pg_catalog.format('SELECT %I AS project FROM old_rows', TG_ARGV[2])
-            ELSE pg_catalog.format('SELECT %1$I AS project FROM new_rows'
-                                   ' UNION ALL SELECT %1$I FROM old_rows', TG_ARGV[2])
-        END)
-      INTO touched;
+    IF TG_LEVEL = 'ROW' THEN
+        touched := ARRAY[(pg_catalog.to_jsonb(changed) ->> TG_ARGV[2])::uuid];
+    ELSE
+        EXECUTE pg_catalog.format(
+            'SELECT pg_catalog.array_agg(t.project) FROM (SELECT DISTINCT project FROM (%s) AS s) AS t',
+            CASE TG_OP
+                WHEN 'INSERT' THEN pg_catalog.format('SELECT %I AS project FROM new_rows', TG_ARGV[2])
+                WHEN 'DELETE' THEN pg_catalog.format('SELECT %I AS project FROM old_rows', TG_ARGV[2])
+                ELSE pg_catalog.format('SELECT %1$I AS project FROM new_rows'
+                                       ' UNION ALL SELECT %1$I FROM old_rows', TG_ARGV[2])
+            END)
+          INTO touched;
+    END IF;
     PERFORM public.require_project_role(touched, TG_ARGV[0]::public.user_role, TG_ARGV[1]);
-    RETURN NULL;  -- AFTER trigger: return value ignored
+    RETURN changed;  -- NULL for a statement trigger (ignored); the row for a row trigger
 END
 $$;
 
 COMMENT ON FUNCTION enforce_project_role() IS
-    'Statement trigger (role, action, project column): refuses unless the acting user has that role in every project the statement touched; only where RLS applies.';
+    'Trigger (role, action, project column): refuses unless the acting user has that role in every project the statement (or row) touches; only where RLS applies.';
 
--- Three triggers per gated table and event, made from this list (as the audit triggers of V0012).
--- Named <table>_access_<event>: AFTER triggers fire in name order, so the gate runs before the
--- audit (<table>_audit_*) and the tenant limits (<table>_tenant_*) of the same statement.
+-- The triggers, made from this list (as the audit triggers of V0012). Named
+-- <table>_access_<event>: AFTER triggers fire in name order, so the gate runs before the audit
+-- (<table>_audit_*) and the tenant limits (<table>_tenant_*) of the same statement.
 -- business_rules' inserts and updates are gated by business_rules_enforce_user_role (below),
 -- which tells review decisions apart.
 DO $$
@@ -257,28 +275,29 @@ BEGIN
     FOR gated IN
         SELECT *
           FROM (VALUES
-              -- table            events                        role         action                                     column
-              ('source_files',    '{INSERT,UPDATE,DELETE}'::text[], 'developer', 'import or change source files',         'project_id'),
-              ('generated_files', '{INSERT,UPDATE,DELETE}',       'developer', 'import or change generated files',      'project_id'),
-              ('test_cases',      '{INSERT,UPDATE,DELETE}',       'developer', 'import or change test cases',           'project_id'),
-              ('business_rules',  '{DELETE}',                     'developer', 'delete rules',                          'project_id'),
-              ('routing_rules',   '{INSERT,UPDATE,DELETE}',       'architect', 'change routing rules',                  'project_id'),
-              ('projects',        '{UPDATE}',                     'architect', 'change a project''s status or settings', 'id'),
-              ('projects',        '{DELETE}',                     'architect', 'delete projects',                       'id'),
-              ('project_members', '{INSERT,UPDATE,DELETE}',       'architect', 'manage project members',                'project_id')
-          ) AS g (tablename, events, needed, action, project_column),
+              -- table            events                          per          role         action                                     column
+              ('source_files',    '{INSERT,UPDATE,DELETE}'::text[], 'statement', 'developer', 'import or change source files',         'project_id'),
+              ('generated_files', '{INSERT,UPDATE,DELETE}',       'statement', 'developer', 'import or change generated files',      'project_id'),
+              ('test_cases',      '{INSERT,UPDATE,DELETE}',       'statement', 'developer', 'import or change test cases',           'project_id'),
+              ('business_rules',  '{DELETE}',                     'statement', 'developer', 'delete rules',                          'project_id'),
+              ('routing_rules',   '{INSERT,UPDATE,DELETE}',       'statement', 'architect', 'change routing rules',                  'project_id'),
+              ('projects',        '{UPDATE}',                     'statement', 'architect', 'change a project''s status or settings', 'id'),
+              ('projects',        '{DELETE}',                     'row',       'architect', 'delete projects',                       'id'),
+              ('project_members', '{INSERT,UPDATE,DELETE}',       'row',       'architect', 'manage project members',                'project_id')
+          ) AS g (tablename, events, per, needed, action, project_column),
           unnest(g.events) AS e (event)
     LOOP
-        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %I REFERENCING %s'
-                       ' FOR EACH STATEMENT EXECUTE FUNCTION enforce_project_role(%L, %L, %L)',
-                       gated.tablename || '_access_' || lower(gated.event), gated.event,
-                       gated.tablename,
-                       CASE gated.event
-                           WHEN 'INSERT' THEN 'NEW TABLE AS new_rows'
-                           WHEN 'DELETE' THEN 'OLD TABLE AS old_rows'
-                           ELSE 'OLD TABLE AS old_rows NEW TABLE AS new_rows'
+        EXECUTE format('CREATE TRIGGER %I %s %s ON %I %s'
+                       ' FOR EACH %s EXECUTE FUNCTION enforce_project_role(%L, %L, %L)',
+                       gated.tablename || '_access_' || lower(gated.event),
+                       CASE gated.per WHEN 'row' THEN 'BEFORE' ELSE 'AFTER' END,
+                       gated.event, gated.tablename,
+                       CASE WHEN gated.per = 'row' THEN ''
+                            WHEN gated.event = 'INSERT' THEN 'REFERENCING NEW TABLE AS new_rows'
+                            WHEN gated.event = 'DELETE' THEN 'REFERENCING OLD TABLE AS old_rows'
+                            ELSE 'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'
                        END,
-                       gated.needed, gated.action, gated.project_column);
+                       upper(gated.per), gated.needed, gated.action, gated.project_column);
     END LOOP;
 END
 $$;
