@@ -723,8 +723,12 @@ def _cross_org_commands(d: Demo) -> dict[str, list[str]]:
         "routing remove": ["routing", "remove", "loan-interest", "-p", p],
         "routing resolve": ["routing", "resolve", "/api/loans/1/interest", "-p", p],
         "routing export": ["routing", "export", "-p", p, "--format", "nginx"],
+        "projects members list": ["projects", "members", "list", p],
+        "projects members add": ["projects", "members", "add", p, "ana@acme.test"],
         "users show": ["users", "show", "ana@acme.test"],
         "users set-role": ["users", "set-role", "ana@acme.test", "viewer"],
+        "users disable": ["users", "disable", "ana@acme.test"],
+        "users remove": ["users", "remove", "ana@acme.test"],
         "orgs show": ["orgs", "show", "acme-lending"],
     }
 
