@@ -62,6 +62,14 @@ CROSS JOIN LATERAL (
              AS target
 ) AS s;
 
+-- Each project's team (V0015): everyone of its organization but the admin, who acts on every
+-- project anyway, in their organization role: the permissions an upgraded database keeps.
+INSERT INTO project_members (organization_id, project_id, user_id, role)
+SELECT p.organization_id, p.id, u.id, u.role
+FROM projects AS p
+JOIN users AS u ON u.organization_id = p.organization_id
+WHERE u.role <> 'admin';
+
 -- Projects numbered 0..n-1 (Bench project 1 is 0) for picking one by a skewed random draw.
 CREATE TEMPORARY TABLE numbered_projects ON COMMIT DROP AS
 SELECT substr(name, length('Bench project ') + 1)::int - 1 AS k, id, organization_id,

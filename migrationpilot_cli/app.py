@@ -84,24 +84,39 @@ def _build_sub_app(name: str) -> TyperGroup:
     panel, same markup), with its commands built lazily."""
     module_name, panel = SUB_APPS[name]
     sub_app = importlib.import_module(f"migrationpilot_cli.commands.{module_name}").app
+    return _lazy_group(typer.models.TyperInfo(sub_app, name=name, rich_help_panel=panel))
+
+
+def _lazy_group(info: typer.models.TyperInfo) -> TyperGroup:
+    """The group of a sub-app (``info``, as `add_typer` records it), its commands and its own
+    sub-apps (`projects members`) built on first lookup, like the sub-apps themselves."""
+    sub_app = info.typer_instance
+    assert sub_app is not None
     shell = copy.copy(sub_app)
     shell.registered_commands = []  # the group without its commands: they come lazily
+    shell.registered_groups = []
     group = typer.main.get_group_from_info(
-        typer.models.TyperInfo(shell, name=name, rich_help_panel=panel, cls=SubAppGroup),
+        typer.models.TyperInfo(
+            shell, name=info.name, rich_help_panel=info.rich_help_panel, cls=SubAppGroup
+        ),
         pretty_exceptions_short=app.pretty_exceptions_short,
         rich_markup_mode=app.rich_markup_mode,
         suggest_commands=app.suggest_commands,
     )
-    builders = {
-        info.name or typer.main.get_command_name(info.callback.__name__): functools.partial(
+    builders: dict[str, Callable[[], Any]] = {
+        command.name or typer.main.get_command_name(command.callback.__name__): functools.partial(
             typer.main.get_command_from_info,
-            info,
+            command,
             pretty_exceptions_short=app.pretty_exceptions_short,
             rich_markup_mode=app.rich_markup_mode,
         )
-        for info in sub_app.registered_commands
-        if info.callback is not None
+        for command in sub_app.registered_commands
+        if command.callback is not None
     }
+    builders.update(
+        (str(nested.name), functools.partial(_lazy_group, nested))
+        for nested in sub_app.registered_groups
+    )
     group.commands = _LazyCommands(builders, group.commands)
     return group
 

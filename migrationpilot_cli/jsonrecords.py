@@ -74,6 +74,20 @@ def _records(data: BinaryIO, source_name: str) -> Iterator[Record]:
     return _line_records(text, source_name)
 
 
+def one_object(text: str, what: str) -> dict[str, Any]:
+    """The JSON object an option's value holds (``--settings '{"a": 1}'``), checked as a
+    record is; BadInput naming ``what`` otherwise."""
+    try:
+        value = _DECODER.decode(text.strip(_WHITESPACE))
+    except json.JSONDecodeError as error:
+        raise BadInput(f"{what}: malformed JSON: {error.msg} (column {error.colno})") from error
+    except _NotJson as error:
+        raise BadInput(f"{what}: malformed JSON: {error}") from error
+    except RecursionError as error:
+        raise _too_deep(what) from error
+    return _object(value, what, text)
+
+
 # Compact JSON from the C encoder, for values without a Decimal (most: arrays of names).
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 

@@ -82,6 +82,23 @@ def ids(arguments: Sequence[str]) -> list[str]:
     return list(found)
 
 
+def emails(arguments: Sequence[str]) -> list[str]:
+    """Email addresses from the arguments, where ``-`` reads them from stdin, one per line (as
+    :func:`ids` reads ids: blank lines and ``#`` comments skipped, the first tab-separated
+    field counts). The order is kept; an address given twice, in any letter case, counts
+    once."""
+    found: dict[str, str] = {}
+    for where, value in _id_values(arguments):
+        try:
+            address = email(value)
+        except BadInput as error:
+            if where == "argument":
+                raise
+            raise BadInput(f"{where}: {error.message}") from None
+        found.setdefault(address.lower(), address)
+    return list(found.values())
+
+
 def one_id(argument: str) -> str:
     """The one id reference an argument gives (``-``: the first id on stdin)."""
     found = ids([argument])

@@ -22,6 +22,22 @@ class UserRole(StrEnum):
     viewer = "viewer"
 
 
+class ProjectRole(StrEnum):
+    """A member's role in a project: a user role but admin (admins act on every project)."""
+
+    architect = "architect"
+    reviewer = "reviewer"
+    developer = "developer"
+    viewer = "viewer"
+
+
+class UserState(StrEnum):
+    """Whether an account may act (users.disabled_at, V0016)."""
+
+    active = "active"
+    disabled = "disabled"
+
+
 class ProjectStatus(StrEnum):
     draft = "draft"
     analyzing = "analyzing"

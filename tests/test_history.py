@@ -184,7 +184,8 @@ def test_rule_versions_refer_to_their_organization_not_their_rule(conn: Conn) ->
         " WHERE conrelid = 'rule_versions'::regclass AND contype = 'f' ORDER BY conname",
     )
     assert keys == [
-        ("rule_versions_changed_by_fkey", "users", "n"),
+        # The author is a person (V0016): removing their account keeps the version's author.
+        ("rule_versions_changed_by_fkey", "people", "n"),
         ("rule_versions_organization_fkey", "organizations", "c"),
     ]
 
@@ -256,9 +257,10 @@ def test_a_deleted_rules_id_is_never_taken_again(fee: UUID, loans: UUID, conn: C
     before = rows(conn, "SELECT * FROM rule_versions ORDER BY id")
     bob_project = one(
         conn,
-        "INSERT INTO projects (name, organization_id, source_language, target_language)"
-        " SELECT 'Ops', id, 'cobol', 'go' FROM organizations WHERE slug = 'globex-ops'"
-        " RETURNING id",
+        "INSERT INTO projects (name, organization_id, source_language, target_language,"
+        " created_by)"  # bob made it: he is on its team (V0015)
+        " SELECT 'Ops', organization_id, 'cobol', 'go', id FROM users"
+        " WHERE email = 'bob@globex.test' RETURNING id",
     )
     taken = f"rule id {fee} belongs to a deleted rule's history"
     with pytest.raises(errors.UniqueViolation, match=taken), conn.transaction():
@@ -375,9 +377,10 @@ def aged_history(acme: Any, loans: UUID, conn: Conn) -> dict[str, UUID]:
     assert acme("tenants", "set", "acme", "--retention-days", "30").exit_code == 0
     ops = one(
         conn,
-        "INSERT INTO projects (name, organization_id, source_language, target_language)"
-        " SELECT 'Ops', id, 'cobol', 'go' FROM organizations WHERE slug = 'globex-ops'"
-        " RETURNING id",
+        "INSERT INTO projects (name, organization_id, source_language, target_language,"
+        " created_by)"  # bob made it: he is on its team (V0015)
+        " SELECT 'Ops', organization_id, 'cobol', 'go', id FROM users"
+        " WHERE email = 'bob@globex.test' RETURNING id",
     )
     made = {
         name: one(conn, RULE, project, name)

@@ -55,6 +55,8 @@ TENANT_OWNED_TABLES = [
     "audit_logs",
     "business_rules",
     "generated_files",
+    "people",
+    "project_members",
     "projects",
     "routing_rules",
     "rule_versions",
@@ -82,6 +84,8 @@ RLS_REFUSED = "new row violates row-level security policy"
 # acting user's organization only; anyone else is refused before the policy is asked.
 COMPLETION_REFUSED = "rule_versions_written_by_the_database"
 SUFFIX = "-isolation"
+# A user of A who is on no project's team: a new membership of A's project names them.
+MEMBER_TO_BE = "colleague@a.example"
 
 
 def _cases() -> Iterator[Any]:
@@ -107,8 +111,8 @@ def seeded(server: Server, template_database: str) -> Iterator[tuple[str, World]
             world = seed(conn)
             conn.execute(
                 "INSERT INTO users (email, name, organization_id, role)"
-                " VALUES ('colleague@a.example', 'Colleague', %s, 'viewer')",
-                (world.a.org,),
+                " VALUES (%s, 'Colleague', %s, 'viewer')",
+                (MEMBER_TO_BE, world.a.org),
             )
         yield url, world
     finally:
@@ -188,15 +192,27 @@ def _unique_keys(conn: Conn, table: str) -> list[list[str]]:
 
 def derived_row(conn: Conn, table: str, org: Org) -> dict[str, Any]:
     """A new, valid row for ``org``: a copy of an existing one without its identity columns,
-    with fresh values in one column of every unique key that the copy would collide on."""
+    with fresh values in one column of every unique key that the copy would collide on (a
+    key made only of references, a membership's, gets another user of the organization, one
+    who is not a member: MEMBER_TO_BE)."""
     identity = _identity_columns(conn, table)
     row = {key: value for key, value in _first_row(conn, table, org).items() if key not in identity}
     for key in _unique_keys(conn, table):
         if identity & set(key):
             continue  # includes the new identity value: cannot collide
-        column = next(c for c in key if isinstance(row[c], str | int) and "_id" not in c)
+        column = next(
+            (c for c in key if isinstance(row[c], str | int) and "_id" not in c), "user_id"
+        )
         value = row[column]
-        row[column] = value + SUFFIX if isinstance(value, str) else value + 1000
+        if column == "user_id":
+            row[column] = _scalar(
+                conn,
+                "SELECT coalesce((SELECT id FROM users WHERE organization_id = %s"
+                " AND email = %s), gen_random_uuid())",
+                (org.org, MEMBER_TO_BE),
+            )
+        else:
+            row[column] = value + SUFFIX if isinstance(value, str) else value + 1000
     return row
 
 
@@ -707,8 +723,12 @@ def _cross_org_commands(d: Demo) -> dict[str, list[str]]:
         "routing remove": ["routing", "remove", "loan-interest", "-p", p],
         "routing resolve": ["routing", "resolve", "/api/loans/1/interest", "-p", p],
         "routing export": ["routing", "export", "-p", p, "--format", "nginx"],
+        "projects members list": ["projects", "members", "list", p],
+        "projects members add": ["projects", "members", "add", p, "ana@acme.test"],
         "users show": ["users", "show", "ana@acme.test"],
         "users set-role": ["users", "set-role", "ana@acme.test", "viewer"],
+        "users disable": ["users", "disable", "ana@acme.test"],
+        "users remove": ["users", "remove", "ana@acme.test"],
         "orgs show": ["orgs", "show", "acme-lending"],
     }
 

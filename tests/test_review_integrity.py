@@ -32,8 +32,9 @@ FOUR_EYES = "four-eyes: you made the last change to rule {}; another reviewer mu
 
 @dataclass
 class Team:
-    """acme-pay with ana (architect), rita (reviewer) and dev (developer), and three pending
-    rules of the project Loans core, inserted by the operator (nobody edited them)."""
+    """acme-pay with ana (architect), rita (reviewer) and dev (developer), the team of the
+    project Loans core, and three pending rules of it, inserted by the operator (nobody edited
+    them)."""
 
     project: UUID
     rules: list[UUID]
@@ -55,6 +56,10 @@ def team(acme: Any, conn: Conn) -> Team:
     )
     assert created.exit_code == 0, created.stderr
     project = UUID(created.stdout.strip())
+    # Ana made the project; she brings rita and dev onto its team (V0015).
+    joined = acme(*ANA, "projects", "members", "add", str(project), "rita@acme.test",
+                  "dev@acme.test")  # fmt: skip
+    assert joined.exit_code == 0, joined.stderr
     users = dict(rows(conn, "SELECT email, id FROM users"))
     return Team(
         project,
@@ -537,9 +542,9 @@ def test_sql_with_four_eyes_on_a_rule_inserted_approved_by_its_author_is_refused
 def test_sql_with_four_eyes_on_deleting_a_reviewer_approves_nothing(
     acme: Any, team: Team, conn: Conn
 ) -> None:
-    """Deleting a user clears reviewed_by on their rules (ON DELETE SET NULL): not a decision,
-    even when the admin who deletes last edited those rules, unless the statement also changes
-    a rule."""
+    """Deleting a user changes none of their rules (V0016: the review keeps its reviewer, now a
+    person whose account is gone), so it approves nothing, even when the admin who deletes last
+    edited those rules; a statement that also changes a rule is held to four-eyes."""
     four_eyes(acme, "on")
     added = acme(
         "users", "add", "boss@acme.test", "--name", "Boss", "--org", ORG, "--role", "admin"
@@ -554,7 +559,7 @@ def test_sql_with_four_eyes_on_deleting_a_reviewer_approves_nothing(
 
     with session(conn, "app role", boss):
         assert conn.execute("DELETE FROM users WHERE id = %s", (team.rita,)).rowcount == 1
-    assert review_state(conn, first) == ("approved", None, True, None, boss, 4)
+    assert review_state(conn, first) == ("approved", team.rita, True, None, boss, 3)
 
     before = everything(conn)
     with (
@@ -658,7 +663,8 @@ def test_orgs_set_four_eyes_keeps_the_other_settings_and_is_audited(acme: Any, c
         (("orgs", "set", ORG, "--four-eyes", "yes"), 2,
          "error: Invalid value for '--four-eyes': 'yes' is not one of 'on', 'off'."
          " (see `migrationpilot orgs set --help`)"),
-        (("orgs", "set", ORG), 2, "error: nothing to change: give --four-eyes on|off"),
+        (("orgs", "set", ORG), 2,
+         "error: nothing to change: give --name, --slug, --settings or --four-eyes on|off"),
         ((*ANA, "orgs", "set", ORG, "--four-eyes", "on"), 1,
          "error: `orgs set` is an operator command: run it without --as"),
     ],

@@ -80,6 +80,12 @@ def crew(acme: Any, conn: psycopg.Connection[Any], tmp_path: Path) -> Crew:
                    "--target", "java", "-q")  # fmt: skip
     assert created.exit_code == 0, created.stderr
     project = UUID(created.stdout.strip())
+    # Everyone but the admin (who acts on every project) works on it, in their organization
+    # role: what the roles are tried on here is the organization role (V0009); the project
+    # role has tests/test_members.py.
+    team = [email(role) for role in ROLES if role != "admin"]
+    joined = acme("projects", "members", "add", str(project), *team)
+    assert joined.exit_code == 0, joined.stderr
     tree = tmp_path / "legacy"
     (tree / "src").mkdir(parents=True)
     (tree / "src" / "LOANCALC.cbl").write_text(SOURCE)

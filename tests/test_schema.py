@@ -63,6 +63,8 @@ EXPECTED_COLUMNS: dict[str, dict[str, str]] = {
         "role": "user_role",
         "created_at": TS,
         "updated_at": TS,
+        "disabled_at": TS + "?",
+        "disabled_reason": "text?",
     },
     "projects": {
         "id": "uuid",
@@ -189,6 +191,25 @@ EXPECTED_COLUMNS: dict[str, dict[str, str]] = {
         "slug": "text",
         "updated_at": TS,
     },
+    # Ours (V0015, V0016).
+    "project_members": {
+        "id": "uuid",
+        "organization_id": "uuid",
+        "project_id": "uuid",
+        "user_id": "uuid",
+        "role": "user_role",
+        "created_at": TS,
+        "updated_at": TS,
+    },
+    "people": {
+        "id": "uuid",
+        "organization_id": "uuid",
+        "email": "varchar(255)",
+        "name": "varchar(255)",
+        "created_at": TS,
+        "updated_at": TS,
+        "removed_at": TS + "?",
+    },
 }
 
 EXPECTED_ENUMS: dict[str, list[str]] = {
@@ -232,11 +253,17 @@ TENANT_OWNED_TABLES = [
     "test_cases",
     "audit_logs",
     "routing_rules",
+    "project_members",
+    "people",
 ]
 ALL_TABLES = TENANCY_TABLES + TENANT_OWNED_TABLES
 APPEND_ONLY_TABLES = ["rule_versions", "audit_logs"]
+# Written by the database's triggers only (V0016); the app role reads it.
+READ_ONLY_TABLES = ["people"]
 # Tables the app role may UPDATE and DELETE (its own organization's rows).
-APP_WRITABLE_TABLES = [t for t in TENANT_OWNED_TABLES if t not in APPEND_ONLY_TABLES]
+APP_WRITABLE_TABLES = [
+    t for t in TENANT_OWNED_TABLES if t not in APPEND_ONLY_TABLES + READ_ONLY_TABLES
+]
 MUTABLE_TABLES = [t for t in ALL_TABLES if "updated_at" in EXPECTED_COLUMNS[t]]
 HISTORY_TABLE = "migrationpilot_schema_history"
 RLS_REFUSED = "new row violates row-level security policy"
@@ -440,7 +467,10 @@ def test_every_key_is_a_uuid_the_database_generates(owner: Conn) -> None:
             " WHERE table_schema = 'public' AND column_name = 'id' AND data_type = 'uuid'"
         ).fetchall()
     )
-    assert {t: ids.get(t) for t in ALL_TABLES} == dict.fromkeys(ALL_TABLES, "gen_random_uuid()")
+    # people.id is its account's id (users.id), given by the trigger that records the person.
+    generated = [t for t in ALL_TABLES if t != "people"]
+    assert {t: ids.get(t) for t in generated} == dict.fromkeys(generated, "gen_random_uuid()")
+    assert ids.get("people") is None
     not_uuid = owner.execute(
         "SELECT table_name || '.' || column_name FROM information_schema.columns"
         " WHERE table_schema = 'public' AND (column_name = 'id' OR column_name LIKE '%%\\_id')"
@@ -711,6 +741,15 @@ INTRUSIONS: dict[str, tuple[str, Callable[[Org], tuple[Any, ...]]]] = {
         " target_service) VALUES (%s, %s, 'intruder', '/x', 'x-service')",
         lambda b: (b.org, b.project),
     ),
+    "project_members": (
+        "INSERT INTO project_members (organization_id, project_id, user_id, role)"
+        " VALUES (%s, %s, %s, 'viewer')",
+        lambda b: (b.org, b.project, b.user),
+    ),
+    "people": (
+        "INSERT INTO people (id, organization_id, email, name) VALUES (%s, %s, 'x@x.example', 'X')",
+        lambda b: (b.user, b.org),
+    ),
 }
 
 
@@ -723,6 +762,8 @@ def test_user_cannot_insert_into_another_organization(owner: Conn, orgs: World, 
     refused: tuple[type[Exception], str] = (
         (errors.CheckViolation, "has no version")
         if table == "rule_versions"
+        else (errors.InsufficientPrivilege, NO_GRANT)
+        if table in READ_ONLY_TABLES
         else (errors.InsufficientPrivilege, RLS_REFUSED)
     )
     with pytest.raises(refused[0], match=refused[1]), owner.transaction():
@@ -775,7 +816,7 @@ def test_app_cannot_forge_a_rule_version_even_in_its_own_organization(
     assert rows_of(owner, "rule_versions", orgs.a) == before
 
 
-@pytest.mark.parametrize("table", [*APPEND_ONLY_TABLES, *TENANCY_TABLES])
+@pytest.mark.parametrize("table", [*APPEND_ONLY_TABLES, *READ_ONLY_TABLES, *TENANCY_TABLES])
 @pytest.mark.parametrize(
     "statement", ["UPDATE {} SET created_at = now()", "DELETE FROM {}", "TRUNCATE {} CASCADE"]
 )
@@ -909,9 +950,9 @@ def test_an_insert_with_a_version_of_its_own_still_starts_at_1(conn: Conn, world
     assert [v[:3] for v in _versions(conn, rule)] == [(1, "forged", 1)]
 
 
-def test_deleting_a_reviewer_keeps_the_rule_and_forgets_only_who_reviewed(
-    conn: Conn, world: World
-) -> None:
+def test_deleting_a_reviewer_keeps_the_rule_and_who_reviewed_it(conn: Conn, world: World) -> None:
+    """The reviewer is a person (V0016): deleting their account changes nothing on the rule,
+    writes no version, and the person keeps the name and email the review reads."""
     reviewer = scalar(
         conn,
         "INSERT INTO users (email, name, organization_id, role)"
@@ -923,15 +964,15 @@ def test_deleting_a_reviewer_keeps_the_rule_and_forgets_only_who_reviewed(
         (reviewer, world.a.rule),
     )
     with conn.transaction():
-        admin = act_as(conn, world.a.email)
+        act_as(conn, world.a.email)
         assert conn.execute("DELETE FROM users WHERE id = %s", (reviewer,)).rowcount == 1
     kept = conn.execute(
-        "SELECT organization_id, review_status::text, reviewed_by, version"
-        " FROM business_rules WHERE id = %s",
+        "SELECT r.organization_id, r.review_status::text, r.reviewed_by, r.version,"
+        " p.email, p.name, p.removed_at IS NOT NULL"
+        " FROM business_rules r JOIN people p ON p.id = r.reviewed_by WHERE r.id = %s",
         (world.a.rule,),
     ).fetchall()
-    assert kept == [(world.a.org, "approved", None, 3)]
-    assert _versions(conn, world.a.rule)[-1][::4] == (3, admin)
+    assert kept == [(world.a.org, "approved", reviewer, 2, "rev@a.example", "Rev", True)]
 
 
 def test_deleting_a_tenant_deletes_everything_it_owns_but_the_audit_trail(

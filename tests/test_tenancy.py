@@ -162,7 +162,7 @@ def test_users_add_list_show_set_role(acme: Any, conn: psycopg.Connection[Any]) 
         ("Dora@Acme.TEST", "developer")
     ]
     listed = acme("users", "list", "--org", "acme-pay", "--format", "csv").stdout.splitlines()
-    assert listed[0] == "id,email,name,organization,role,created_at"
+    assert listed[0] == "id,email,name,organization,role,state,created_at"
     # By email without regard to case, whatever the server's collation.
     assert [line.split(",")[1] for line in listed[1:]] == ["ana@acme.test", "Dora@Acme.TEST"]
 
@@ -209,3 +209,54 @@ def test_acting_user_sees_only_their_organization(acme: Any) -> None:
     unknown = acme("--as", "nobody@acme.test", "projects", "list")
     assert unknown.exit_code == 4
     assert "no user with email nobody@acme.test" in unknown.stderr
+
+
+def _organization(conn: psycopg.Connection[Any], slug: str) -> list[tuple[Any, ...]]:
+    return rows(conn, "SELECT name, slug, settings FROM organizations WHERE slug = %s", slug)
+
+
+def test_orgs_set_renames_and_merges_settings(acme: Any, conn: psycopg.Connection[Any]) -> None:
+    assert acme("orgs", "set", "acme-pay", "--four-eyes", "on").exit_code == 0
+    changed = acme("orgs", "set", "acme-pay", "--name", "Acme Payments EU", "--slug",
+                   "acme-pay-eu", "--settings", '{"locale": "pt-BR", "fee": 0.015}',
+                   "--format", "json")  # fmt: skip
+    assert changed.exit_code == 0, changed.stderr
+    shown = json.loads(changed.stdout)
+    assert (shown["slug"], shown["four_eyes"]) == ("acme-pay-eu", True)
+    # Each key given replaces the stored one, null removes one, the others stay.
+    assert acme("orgs", "set", "acme-pay-eu", "--settings", '{"locale": null}').exit_code == 0
+    assert _organization(conn, "acme-pay-eu") == [
+        ("Acme Payments EU", "acme-pay-eu", {"four_eyes": True, "fee": 0.015})
+    ]
+    # --four-eyes is its setting, and wins over the same key in --settings.
+    both = acme("orgs", "set", "acme-pay-eu", "--settings", '{"four_eyes": true}',
+                "--four-eyes", "off")  # fmt: skip
+    assert both.exit_code == 0, both.stderr
+    assert _organization(conn, "acme-pay-eu")[0][2] == {"four_eyes": False, "fee": 0.015}
+    assert [action for action, _ in audit_actions(conn)][-4:] == ["organization.update"] * 4
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("--settings", "[1, 2]"), 2, "--settings: expected a JSON object, got an array"),
+        (("--settings", "{locale: 1}"), 2,
+         "--settings: malformed JSON: Expecting property name enclosed in double quotes"
+         " (column 2)"),
+        (("--settings", '{"a": NaN}'), 2, "--settings: malformed JSON: NaN is not a JSON value"),
+        (("--settings", '{"a": "\\u0000"}'), 2,
+         "--settings: a string holds \\u0000, which PostgreSQL cannot store"),
+        (("--slug", "Acme Pay"), 2,
+         "--slug 'Acme Pay': use lower-case letters, digits and single hyphens (e.g. acme-pay)"),
+        (("--slug", "acme-cards"), 1,
+         "already exists in organizations: (slug) = (acme-cards)"),
+        (("--name", " "), 2, "--name must not be empty"),
+    ],
+)  # fmt: skip
+def test_orgs_set_refuses_bad_input_and_writes_nothing(
+    acme: Any, conn: psycopg.Connection[Any], args: tuple[str, ...], code: int, message: str
+) -> None:
+    before = rows(conn, "SELECT * FROM organizations ORDER BY id")
+    result = acme("orgs", "set", "acme-pay", *args)
+    assert (result.exit_code, result.stdout, result.stderr) == (code, "", f"error: {message}\n")
+    assert rows(conn, "SELECT * FROM organizations ORDER BY id") == before

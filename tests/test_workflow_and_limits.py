@@ -35,9 +35,10 @@ WORKFLOW = [
 ]  # fmt: skip
 _NUMBERS = itertools.count(1)
 
+# Made by the organization's lead, who is then on the project's team (V0015).
 INSERT_PROJECT = (
-    "INSERT INTO projects (name, organization_id, source_language, target_language)"
-    " VALUES (%s, %s, 'cobol', 'java') RETURNING id"
+    "INSERT INTO projects (name, organization_id, source_language, target_language, created_by)"
+    " VALUES (%s, %s, 'cobol', 'java', (SELECT id FROM users WHERE email = %s)) RETURNING id"
 )
 INSERT_FILES = (
     "INSERT INTO source_files (organization_id, project_id, path, content, language, size_bytes,"
@@ -120,7 +121,7 @@ def make_tenant(
 
 
 def make_project(conn: Conn, org: Org, name: str = "payroll") -> uuid.UUID:
-    project_id = scalar(conn, INSERT_PROJECT, (name, org.id))
+    project_id = scalar(conn, INSERT_PROJECT, (name, org.id, org.email))
     assert isinstance(project_id, uuid.UUID)
     return project_id
 
@@ -441,7 +442,14 @@ def test_moving_a_project_into_another_tenant_counts_there(db: Conn) -> None:
     acme = make_tenant(db, "acme", max_projects=1)
     globex = make_tenant(db, "globex", max_projects=1)
     make_project(db, acme.orgs[0], "one")
-    empty = make_project(db, globex.orgs[0], "two")
+    # Without a creator, so without a team: a project with rows of its own (members, files,
+    # rules) cannot change organization at all (the composite foreign keys).
+    empty = scalar(
+        db,
+        "INSERT INTO projects (name, organization_id, source_language, target_language)"
+        " VALUES ('two', %s, 'cobol', 'java') RETURNING id",
+        (globex.orgs[0].id,),
+    )
     with pytest.raises(errors.CheckViolation) as error:
         db.execute(
             "UPDATE projects SET organization_id = %s WHERE id = %s", (acme.orgs[0].id, empty)

@@ -12,7 +12,7 @@ _SELECT = """SELECT r.id, r.name, r.category, r.confidence, r.review_status,
 reviewer.email AS reviewed_by, r.reviewed_at, r.review_comments, r.description, r.logic,
 r.formula, r.inputs, r.outputs, r.source_file, r.source_start_line, r.source_end_line,
 r.source_code, r.version, r.extracted_at FROM business_rules r
-LEFT JOIN users reviewer ON reviewer.id = r.reviewed_by WHERE r.project_id = '{project}'
+LEFT JOIN people reviewer ON reviewer.id = r.reviewed_by WHERE r.project_id = '{project}'
 ORDER BY r.category, r.confidence DESC, r.id"""
 
 

@@ -7,6 +7,7 @@ transaction, so it is also an end-to-end check of them. Loading it twice changes
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -77,6 +78,7 @@ def _load(conn: Any) -> dict[str, Any]:
     summary = {
         "project": project["name"],
         "organization": organization["slug"],
+        "members": _team(conn, organization, project),
         "files": _files(conn, project),
         "rules": _rules(conn, project),
         "test_cases": _test_cases(conn, project),
@@ -119,6 +121,17 @@ def _project(conn: Any, organization: dict[str, Any]) -> dict[str, Any]:
         return projects.get(conn, PROJECT["name"], organization["id"])
     except NotFound:
         return projects.create(conn, {**PROJECT, "organization_id": organization["id"]})
+
+
+def _team(conn: Any, organization: dict[str, Any], project: dict[str, Any]) -> dict[str, int]:
+    """Every demo user but the admin works on the project, in their organization role (the
+    admin acts on every project anyway)."""
+    from migrationpilot_cli.queries import members, users
+
+    team = [email for email, _, role in USERS if role != "admin"]
+    people = users.in_organization(conn, organization["id"], organization["slug"], team)
+    outcomes = Counter(row["outcome"] for row in members.add(conn, project, people, None))
+    return {"added": outcomes["added"], "unchanged": outcomes["unchanged"]}
 
 
 def _files(conn: Any, project: dict[str, Any]) -> dict[str, int]:

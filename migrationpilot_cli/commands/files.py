@@ -30,6 +30,10 @@ from migrationpilot_cli.output import (
 from migrationpilot_cli.queries import files, projects
 from migrationpilot_cli.sourcetree import SKIP_REASONS
 
+# What an import needs: the role, and the action as the database words it (V0009, V0015): in
+# the organization, and in the project.
+_IMPORT = ("developer", "import or change source files")
+
 app = typer.Typer(
     help="Legacy source files: import a tree, list it, read a file.", no_args_is_help=True
 )
@@ -84,8 +88,8 @@ def import_(
     tree are reported (deleted with --prune)."""
     if encoding is not None:
         _check_encoding(encoding)
-    with transaction(ctx.obj, requires=("developer", "import or change source files")) as conn:
-        found = projects.resolve(conn, project, org)
+    with transaction(ctx.obj, requires=_IMPORT) as conn:
+        found = projects.resolve(conn, project, org, requires=_IMPORT)
         scan = sourcetree.Scan()
         with progress("reading files") as advance:
             tree = sourcetree.read(

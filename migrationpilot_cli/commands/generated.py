@@ -52,6 +52,9 @@ from migrationpilot_cli.queries.generated import GeneratedFile
 from migrationpilot_cli.sourcecode import extension
 from migrationpilot_cli.vocabulary import GeneratedFileType
 
+# What an import needs, in the organization and in the project (V0009, V0015).
+_IMPORT = ("developer", "import or change generated files")
+
 app = typer.Typer(
     help="Generated code: import an output directory, list it, read a file, export it.",
     no_args_is_help=True,
@@ -117,12 +120,9 @@ def import_(
 
     New files are added, changed ones updated, unchanged ones left alone."""
     scan, types = sourcetree.Scan(), Counter[str]()
-    with (
-        progress("reading files") as advance,
-        transaction(ctx.obj, requires=("developer", "import or change generated files")) as conn,
-    ):
+    with progress("reading files") as advance, transaction(ctx.obj, requires=_IMPORT) as conn:
         files = read_tree(directory, exclude or (), file_type, skip_binary, scan, advance)
-        found = projects.resolve(conn, project, org)
+        found = projects.resolve(conn, project, org, requires=_IMPORT)
         waited = locks.lock_project(conn, found, lock_timeout)
         outcome = generated.merge(conn, found, _tally(files, types))
         summary = {

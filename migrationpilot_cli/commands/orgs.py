@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from migrationpilot_cli import validation
+from migrationpilot_cli import jsonrecords, validation
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
 from migrationpilot_cli.options import examples
@@ -97,12 +97,34 @@ class Switch(StrEnum):
     "set",
     epilog=examples(
         "migrationpilot orgs set acme-pay --four-eyes on",
-        "migrationpilot orgs set acme-pay --four-eyes off",
+        'migrationpilot orgs set acme-pay --name "Acme Payments EU" --slug acme-pay-eu',
+        """migrationpilot orgs set acme-pay --settings '{"timezone": "Europe/Lisbon"}'""",
     ),
 )
 def set_(
     ctx: typer.Context,
     org: Annotated[str, typer.Argument(help="Slug or id.")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Display name.", show_default=False)
+    ] = None,
+    slug: Annotated[
+        str | None,
+        typer.Option(
+            "--slug",
+            help="A new unique handle (scripts naming the old one break).",
+            show_default=False,
+        ),
+    ] = None,
+    settings: Annotated[
+        str | None,
+        typer.Option(
+            "--settings",
+            metavar="JSON",
+            help="A JSON object merged into the settings: each key given replaces the stored"
+            " one, a key set to null is removed, other keys stay.",
+            show_default=False,
+        ),
+    ] = None,
     four_eyes: Annotated[
         Switch | None,
         typer.Option(
@@ -114,18 +136,23 @@ def set_(
     ] = None,
     fmt: FormatOption = None,
 ) -> None:
-    """Change an organization's review policy (operators only).
+    """Change an organization's name, slug, settings or review policy (operators only).
 
     With four-eyes on, an approval by the person who last edited or imported a rule is refused
     (`review approve` exits 1), whatever client they use; they may still reject it or ask for
     clarification. The database records who last changed each rule whether four-eyes is on or
-    not, so the rules changed before you turn it on count too."""
+    not, so the rules changed before you turn it on count too. (`--four-eyes on` is the setting
+    four_eyes: true; given with --settings, it wins.)"""
     validation.require_operator(ctx.obj, "orgs set")
-    if four_eyes is None:
-        raise BadInput("nothing to change: give --four-eyes on|off")
-    wanted = four_eyes is Switch.on
+    patch = None if settings is None else jsonrecords.one_object(settings, "--settings")
+    if four_eyes is not None:
+        patch = {**(patch or {}), "four_eyes": four_eyes is Switch.on}
+    new_name = None if name is None else validation.text(name, "--name")
+    new_slug = None if slug is None else validation.slug(slug)
+    if new_name is None and new_slug is None and patch is None:
+        raise BadInput("nothing to change: give --name, --slug, --settings or --four-eyes on|off")
     with transaction(ctx.obj) as conn:
         before = organizations.get(conn, org, lock=True)
-        organizations.set_four_eyes(conn, before["id"], wanted)
+        organizations.update(conn, before["id"], name=new_name, slug=new_slug, settings=patch)
         after = organizations.get(conn, str(before["id"]))
     render_record(after, fmt=fmt)

@@ -32,6 +32,9 @@ from migrationpilot_cli.output import (
 from migrationpilot_cli.queries import organizations, projects
 from migrationpilot_cli.queries import routing as rules
 
+# What a change needs, in the organization and in the project (V0009, V0015).
+_CHANGE = ("architect", "change routing rules")
+
 app = typer.Typer(
     help="Routing: move live traffic from legacy to the new services, a percentage at a time.",
     no_args_is_help=True,
@@ -99,8 +102,8 @@ def add(
         "shadow": shadow,
         "enabled": enable,
     }
-    with transaction(ctx.obj, requires=("architect", "change routing rules")) as conn:
-        found = projects.resolve(conn, project, org)
+    with transaction(ctx.obj, requires=_CHANGE) as conn:
+        found = projects.resolve(conn, project, org, requires=_CHANGE)
         rules.refuse_duplicate_name(conn, found, name)
         rule = rules.create(conn, found, values)
     if not enable:
@@ -230,8 +233,8 @@ def set_(
         raise BadInput(
             "nothing to change: give --name, --traffic, --shadow/--no-shadow, --target or --pattern"
         )
-    with transaction(ctx.obj, requires=("architect", "change routing rules")) as conn:
-        found = projects.resolve(conn, project, org)
+    with transaction(ctx.obj, requires=_CHANGE) as conn:
+        found = projects.resolve(conn, project, org, requires=_CHANGE)
         before = rules.get(conn, found, name, for_update=True)
         changes = {field: value for field, value in requested.items() if value != before[field]}
         if "name" in changes:
@@ -284,8 +287,9 @@ def _switch(
     *,
     enabled: bool,
 ) -> None:
-    with transaction(ctx.obj, requires=("architect", "change routing rules")) as conn:
-        before = rules.get(conn, projects.resolve(conn, project, org), name, for_update=True)
+    with transaction(ctx.obj, requires=_CHANGE) as conn:
+        found = projects.resolve(conn, project, org, requires=_CHANGE)
+        before = rules.get(conn, found, name, for_update=True)
         changes = {} if before["enabled"] == enabled else {"enabled": enabled}
         after = _change(conn, before, changes)
     render_record(after, fmt=fmt)
@@ -301,8 +305,9 @@ def remove(
     quiet: QuietOption = False,
 ) -> None:
     """Delete a rule; prints what it was (the audit log keeps it too)."""
-    with transaction(ctx.obj, requires=("architect", "change routing rules")) as conn:
-        before = rules.get(conn, projects.resolve(conn, project, org), name, for_update=True)
+    with transaction(ctx.obj, requires=_CHANGE) as conn:
+        found = projects.resolve(conn, project, org, requires=_CHANGE)
+        before = rules.get(conn, found, name, for_update=True)
         rules.delete(conn, before["id"])
     render_record(before, fmt=fmt, quiet=quiet)
 

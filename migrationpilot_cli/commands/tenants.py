@@ -35,7 +35,14 @@ SubscriptionOption = Annotated[
     Subscription | None, typer.Option("--subscription", help="Plan.", show_default=False)
 ]
 MaxProjects = Annotated[int | None, _limit("--max-projects", "Projects across the tenant.")]
-MaxUsers = Annotated[int | None, _limit("--max-users-per-project", "Users per project.")]
+MaxUsers = Annotated[
+    int | None,
+    _limit(
+        "--max-users-per-project",
+        "Members a project may have (`projects members`); lowering it keeps the members a"
+        " project has and refuses new ones.",
+    ),
+]
 MaxLines = Annotated[
     int | None, _limit("--max-lines-of-code", "Lines of legacy source stored, in total.")
 ]
@@ -124,7 +131,7 @@ def show(
     "set",
     epilog=examples(
         "migrationpilot tenants set acme --max-lines-of-code 5000000",
-        "migrationpilot tenants set acme --subscription pro",
+        "migrationpilot tenants set acme --subscription pro --max-users-per-project 25",
     ),
 )
 def set_(

@@ -31,6 +31,9 @@ from migrationpilot_cli.output import (
 from migrationpilot_cli.queries import projects, resolve_ref, test_cases
 from migrationpilot_cli.queries.test_cases import CaseRecord
 
+# What an import needs, in the organization and in the project (V0009, V0015).
+_IMPORT = ("developer", "import or change test cases")
+
 app = typer.Typer(
     help="Test cases: inputs and expected results that check a rule's migrated code.",
     no_args_is_help=True,
@@ -70,8 +73,8 @@ def import_(
     Every record is checked before anything is written; an error names the line (JSON Lines)
     or index (array)."""
     cases = validated(jsonrecords.stream(source))  # read as they are written
-    with transaction(ctx.obj, requires=("developer", "import or change test cases")) as conn:
-        found = projects.resolve(conn, project, org)
+    with transaction(ctx.obj, requires=_IMPORT) as conn:
+        found = projects.resolve(conn, project, org, requires=_IMPORT)
         waited = locks.lock_project(conn, found, lock_timeout)
         summary = {**test_cases.merge(conn, found, cases), "waited_seconds": round(waited, 2)}
     render_record(summary, fmt=fmt)

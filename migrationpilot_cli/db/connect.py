@@ -3,6 +3,7 @@ command runs in (as the acting user when there is one)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from migrationpilot_cli.errors import BadInput, DatabaseUnreachable, NotFound
+from migrationpilot_cli.errors import BadInput, DatabaseUnreachable, NotFound, OperationFailed
 
 if TYPE_CHECKING:
     import psycopg
@@ -174,11 +175,21 @@ def act_as(conn: psycopg.Connection[Any], email: str) -> UUID:
 
     with conn.cursor(row_factory=tuple_row) as cursor:  # whatever the connection's rows are
         row = cursor.execute(
-            "SELECT id FROM users WHERE lower(email) = lower(%s)", (email,)
+            "SELECT id, email, disabled_at, disabled_reason FROM users"
+            " WHERE lower(email) = lower(%s)",
+            (email,),
         ).fetchone()
     if row is None:
         raise NotFound(f"no user with email {email}; check --as / MIGRATIONPILOT_USER")
     user_id: UUID = row[0]
+    if row[2] is not None:
+        # The database would treat them as nobody (V0016); say so before anything runs.
+        since = row[2].astimezone(dt.UTC).strftime("%Y-%m-%d")
+        why = f" ({row[3]})" if row[3] else ""
+        raise OperationFailed(
+            f"user {row[1]} is disabled since {since}{why} and can no longer act;"
+            f" an admin can enable the account: `migrationpilot users enable {row[1]}`"
+        )
     conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(APP_ROLE)))
     conn.execute("SELECT set_config('app.current_user_id', %s, true)", (str(user_id),))
     return user_id

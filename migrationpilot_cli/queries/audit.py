@@ -18,6 +18,7 @@ COLUMNS = (
     "id",
     "created_at",
     "actor",
+    "actor_name",
     "client",
     "action",
     "resource_type",
@@ -27,20 +28,22 @@ COLUMNS = (
     "metadata",
 )
 # A table is for scanning; the metadata (old and new values) is in json, jsonl, csv and tsv.
-TABLE_COLUMNS = ("id", "created_at", "actor", "client", "action", "resource_type",
+TABLE_COLUMNS = ("id", "created_at", "actor", "actor_name", "client", "action", "resource_type",
                  "resource_id")  # fmt: skip
 
 # Newest first. Every filter is optional (NULL: not applied); the actor is the user's email,
-# or the database login for operator-mode changes; the client is the command that made the
+# or the database login for operator-mode changes, with the name the person has (or had, once
+# the account is removed: people, V0016); the client is the command that made the
 # change, or 'sql' for any other client. A resource is a whole id or the range of ids a
 # short one stands for (refs.bounds), matched against the row's resource or, for a row that
 # stands for a whole statement, its ids. Under row-level security only the acting user's
 # organization's rows are visible; tenant-level rows (no organization) never are.
 _LIST = """
-SELECT a.id, a.created_at, coalesce(a.actor_email, a.db_role) AS actor,
+SELECT a.id, a.created_at, coalesce(a.actor_email, a.db_role) AS actor, person.name AS actor_name,
        coalesce(a.metadata ->> 'client', 'sql') AS client, a.action,
        a.resource_type, a.resource_id, o.slug AS organization, t.slug AS tenant, a.metadata
 FROM audit_logs a
+LEFT JOIN people person ON person.id = a.user_id
 LEFT JOIN organizations o ON o.id = a.organization_id
 LEFT JOIN tenants t ON t.id = a.tenant_id
 WHERE a.created_at >= coalesce(%(since)s::timestamptz, now() - %(ago)s::interval, '-infinity')

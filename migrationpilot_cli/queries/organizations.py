@@ -16,7 +16,7 @@ COLUMNS = ("id", "slug", "name", "tenant", "users", "projects", "created_at")
 # trigger makes (V0013), so what `orgs show` says is what the database enforces.
 _SELECT = """
 SELECT o.id, o.slug, o.name, o.tenant_id, t.slug AS tenant,
-       o.settings @> jsonb_build_object('four_eyes', true) AS four_eyes,
+       o.settings @> jsonb_build_object('four_eyes', true) AS four_eyes, o.settings,
        o.created_at, o.updated_at,
        (SELECT count(*) FROM users u WHERE u.organization_id = o.id) AS users,
        (SELECT count(*) FROM projects p WHERE p.organization_id = o.id) AS projects
@@ -70,11 +70,35 @@ def own_or(conn: Connection, ref: str | None) -> UUID:
     return row["id"]  # type: ignore[no-any-return]
 
 
-def set_four_eyes(conn: Connection, organization_id: UUID, on: bool) -> None:
-    """Turn four-eyes review on or off, keeping every other setting."""
+def update(
+    conn: Connection,
+    organization_id: UUID,
+    *,
+    name: str | None = None,
+    slug: str | None = None,
+    settings: dict[str, Any] | None = None,
+) -> None:
+    """Rename an organization, change its slug, or merge ``settings`` into its settings: each
+    top-level key given replaces the stored one, and a key given as null is removed (a JSON
+    merge patch, one level deep); keys not given stay. None: unchanged."""
+    from psycopg.types.json import Jsonb
+
+    from migrationpilot_cli import jsonrecords
+
     conn.execute(
-        "UPDATE organizations"
-        " SET settings = settings || jsonb_build_object('four_eyes', %s::boolean)"
-        " WHERE id = %s",
-        (on, organization_id),
+        """
+        UPDATE organizations
+        SET name = coalesce(%(name)s, name), slug = coalesce(%(slug)s, slug),
+            settings = CASE WHEN %(patch)s::jsonb IS NULL THEN settings
+                            ELSE (settings || %(patch)s::jsonb)
+                                 - array(SELECT key FROM jsonb_each(%(patch)s::jsonb)
+                                          WHERE value = 'null'::jsonb) END
+        WHERE id = %(id)s
+        """,
+        {
+            "name": name,
+            "slug": slug,
+            "patch": None if settings is None else Jsonb(settings, dumps=jsonrecords.dumps),
+            "id": organization_id,
+        },
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -28,7 +29,7 @@ SELECT p.id, p.name, p.description, p.organization_id, o.slug AS organization,
        creator.email AS created_by, p.created_at, p.updated_at
 FROM projects p
 JOIN organizations o ON o.id = p.organization_id
-LEFT JOIN users creator ON creator.id = p.created_by
+LEFT JOIN people creator ON creator.id = p.created_by
 """
 
 # The dashboard's statistics in one round trip, computed from the data itself. The project's
@@ -140,17 +141,50 @@ def get(conn: Connection, ref: str, organization_id: UUID | None = None) -> dict
     )
 
 
-def resolve(conn: Connection, ref: str, org_ref: str | None) -> dict[str, Any]:
-    """The project a user means by ``--project REF [--org ORG]``."""
+def resolve(
+    conn: Connection, ref: str, org_ref: str | None, *, requires: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """The project a user means by ``--project REF [--org ORG]``; with ``requires`` (a role
+    and what it allows, as for ``db.connect.transaction``), one the acting user may change
+    that way (see :func:`require_role`)."""
     from migrationpilot_cli.queries import organizations
 
-    return get(conn, ref, organizations.id_of(conn, org_ref))
+    found = get(conn, ref, organizations.id_of(conn, org_ref))
+    if requires is not None:
+        require_role(conn, requires, project_ids=[found["id"]])
+    return found
+
+
+def require_role(
+    conn: Connection,
+    requires: tuple[str, str],
+    *,
+    project_ids: Sequence[UUID] = (),
+    rule_ids: Sequence[UUID] = (),
+) -> None:
+    """Refuse, before any work (exit 1, the database's one line), unless the acting user has
+    the role (``requires``: the role and what it allows) in each of the projects, and in the
+    project of each of the rules: as a member, or as an admin (V0015). The triggers refuse the
+    writes themselves the same way; asked first, the refusal also comes before a long import
+    and when the command would change nothing. Operators are not asked."""
+    role, action = requires
+    conn.execute(
+        """
+        SELECT require_project_role(
+            array(SELECT unnest(%(projects)s::uuid[])
+                  UNION SELECT project_id FROM business_rules WHERE id = ANY(%(rules)s::uuid[])),
+            %(role)s, %(action)s)
+        """,
+        {"projects": list(project_ids), "rules": list(rule_ids), "role": role, "action": action},
+    )
 
 
 def dashboard(conn: Connection, project: dict[str, Any]) -> dict[str, Any]:
+    from migrationpilot_cli.queries import members
+
     statistics = conn.execute(_STATISTICS, {"id": project["id"]}).fetchone()
     assert statistics is not None
-    return {**project, **statistics}
+    return {**project, **statistics, "members": members.of_project(conn, project["id"])}
 
 
 def set_status(conn: Connection, project_id: UUID, status: str) -> None:

@@ -8,11 +8,16 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from migrationpilot_cli.errors import ChangedMeanwhile, NotFound
+from migrationpilot_cli.queries import projects
 
 if TYPE_CHECKING:
     from migrationpilot_cli.db.connect import Connection
 
 COLUMNS = ("id", "name", "old_status", "new_status", "outcome", "version")
+
+# What a review needs: the role, and the action as the database words it (V0009, V0015): in the
+# organization, and in the project of every rule of the batch.
+REVIEW = ("reviewer", "review rules")
 
 # The verb a reviewer types -> the review_status it sets (audit action: rule.<verb>).
 STATUS_OF = {"approve": "approved", "reject": "rejected", "clarify": "needs_clarification"}
@@ -63,8 +68,9 @@ def review(
     (already in that state) or skipped (unknown or not visible, with ``skip_missing``;
     otherwise NotFound fails the batch before anything is written)."""
     # Asked up front, so a batch that would change nothing (every rule already in that state)
-    # is refused too; the triggers of V0009 refuse any review decision the same way.
-    conn.execute("SELECT require_user_role('reviewer', 'review rules')")
+    # is refused too; the triggers of V0009 and V0015 refuse any review decision the same way.
+    conn.execute("SELECT require_user_role(%s, %s)", REVIEW)
+    projects.require_role(conn, REVIEW, rule_ids=ids)
     current = {row["id"]: row for row in conn.execute(_LOCK, {"ids": list(ids)}).fetchall()}
     missing = [rule_id for rule_id in ids if rule_id not in current]
     if missing and not skip_missing:
@@ -128,7 +134,8 @@ RETURNING version
 def reopen(conn: Connection, rule_id: UUID, *, expect_version: int, reason: str) -> int:
     """Put a rule back to pending review, if it is still at ``expect_version`` (else
     OperationFailed, like :func:`review`); returns its version after."""
-    conn.execute("SELECT require_user_role('reviewer', 'review rules')")
+    conn.execute("SELECT require_user_role(%s, %s)", REVIEW)
+    projects.require_role(conn, REVIEW, rule_ids=[rule_id])
     current = conn.execute(_LOCK, {"ids": [rule_id]}).fetchall()
     if not current:
         raise NotFound(_missing_message([rule_id], 1))

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
     from migrationpilot_cli.db.connect import Connection
 
+# What importing or editing rules needs: the role, and the action as the database words it
+# (V0009, V0015), in the organization and in the rule's project.
+EDIT = ("developer", "import or edit rules")
+
 COLUMNS = (
     "id",
     "project",
@@ -256,13 +260,14 @@ def _escape_like(text: str) -> str:
 _GET = """
 SELECT r.id, p.name AS project, r.project_id, r.name, r.description,
        r.category::text AS category, r.confidence, r.review_status::text AS review_status,
-       reviewer.email AS reviewed_by, r.reviewed_at, r.review_comments, r.source_file,
-       r.source_start_line, r.source_end_line, r.inputs, r.outputs, r.logic, r.formula,
-       r.source_hash, r.version, r.extracted_at, r.created_at, r.updated_at, r.source_code,
+       reviewer.email AS reviewed_by, reviewer.name AS reviewed_by_name, r.reviewed_at,
+       r.review_comments, r.source_file, r.source_start_line, r.source_end_line, r.inputs,
+       r.outputs, r.logic, r.formula, r.source_hash, r.version, r.extracted_at, r.created_at,
+       r.updated_at, r.source_code,
        f.language::text AS source_language
 FROM business_rules r
 JOIN projects p ON p.id = r.project_id
-LEFT JOIN users reviewer ON reviewer.id = r.reviewed_by
+LEFT JOIN people reviewer ON reviewer.id = r.reviewed_by
 LEFT JOIN source_files f ON f.project_id = r.project_id AND f.path = r.source_file
 WHERE r.id = %(id)s
 """
@@ -320,15 +325,17 @@ def deletion(rule_id: UUID, deleted_at: dt.datetime) -> str:
 
 def history(conn: Connection, rule_id: UUID) -> list[dict[str, Any]]:
     """Every version, a deleted rule's too (see :func:`recorded`, which tells whether the rule
-    exists): who made it (an email, or ``operator`` without an acting user), when, why, and
+    exists): who made it (an email, or ``operator`` without an acting user, and the name, kept
+    when the account is removed), when, why, and
     the review status it had."""
     return conn.execute(
         """
         SELECT v.version, v.created_at AS changed_at,
-               coalesce(u.email, 'operator') AS changed_by, v.change_reason,
+               coalesce(u.email, 'operator') AS changed_by, u.name AS changed_by_name,
+               v.change_reason,
                v.snapshot ->> 'review_status' AS review_status
         FROM rule_versions v
-        LEFT JOIN users u ON u.id = v.changed_by
+        LEFT JOIN people u ON u.id = v.changed_by
         WHERE v.rule_id = %s
         ORDER BY v.version
         """,
@@ -395,7 +402,7 @@ SELECT r.id, r.name, r.category::text AS category, r.confidence,
        r.outputs, r.source_file, r.source_start_line, r.source_end_line, r.source_code,
        r.version, r.extracted_at
 FROM business_rules r
-LEFT JOIN users reviewer ON reviewer.id = r.reviewed_by
+LEFT JOIN people reviewer ON reviewer.id = r.reviewed_by
 WHERE r.project_id = %s
 ORDER BY r.category, r.confidence DESC, r.id
 """

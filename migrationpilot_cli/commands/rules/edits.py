@@ -70,8 +70,9 @@ def edit(
     why = validation.text(reason, "--reason", max_length=None)
     wanted = _edits(name, description, logic, formula, confidence, category)
     ref = validation.one_id(rule_ref)
-    with transaction(ctx.obj, requires=("developer", "import or edit rules")) as conn:
+    with transaction(ctx.obj, requires=rules.EDIT) as conn:
         rule_id = resolve_ref(conn, "business_rules", ref)
+        projects.require_role(conn, rules.EDIT, rule_ids=[rule_id])
         before = rule_edits.lock(conn, rule_id)
         changes = {field: value for field, value in wanted.items() if before[field] != value}
         after = before
@@ -151,8 +152,8 @@ def revalidate(
     comment. Rules already flagged for the same reason are left alone."""
     from migrationpilot_cli.queries import rule_edits
 
-    with transaction(ctx.obj, requires=("developer", "import or edit rules")) as conn:
-        found = projects.resolve(conn, project, org)
+    with transaction(ctx.obj, requires=rules.EDIT) as conn:
+        found = projects.resolve(conn, project, org, requires=rules.EDIT)
         flagged, counts = rule_edits.revalidate(conn, found["id"])
     notice(
         f"{counts['checked']} rules checked, {counts['flagged']} flagged,"

@@ -42,7 +42,14 @@ from migrationpilot_cli.vocabulary import ReviewStatus, RuleCategory
 
 app = typer.Typer()
 
-HISTORY_COLUMNS = ("version", "changed_at", "changed_by", "change_reason", "review_status")
+HISTORY_COLUMNS = (
+    "version",
+    "changed_at",
+    "changed_by",
+    "changed_by_name",
+    "change_reason",
+    "review_status",
+)
 DIFF_COLUMNS = ("field", "from", "to")
 
 

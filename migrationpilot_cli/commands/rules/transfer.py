@@ -64,8 +64,8 @@ def import_(
     from migrationpilot_cli.queries import rule_import
 
     records = rulefiles.checked(jsonrecords.stream(source))  # read as they are written
-    with transaction(ctx.obj, requires=("developer", "import or edit rules")) as conn:
-        found = projects.resolve(conn, project, org)
+    with transaction(ctx.obj, requires=rules.EDIT) as conn:
+        found = projects.resolve(conn, project, org, requires=rules.EDIT)
         waited = locks.lock_project(conn, found, lock_timeout)
         with progress("importing rules") as advance:
             merged = rule_import.merge(conn, found, counted(records, advance))

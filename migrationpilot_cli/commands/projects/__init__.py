@@ -1,4 +1,6 @@
-"""`migrationpilot projects ...`: migration projects, their workflow and dashboard."""
+"""`migrationpilot projects ...`: migration projects, their workflow, dashboard and team.
+
+The team has a module of its own: `members` (`projects members add|list|set|remove`)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from typing import Annotated
 import typer
 
 from migrationpilot_cli import validation
+from migrationpilot_cli.commands.projects import members
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
 from migrationpilot_cli.options import OrgOption, ProjectArgument, examples
@@ -35,8 +38,10 @@ def _framework(value: str | None) -> str | None:
 
 
 app = typer.Typer(
-    help="Projects: what is migrated, from which language to which.", no_args_is_help=True
+    help="Projects: what is migrated, from which language to which, and who works on it.",
+    no_args_is_help=True,
 )
+app.add_typer(members.app, name="members")
 
 
 @app.command(
@@ -61,8 +66,9 @@ def create(
 ) -> None:
     """Create a project in draft: what is migrated, from which language to which.
 
-    As a user (`--as`) the project is created in your organization; operators name it with
-    `--org`."""
+    As a user (`--as`) the project is created in your organization and you become its first
+    member, as architect (`projects members add` brings the others in); operators name the
+    organization with `--org`, and the project starts without members."""
     settings: Settings = ctx.obj
     if org is None and not settings.acting_user:
         raise BadInput("--org is required in operator mode (or act as a user with --as)")
@@ -120,7 +126,7 @@ def list_(
 def show(
     ctx: typer.Context, project: ProjectArgument, org: OrgOption = None, fmt: FormatOption = None
 ) -> None:
-    """The project's dashboard: metadata plus statistics computed from its data."""
+    """The project's dashboard: metadata, statistics from its data, members and their roles."""
     with transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)
         render_record(projects.dashboard(conn, found), fmt=fmt)
@@ -142,7 +148,7 @@ def set_status(
     from, or draft."""
     needs = ("architect", "change a project's status or settings")
     with transaction(ctx.obj, requires=needs) as conn:
-        before = projects.resolve(conn, project, org)
+        before = projects.resolve(conn, project, org, requires=needs)
         projects.set_status(conn, before["id"], status.value)
         after = projects.get(conn, str(before["id"]))
     render_record(after, fmt=fmt)
