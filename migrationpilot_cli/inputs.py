@@ -24,7 +24,6 @@ import io
 import math
 import re
 import sys
-from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from typer._click import types
@@ -139,9 +138,9 @@ def harden(command: Any) -> Any:
     return command
 
 
-def open_binary(argument: str) -> BinaryIO:
+def open_binary(argument: str, option: str | None = None) -> BinaryIO:
     """The bytes of the file named ``argument`` (the caller closes it), or of stdin when it is
-    ``-``, to be read as a stream."""
+    ``-``, to be read as a stream; an unreadable file is one line naming ``option``."""
     if argument == "-":
         stream = getattr(sys.stdin, "buffer", None)
         if stream is not None:
@@ -150,26 +149,23 @@ def open_binary(argument: str) -> BinaryIO:
     try:
         return open(argument, "rb")
     except OSError as error:
-        raise BadInput(f"{argument}: cannot read ({error.strerror})") from error
+        named = f"{option} {argument}" if option else argument
+        raise BadInput(f"{named}: cannot read ({error.strerror})") from error
+
+
+def read_bytes(argument: str, option: str | None = None) -> bytes:
+    """All the bytes of the file named ``argument``, or of stdin when it is ``-``."""
+    if argument == "-":
+        return open_binary(argument).read()  # stdin stays open
+    with open_binary(argument, option) as data:
+        return data.read()
 
 
 def read_text(argument: str, option: str | None = None) -> str:
     """The UTF-8 text of the file named ``argument``, or of stdin when it is ``-``; the bytes
     are decoded here, strictly, so invalid UTF-8 is one line naming the line it is on."""
     where = "stdin" if argument == "-" else argument
-    if argument == "-":
-        stream = getattr(sys.stdin, "buffer", None)
-        data = (
-            stream.read()
-            if stream is not None
-            else sys.stdin.read().encode(errors="surrogateescape")
-        )
-    else:
-        try:
-            data = Path(argument).read_bytes()
-        except OSError as error:
-            named = f"{option} {argument}" if option else argument
-            raise BadInput(f"{named}: cannot read ({error.strerror})") from error
+    data = read_bytes(argument, option)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:

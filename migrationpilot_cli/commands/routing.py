@@ -437,19 +437,9 @@ def _lines(source: str) -> Iterable[str]:
     """The lines of --keys-from. Not decoded strictly, unlike every other input: a key is
     hashed as its bytes, as the proxies hash a header or cookie value (docs/routing.md), so a
     byte that is not UTF-8 stays itself (surrogateescape) for the bucket."""
-    if source == "-":
-        stream = getattr(sys.stdin, "buffer", None)
-        data = (
-            stream.read()
-            if stream is not None
-            else sys.stdin.read().encode(errors="surrogateescape")
-        )
-    else:
-        try:
-            data = Path(source).read_bytes()
-        except OSError as error:
-            raise BadInput(f"--keys-from {source}: cannot read ({error.strerror})") from error
-    return data.decode("utf-8", "surrogateescape").split("\n")
+    from migrationpilot_cli.inputs import read_bytes
+
+    return read_bytes(source, "--keys-from").decode("utf-8", "surrogateescape").split("\n")
 
 
 @app.command(
