@@ -90,6 +90,7 @@ def _duration(value: str) -> str:
 
 
 # The bulk imports of a project: a second one waits for the first, this long at most.
+DEFAULT_LOCK_TIMEOUT = "1min"
 LockTimeoutOption = Annotated[
     str,
     typer.Option(

@@ -171,8 +171,8 @@ def invocations(draw: Any, world: World) -> tuple[list[str], str | None]:
         argv += ["--as", acting]
     argv += [*path, *FIXED.get(path, [])]
     for param in command.params:
-        if param.name in ("migrations_dir",) and path in FIXED:
-            continue
+        if param.opts[0] in FIXED.get(path, []):
+            continue  # given already
         if not param.required and draw(st.integers(0, 2)) != 0:
             continue
         if getattr(param, "is_flag", False):

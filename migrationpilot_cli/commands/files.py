@@ -14,7 +14,13 @@ from migrationpilot_cli import sourcetree
 from migrationpilot_cli.db import locks
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
-from migrationpilot_cli.options import LockTimeoutOption, OrgOption, ProjectOption, examples
+from migrationpilot_cli.options import (
+    DEFAULT_LOCK_TIMEOUT,
+    LockTimeoutOption,
+    OrgOption,
+    ProjectOption,
+    examples,
+)
 from migrationpilot_cli.output import (
     FieldsOption,
     FormatOption,
@@ -79,7 +85,7 @@ def import_(
         bool, typer.Option("--skip-unreadable", help="Skip files that cannot be read.")
     ] = False,
     org: OrgOption = None,
-    lock_timeout: LockTimeoutOption = "1min",
+    lock_timeout: LockTimeoutOption = DEFAULT_LOCK_TIMEOUT,
     fmt: FormatOption = None,
 ) -> None:
     """Import (or re-import) a legacy source tree into a project; all or nothing.

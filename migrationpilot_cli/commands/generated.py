@@ -29,6 +29,7 @@ from migrationpilot_cli.db import locks
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput, OperationFailed
 from migrationpilot_cli.options import (
+    DEFAULT_LOCK_TIMEOUT,
     LockTimeoutOption,
     OrgOption,
     ProjectFilterOption,
@@ -113,7 +114,7 @@ def import_(
         ),
     ] = False,
     org: OrgOption = None,
-    lock_timeout: LockTimeoutOption = "1min",
+    lock_timeout: LockTimeoutOption = DEFAULT_LOCK_TIMEOUT,
     fmt: FormatOption = None,
 ) -> None:
     """Import (or re-import) a directory of generated code into a project; all or nothing.

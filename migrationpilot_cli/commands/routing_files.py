@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from migrationpilot_cli import newfiles
 from migrationpilot_cli.errors import BadInput, OperationFailed
 from migrationpilot_cli.routing import Export
 
@@ -89,10 +90,9 @@ def _write(exported: Export, directory: Path) -> None:
 def _temporary_copy(directory: Path, name: str, text: str) -> Path:
     """``text`` in a new file of ``directory`` (mode 0666 less the umask, as any new file),
     flushed to disk; renamed into place later."""
-    path = directory / f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    path, stream = newfiles.temporary(directory, name)
     try:
-        with os.fdopen(descriptor, "wb") as stream:
+        with stream:
             stream.write(text.encode())
             stream.flush()
             os.fsync(stream.fileno())

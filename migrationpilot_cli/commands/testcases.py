@@ -13,6 +13,7 @@ from migrationpilot_cli.db import locks
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
 from migrationpilot_cli.options import (
+    DEFAULT_LOCK_TIMEOUT,
     LockTimeoutOption,
     OrgOption,
     ProjectFilterOption,
@@ -60,7 +61,7 @@ def import_(
     ],
     project: ProjectOption,
     org: OrgOption = None,
-    lock_timeout: LockTimeoutOption = "1min",
+    lock_timeout: LockTimeoutOption = DEFAULT_LOCK_TIMEOUT,
     fmt: FormatOption = None,
 ) -> None:
     """Import test cases for a project's rules; all or nothing.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -14,10 +14,17 @@ from typing import IO, Annotated
 
 import typer
 
+from migrationpilot_cli import newfiles
 from migrationpilot_cli.db import locks
 from migrationpilot_cli.db.connect import transaction
 from migrationpilot_cli.errors import BadInput
-from migrationpilot_cli.options import LockTimeoutOption, OrgOption, ProjectOption, examples
+from migrationpilot_cli.options import (
+    DEFAULT_LOCK_TIMEOUT,
+    LockTimeoutOption,
+    OrgOption,
+    ProjectOption,
+    examples,
+)
 from migrationpilot_cli.output import (
     FormatOption,
     OutputFormat,
@@ -50,7 +57,7 @@ def import_(
     ],
     project: ProjectOption,
     org: OrgOption = None,
-    lock_timeout: LockTimeoutOption = "1min",
+    lock_timeout: LockTimeoutOption = DEFAULT_LOCK_TIMEOUT,
     fmt: FormatOption = None,
 ) -> None:
     """Import (or re-import) the rules an analyzer extracted; validated first, all or nothing.
@@ -141,15 +148,11 @@ def _destination(output: Path | None, force: bool) -> Iterator[IO[str]]:
         yield sys.stdout
         return
     try:
-        stream = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept or removed below
-            "w", encoding="utf-8", newline="", dir=output.parent, prefix=f".{output.name}.",
-            delete=False,
-        )  # fmt: skip
+        written, data = newfiles.temporary(output.parent, output.name)
     except OSError as error:
         raise BadInput(f"{output}: cannot write ({error.strerror})") from error
-    written = Path(stream.name)
     try:
-        with stream:
+        with io.TextIOWrapper(data, encoding="utf-8", newline="") as stream:
             yield stream
         _put_in_place(written, output, force)
     finally:
@@ -157,9 +160,6 @@ def _destination(output: Path | None, force: bool) -> Iterator[IO[str]]:
 
 
 def _put_in_place(written: Path, output: Path, force: bool) -> None:
-    umask = os.umask(0)
-    os.umask(umask)
-    written.chmod(0o666 & ~umask)  # as open() would have made it, not the temporary 0600
     try:
         if force:
             os.replace(written, output)
