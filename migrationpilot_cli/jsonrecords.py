@@ -133,6 +133,7 @@ def _array_records(text: _Text, source_name: str) -> Iterator[Record]:
     closed = text.peek() == "]"
     if closed:
         text.advance(1)
+        text.skip_whitespace()
     index = 0
     while not closed:
         location = f"{source_name} [{index}]"
@@ -146,15 +147,11 @@ def _array_records(text: _Text, source_name: str) -> Iterator[Record]:
         index += 1
         text.skip_whitespace()
         following = text.peek()
-        text.advance(1)
-        if following == ",":
-            text.skip_whitespace()
-        elif following == "]":
-            closed = True
-        else:
-            text.back(1)
+        if following not in (",", "]"):
             raise text.malformed("expected ',' or ']'")
-    text.skip_whitespace()
+        text.advance(1)
+        closed = following == "]"
+        text.skip_whitespace()
     if text.peek():
         raise text.malformed("extra data")
 
@@ -232,9 +229,6 @@ class _Text:
 
     def advance(self, characters: int) -> None:
         self.position += characters
-
-    def back(self, characters: int) -> None:
-        self.position -= characters
 
     def skip_whitespace(self) -> None:
         while True:
