@@ -118,6 +118,24 @@ def test_deleting_a_rule_keeps_its_versions_and_records_the_deletion(fee: UUID, 
     )
 
 
+def test_versions_get_time_ordered_ids_and_rules_keep_random_ones(fee: UUID, conn: Conn) -> None:
+    """V0017: every version the database writes (insert, edit, deletion) has a uuidv7 id in the
+    order written, so a bulk change appends to rule_versions_pkey; a rule's id stays random,
+    since people name rules by its first digits."""
+    delete_as(conn, "ana@acme.test", "DELETE FROM business_rules WHERE id = %s", fee)
+    ids = [
+        id_
+        for (id_,) in rows(
+            conn, "SELECT id FROM rule_versions WHERE rule_id = %s ORDER BY version", fee
+        )
+    ]
+    assert [id_.version for id_ in ids] == [7, 7, 7]
+    assert ids == sorted(ids)
+    written = dt.datetime.fromtimestamp(int(ids[-1].hex[:12], 16) / 1000, dt.UTC)  # RFC 9562
+    assert abs(written - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=5)
+    assert fee.version == 4
+
+
 def test_a_deletion_takes_the_transactions_change_reason(
     acme: Any, loans: UUID, conn: Conn
 ) -> None:

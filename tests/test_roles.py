@@ -637,12 +637,12 @@ def test_no_function_of_the_schema_is_executable_by_a_role_without_grants(
             conn.execute("SELECT current_organization_id()")
         conn.rollback()
         # The app role keeps what its policies and triggers call (audit_verb runs only inside
-        # the audit trigger, as the owner).
+        # the audit trigger, time_ordered_uuid only inside the versioning ones, as the owner).
         app_may = rows(
             conn,
             "SELECT p.proname FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace"
             " WHERE n.nspname = 'public' AND p.prorettype <> 'trigger'::regtype"
             " AND NOT has_function_privilege('migrationpilot_app', p.oid, 'EXECUTE')"
-            " AND p.proname NOT IN ('added_later', 'audit_verb')",
+            " AND p.proname NOT IN ('added_later', 'audit_verb', 'time_ordered_uuid')",
         )
         assert app_may == []
