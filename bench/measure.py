@@ -62,6 +62,8 @@ class Case:
     ours_label: str
     baselines: list[Baseline]
     rows: int | None = None  # for throughput cases: rows written per run
+    # The plan of the case's main statement, run once more after the timed rounds.
+    explain: Callable[[], str] | None = None
     times: dict[str, list[float]] = field(default_factory=dict)
 
     @property

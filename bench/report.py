@@ -126,6 +126,29 @@ def _cell(rows: list[dict[str, Any]], key: str, name: str, field: str) -> str:
     return "-"
 
 
+def _before_and_after(before_file: Path, scale: str, after: dict[str, Any]) -> list[str]:
+    """The ratios of a run kept from before a change (``SCALE-before.json``, its own file in
+    bench/results/) beside today's, case by case."""
+    if not before_file.exists():
+        return []
+    before = json.loads(before_file.read_text())
+    ratios = {r["case"]: f"{r['ratio']:.2f}" for r in before["results"]}
+    lines = [
+        f"## SCALE={scale}: before and after",
+        "",
+        f"Ratios of the run of {before['date']} ({before_file.name}) beside the latest run"
+        " (below); the same cases on the same machine.",
+        "",
+        "| case | before | after | goal |",
+        "|---|---:|---:|---|",
+    ]
+    for r in after["results"]:
+        lines.append(
+            f"| {r['case']} | {ratios.get(r['case'], '-')} | {r['ratio']:.2f} | {r['goal']} |"
+        )
+    return [*lines, ""]
+
+
 def write_report(results_dir: Path, document: Path) -> None:
     runs = {}
     for scale in SCALES:
@@ -148,6 +171,7 @@ def write_report(results_dir: Path, document: Path) -> None:
         "",
     ]
     for scale, run in runs.items():
+        lines += _before_and_after(results_dir / f"{scale}-before.json", scale, run)
         m = run["machine"]
         rows = ", ".join(f"{n:,} {t}" for t, n in run["facts"]["rows"].items())
         lines += [
@@ -180,6 +204,16 @@ def write_report(results_dir: Path, document: Path) -> None:
             ],
             "",
         ]
+        for name, plan in run.get("explains", {}).items():
+            lines += [
+                f"{name}: the plan of its main statement, with the time of every trigger"
+                " (auto_explain: ANALYZE, BUFFERS, TRIGGERS; one more run, rolled back):",
+                "",
+                "```",
+                *plan.splitlines(),
+                "```",
+                "",
+            ]
         lines += [
             "Sizes, and the reviewers' queue (`rules list --pending --min-confidence 0.9"
             " --limit 50 --as` its reviewer) by organization size:",

@@ -66,15 +66,20 @@ def main() -> int:
         print(f"bench: generated {data['rows']} in {seconds:.1f} s")
         target = subjects(url)
         built = registry.build(modules, Context(url, psql, Path(work_dir), target, scale))
+        explains = {}
         for module, one in zip(modules, built, strict=True):
             started = time.perf_counter()
             one.measure(max(runs, READ_RUNS) if module in registry.READS else runs)
+            if one.explain:
+                explains[one.name] = one.explain()
             print(f"bench: {one.name}: {time.perf_counter() - started:.1f} s", flush=True)
         plans = explain_listings(url, target)
         table_sizes, by_organization = sizes(url), organizations_by_size(url)
         results = [row for one in built for row in one.results()]
         server = data["postgresql"]
     print_table(results, plans)
+    for name, plan in explains.items():
+        print(f"\n{name}, the plan of its main statement:\n{plan}")
     if only:
         return 0
     run = {
@@ -85,6 +90,7 @@ def main() -> int:
         "generate_seconds": seconds,
         "results": results,
         "plans": plans,
+        "explains": explains,
         "sizes": table_sizes,
         "organizations": by_organization,
     }
