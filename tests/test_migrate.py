@@ -393,6 +393,18 @@ def test_new_writes_the_next_numbered_file(cli: Any, migrations_dir: Path) -> No
     assert cli("db", "new", "!!!", "--migrations-dir", str(migrations_dir)).exit_code == 2
 
 
+def test_new_refuses_a_name_too_long_for_a_file_name(cli: Any, migrations_dir: Path) -> None:
+    before = sorted(migrations_dir.iterdir())
+    result = cli("db", "new", "x" * 245, "--migrations-dir", str(migrations_dir))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: a migration name of 245 characters is too long for its file name (at most 100);"
+        " say the rest in the file\n"
+    )
+    assert sorted(migrations_dir.iterdir()) == before
+    assert cli("db", "new", "y" * 100, "--migrations-dir", str(migrations_dir)).exit_code == 0
+
+
 def test_migrations_dir_from_the_environment(
     cli: Any, empty_database_url: str, migrations_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -236,6 +236,10 @@ def verify(
     )
 
 
+# The longest name a migration's file carries (`db new`).
+_LONGEST_SLUG = 100
+
+
 @app.command(
     epilog=examples('migrationpilot db new "add rule hash" --migrations-dir sql/migrations')
 )
@@ -249,6 +253,13 @@ def new(
     slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
     if not slug:
         raise BadInput(f"{name!r}: a migration name needs letters or digits")
+    if len(slug) > _LONGEST_SLUG:
+        # A file name has at most 255 bytes; a name that long is a description, and the
+        # file's first line is where a description goes.
+        raise BadInput(
+            f"a migration name of {len(slug)} characters is too long for its file name"
+            f" (at most {_LONGEST_SLUG}); say the rest in the file"
+        )
     directory = migrations.resolve_directory(migrations_dir)
     if migrations_dir is None and migrations.is_installed_copy(directory):
         raise BadInput("the packaged migrations are read-only; pass --migrations-dir DIR")
