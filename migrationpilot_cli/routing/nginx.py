@@ -26,7 +26,7 @@ SNIPPET = "routing.conf"
 MAIN = "nginx.conf"
 # The script of each --nginx-script, shipped with migrationpilot (Lua's is HAProxy's and
 # Envoy's too).
-SCRIPTS = {NginxScript.lua: "migrationpilot.lua", NginxScript.njs: "migrationpilot.js"}
+SCRIPT_FILES = {NginxScript.lua: "migrationpilot.lua", NginxScript.njs: "migrationpilot.js"}
 # The variable the script sets: the request's bucket in its route, "" without a key.
 BUCKET = "$mp_bucket"
 
@@ -48,7 +48,7 @@ def files(plan: Plan) -> list[File]:
     snippet = File(SNIPPET, plan.comment + config(plan))
     if plan.options.directory is None:
         return [snippet]
-    name = SCRIPTS[plan.options.nginx_script]
+    name = SCRIPT_FILES[plan.options.nginx_script]
     script = [File(name, script_text(name))] if plan.options.sticky_key else []
     return [*script, snippet, File(MAIN, main_config(plan, plan.options.directory))]
 
@@ -156,7 +156,7 @@ def _njs_script(plan: Plan) -> list[str]:
     key = plan.options.sticky_key
     assert key is not None
     return [
-        f"js_import mp_routing from {plan.script(SCRIPTS[NginxScript.njs])};",
+        f"js_import mp_routing from {plan.script(SCRIPT_FILES[NginxScript.njs])};",
         *([f"js_var $mp_key_header {key.name};"] if key.kind == HEADER else []),
         f"js_set {BUCKET} mp_routing.{'bucket_once' if key.kind == HEADER else 'bucket'};",
     ]
@@ -164,7 +164,7 @@ def _njs_script(plan: Plan) -> list[str]:
 
 def _lua_script(plan: Plan) -> list[str]:
     """The Lua module loads the script once; `location /` sets $mp_bucket (_lua_bucket)."""
-    directory = PurePosixPath(plan.script(SCRIPTS[NginxScript.lua])).parent
+    directory = PurePosixPath(plan.script(SCRIPT_FILES[NginxScript.lua])).parent
     return [
         f'lua_package_path "{directory}/?.lua;;";',
         'init_by_lua_block { require("migrationpilot") }',
@@ -305,8 +305,8 @@ PROXY = Proxy(
     files,
     printed=SNIPPET,
     computes=lambda options: {
-        NginxScript.lua: f"nginx's Lua module (lua-nginx-module: {SCRIPTS[NginxScript.lua]})",
-        NginxScript.njs: f"nginx's JavaScript module (njs: {SCRIPTS[NginxScript.njs]})",
+        NginxScript.lua: f"nginx's Lua module (lua-nginx-module: {SCRIPT_FILES[NginxScript.lua]})",
+        NginxScript.njs: f"nginx's JavaScript module (njs: {SCRIPT_FILES[NginxScript.njs]})",
     }[options.nginx_script],
     checker=checker,
     serves=True,
