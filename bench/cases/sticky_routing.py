@@ -66,7 +66,7 @@ def build(ctx: Context) -> Case:
         NAME,
         sticky.command(),
         random.command(),
-        f"nginx, routing export --sticky-key cookie:mp_user: ab -k -c {CONCURRENCY}",
+        f"nginx, routing export --sticky-key cookie:mp_user (Lua): ab -k -c {CONCURRENCY}",
         "nginx, routing export (random split_clients): the same ab",
         ">= 0.9 (throughput)",
         rows=REQUESTS,
