@@ -512,8 +512,8 @@ def export(
         routing.NginxScript | None,
         typer.Option(
             "--nginx-script",
-            help="nginx --sticky-key: what computes the bucket: lua (nginx's Lua module,"
-            " LuaJIT; the default: the faster) or njs (its JavaScript module).",
+            help="nginx --sticky-key: the module that computes the bucket: lua (the default,"
+            " the faster; Debian: libnginx-mod-http-lua) or njs (libnginx-mod-http-js).",
             show_default=False,
         ),
     ] = None,
