@@ -113,10 +113,12 @@ How to read it:
   nginx about 49,000 CPU instructions (callgrind) against about 42,600 for the random
   export, most of the difference in calling into Lua and reading its input through the FFI,
   not in the hash. `--nginx-script njs` costs about 79,000: Debian bookworm's njs 0.7 clones
-  its VM for each request and interprets the hash (it kept about 0.74 of the throughput).
-  The rest of a request is the kernel's, the same for both, so the ratio is closer to 1 than
-  the instructions are; on these shared 2 CPUs ab and the upstream compete with nginx for
-  them, and a run's ratio moves by about 0.1 either way.
+  its VM for each request and interprets the hash; its ratio, measured the same way, was
+  0.74 in one full run and a median 0.87 over ten runs on a busier machine (Lua's: 0.94 over
+  24, 0.99 against njs's 0.85 in six runs alternating the two). The rest of a request is the
+  kernel's, the same for both, so the ratio is closer to 1 than the instructions are; on
+  these shared 2 CPUs ab and the upstream compete with nginx for them, and one run's ratio
+  moves by 0.1 or more either way: read the median of several.
 """
 
 

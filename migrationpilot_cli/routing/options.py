@@ -69,7 +69,7 @@ class NginxScript(StrEnum):
     """What computes the sticky bucket in nginx (``--nginx-script``): nginx's Lua module
     (lua-nginx-module, LuaJIT) or its JavaScript module (njs). Lua is the default: it keeps
     over 0.9 of the random export's throughput, where njs 0.7, which clones a VM for each
-    request and interprets the hash, keeps about 0.75 (docs/benchmarks.md, sticky routing)."""
+    request and interprets the hash, does not (docs/benchmarks.md, sticky routing)."""
 
     lua = "lua"
     njs = "njs"
