@@ -126,14 +126,18 @@ How to read it:
   exported, one worker) with `--sticky-key cookie:mp_user` against the same rules exported
   without it (`split_clients`, random per request): ApacheBench, keep-alive, 16 clients, to a
   path whose route splits, both proxying to one small nginx upstream on the same machine.
-  Ratio: the sticky export's throughput as a fraction of the random one's. A sticky request
-  runs nginx's JavaScript: Debian bookworm's njs 0.7 clones its VM for each request (about
-  12,000 CPU instructions, callgrind) and interprets murmur3 over "<group>:<key>" (about
-  20,000 for 26 bytes; the script reads 4 bytes at a time, and a `map` finds the cookie
-  natively), against about 42,000 for a whole request of the random export (with
-  `pcre_jit on`, as exported). The rest of a request is the kernel's, the same for both, so
-  the ratio is closer to 1 than the instructions are; on these shared 2 CPUs ab and the
-  upstream compete with nginx for them.
+  Ratio: the sticky export's throughput as a fraction of the random one's. The sticky export
+  is the default `--nginx-script lua`: `set_by_lua_block` runs migrationpilot.lua in the
+  worker's one LuaJIT VM, whose murmur3 over "<group>:<key>" is compiled; a request costs
+  nginx about 49,000 CPU instructions (callgrind) against about 42,600 for the random
+  export, most of the difference in calling into Lua and reading its input through the FFI,
+  not in the hash. `--nginx-script njs` costs about 79,000: Debian bookworm's njs 0.7 clones
+  its VM for each request and interprets the hash; its ratio, measured the same way, was
+  0.74 in one full run and a median 0.87 over ten runs on a busier machine (Lua's: 0.94 over
+  24, 0.99 against njs's 0.85 in six runs alternating the two). The rest of a request is the
+  kernel's, the same for both, so the ratio is closer to 1 than the instructions are; on
+  these shared 2 CPUs ab and the upstream compete with nginx for them, and one run's ratio
+  moves by 0.1 or more either way: read the median of several.
 """
 
 

@@ -1,17 +1,17 @@
-"""Issue 24: the sticky exports run. A real nginx (with its JavaScript module) and a real
-HAProxy, started on loopback from `routing export -o DIR --sticky-key ...` in front of small
-upstream servers that answer their own name, route every request exactly as `routing
-resolve --keys-from` decides the same lines: ASCII, UTF-8 and non-UTF-8 keys, in a header or
-a cookie, with and without a key, over exact, wildcard, shadow, 0%, 100%, disabled and split
-rules. nginx mirrors to the shadow target exactly the requests `resolve` mirrors; a raised
-percentage, re-exported and reloaded, keeps every user the target had. Envoy's Lua filter
-runs under Debian's luajit with a stub of Envoy's request handle, bucket for bucket against
-`resolve`.
+"""Issue 24: the sticky exports run. A real nginx (with its Lua module, and with its
+JavaScript module: each --nginx-script) and a real HAProxy, started on loopback from `routing
+export -o DIR --sticky-key ...` in front of small upstream servers that answer their own name,
+route every request exactly as `routing resolve --keys-from` decides the same lines: ASCII,
+UTF-8 and non-UTF-8 keys, in a header or a cookie, with and without a key, over exact,
+wildcard, shadow, 0%, 100%, disabled and split rules. nginx mirrors to the shadow target
+exactly the requests `resolve` mirrors; a raised percentage, re-exported and reloaded, keeps
+every user the target had. Envoy's Lua filter runs under Debian's luajit with a stub of
+Envoy's request handle, bucket for bucket against `resolve`.
 
-Needs nginx with njs (Debian: nginx-light, libnginx-mod-http-js), haproxy and luajit; without
-one, its tests are skipped and say so, unless MIGRATIONPILOT_REQUIRE_PROXIES=1 or CI=true
-(.ci/run installs them), where that is a failure. Every server a test starts is stopped when
-it ends.
+Needs nginx with its Lua and JavaScript modules (Debian: nginx-light, libnginx-mod-http-lua,
+libnginx-mod-http-js), haproxy and luajit; without one, its tests are skipped and say so,
+unless MIGRATIONPILOT_REQUIRE_PROXIES=1 or CI=true (.ci/run installs them), where that is a
+failure. Every server a test starts is stopped when it ends.
 """
 
 from __future__ import annotations
@@ -69,20 +69,27 @@ def need(what: str, present: object) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def nginx() -> str:
+# The modules each --nginx-script loads, and the Debian package of each.
+NGINX_MODULES = {
+    "lua": [(path, "libnginx-mod-http-lua") for path in routing.DEBIAN_LUA_MODULES],
+    "njs": [(routing.DEBIAN_NJS_MODULE, "libnginx-mod-http-js")],
+}
+# The running proxies: nginx with each --nginx-script, and HAProxy.
+NGINXES = ["nginx/lua", "nginx/njs"]
+PROXIES = [*NGINXES, "haproxy"]
+
+
+def installed(proxy: str) -> tuple[str, list[str]]:
+    """One of PROXIES as its --format and the export options that choose it, once it is
+    installed (else the test is skipped, or fails in CI)."""
+    fmt, _, script = proxy.partition("/")
+    if fmt == "haproxy":
+        need("haproxy (2.6 or later, with Lua)", shutil.which("haproxy"))
+        return fmt, []
     need("nginx (Debian: nginx-light)", shutil.which("nginx"))
-    need(
-        f"nginx's JavaScript module {routing.DEBIAN_NJS_MODULE} (Debian: libnginx-mod-http-js)",
-        Path(routing.DEBIAN_NJS_MODULE).exists(),
-    )
-    return "nginx"
-
-
-@pytest.fixture(scope="session")
-def haproxy() -> str:
-    need("haproxy (2.6 or later, with Lua)", shutil.which("haproxy"))
-    return "haproxy"
+    for path, package in NGINX_MODULES[script]:
+        need(f"nginx's module {path} (Debian: {package})", Path(path).exists())
+    return fmt, ["--nginx-script", script]
 
 
 @pytest.fixture(scope="session")
@@ -381,22 +388,17 @@ def mirrored(shadow: Upstream, expected: set[str]) -> set[str]:
 
 
 @pytest.mark.parametrize("kind", ["header", "cookie"])
-@pytest.mark.parametrize("fmt", ["nginx", "haproxy"])
+@pytest.mark.parametrize("proxy", PROXIES)
 def test_the_proxy_routes_every_request_as_resolve_decides(
-    request: pytest.FixtureRequest,
-    project: Any,
-    upstreams: dict[str, Upstream],
-    tmp_path: Path,
-    fmt: str,
-    kind: str,
+    project: Any, upstreams: dict[str, Upstream], tmp_path: Path, proxy: str, kind: str
 ) -> None:
-    request.getfixturevalue(fmt)  # skipped (or failed, in CI) without the proxy
+    fmt, chosen = installed(proxy)
     port = free_port()
     source = f"header:{KEY_HEADER}" if kind == "header" else f"cookie:{KEY_COOKIE}"
     directory = tmp_path / fmt
     exported = export(
         project, fmt, directory, "--sticky-key", source, f"--listen=127.0.0.1:{port}",
-        *upstream_options(upstreams),
+        *chosen, *upstream_options(upstreams),
     )  # fmt: skip
     sent = requests(600)
     decisions = decided(project, tmp_path, sent, kind)
@@ -431,12 +433,14 @@ def test_the_proxy_routes_every_request_as_resolve_decides(
     assert "admin-new" in config.read_text()  # the disabled rule's upstream is kept
 
 
+@pytest.mark.parametrize("proxy", NGINXES)
 def test_a_raised_percentage_reloaded_keeps_every_user_the_target_had(
-    nginx: str, project: Any, upstreams: dict[str, Upstream], tmp_path: Path
+    project: Any, upstreams: dict[str, Upstream], tmp_path: Path, proxy: str
 ) -> None:
+    _, chosen = installed(proxy)
     port = free_port()
     directory = tmp_path / "nginx"
-    options = ["--sticky-key", f"cookie:{KEY_COOKIE}", f"--listen=127.0.0.1:{port}"]
+    options = ["--sticky-key", f"cookie:{KEY_COOKIE}", f"--listen=127.0.0.1:{port}", *chosen]
     export(project, "nginx", directory, *options, *upstream_options(upstreams))
     sent = [Request("/api/accounts/42", key) for key in keys(300)]
     with start("nginx", directory, port):
@@ -548,16 +552,19 @@ def test_without_o_the_exports_load_the_installed_scripts(project: Any) -> None:
     """On stdout, the configuration loads the scripts from the installed package; Istio gets
     the EnvoyFilter with Envoy's Lua filter after its VirtualService."""
 
-    def exported(fmt: str, source: str) -> str:
-        result = project("routing", "export", *P, "--format", fmt, "--sticky-key", source)
+    def exported(fmt: str, source: str, *options: str) -> str:
+        result = project("routing", "export", *P, "--format", fmt, "--sticky-key", source, *options)
         assert result.exit_code == 0, result.stderr
         return str(result.stdout)
 
     scripts = routing.proxies.SCRIPTS
     nginx = exported("nginx", "cookie:mp.user")
-    assert f"js_import mp_routing from {scripts}/migrationpilot.js;" in nginx
+    assert f'lua_package_path "{scripts}/?.lua;;";' in nginx  # --nginx-script lua, the default
     assert '"~(?:^|;)[ \\t]*mp\\.user=[ \\t]*(?<mp_key_value>[^;]*?)[ \\t]*(?:;|$)"' in nginx
-    assert "js_set $mp_bucket mp_routing.bucket;" in nginx
+    assert "set_by_lua_block $mp_bucket {" in nginx and "js_" not in nginx
+    njs = exported("nginx", "cookie:mp.user", "--nginx-script", "njs")
+    assert f"js_import mp_routing from {scripts}/migrationpilot.js;" in njs
+    assert "js_set $mp_bucket mp_routing.bucket;" in njs and "_lua" not in njs
     assert f"lua-load-per-thread {scripts}/migrationpilot.lua" in exported(
         "haproxy", "header:X-User-Id"
     )
@@ -576,22 +583,27 @@ def test_without_o_the_exports_load_the_installed_scripts(project: Any) -> None:
 # --- -o DIR: complete, deterministic, atomic, checked -------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("script", "loads"),
+    [
+        ("lua", 'lua_package_path "{directory}/?.lua;;";'),
+        ("njs", "js_import mp_routing from {directory}/migrationpilot.js;"),
+    ],
+)
 def test_exports_to_a_directory_are_deterministic_and_atomic(
-    nginx: str, project: Any, tmp_path: Path
+    project: Any, tmp_path: Path, script: str, loads: str
 ) -> None:
     directory = tmp_path / "out"
-    sticky = ["--sticky-key", "header:X-User-Id"]  # header names are case-insensitive
+    # header names are case-insensitive
+    sticky = ["--sticky-key", "header:X-User-Id", "--nginx-script", script]
     export(project, "nginx", directory, *sticky, "--listen=127.0.0.1:8081")
     first = {path.name: path.read_bytes() for path in directory.iterdir() if path.is_file()}
-    assert sorted(first) == ["migrationpilot.js", "nginx.conf", "routing.conf"]
+    name = f"migrationpilot.{'lua' if script == 'lua' else 'js'}"
+    assert sorted(first) == [name, "nginx.conf", "routing.conf"]
     assert sorted(p.name for p in directory.iterdir() if p.is_dir()) == ["logs", "temp"]
     assert f"include {directory}/routing.conf;" in first["nginx.conf"].decode()
-    assert f"js_import mp_routing from {directory}/migrationpilot.js;" in (
-        first["routing.conf"].decode()
-    )
-    assert (
-        first["migrationpilot.js"] == (routing.proxies.SCRIPTS / "migrationpilot.js").read_bytes()
-    )
+    assert loads.format(directory=directory) in first["routing.conf"].decode()
+    assert first[name] == (routing.proxies.SCRIPTS / name).read_bytes()
     export(project, "nginx", directory, *sticky, "--listen=127.0.0.1:8081")
     again = {path.name: path.read_bytes() for path in directory.iterdir() if path.is_file()}
     assert again == first  # same rules, same bytes (and no temporary file left behind)
@@ -618,27 +630,28 @@ def test_exports_to_a_directory_are_deterministic_and_atomic(
     assert reads <= versions and len(reads) > 0
 
 
-@pytest.mark.parametrize("fmt", ["nginx", "haproxy"])
+@pytest.mark.parametrize("proxy", PROXIES)
 def test_check_runs_the_proxys_checker_and_installs_only_what_passes(
-    request: pytest.FixtureRequest, project: Any, tmp_path: Path, fmt: str
+    project: Any, tmp_path: Path, proxy: str
 ) -> None:
-    request.getfixturevalue(fmt)
+    fmt, chosen = installed(proxy)
     directory = tmp_path / "out"
     targets = ["accounts-java", "summary-svc", TARGET_LEGACY, "Interest Go", "payments-new"]
     good = [f"--upstream={name}=127.0.0.1:9000" for name in ["legacy", *targets]]
     good += ["--upstream=reports-new=127.0.0.1:9000", "--upstream=export-svc=127.0.0.1:9000"]
     good += ["--upstream=api-modern=127.0.0.1:9000"]
-    sticky = ["--sticky-key", "cookie:sid"]
+    sticky = ["--sticky-key", "cookie:sid", *chosen]
     passed = project("routing", "export", *P, "--format", fmt, *sticky, *good)
     assert passed.exit_code == 0, passed.stderr
     checked = project(
         "routing", "export", *P, "--format", fmt, *sticky, *good, "-o", str(directory), "--check"
     )
     assert checked.exit_code == 0, checked.stderr
-    installed = sorted(path.name for path in directory.iterdir())
+    files = sorted(path.name for path in directory.iterdir())
+    njs = proxy == "nginx/njs"
     failing = (
         ["--njs-module", str(tmp_path / "missing.so")]
-        if fmt == "nginx"
+        if njs
         else ["--upstream=api-modern=no-such-host.invalid:80"]
     )
     before = {path.name: path.read_bytes() for path in directory.iterdir() if path.is_file()}
@@ -650,9 +663,9 @@ def test_check_runs_the_proxys_checker_and_installs_only_what_passes(
     (line,) = failed.stderr.splitlines()
     checker = "nginx -t" if fmt == "nginx" else "haproxy -c"
     assert line.startswith(f"error: {checker} failed: ") and line.endswith("; nothing written")
-    assert ("missing.so" if fmt == "nginx" else "no-such-host.invalid") in line
+    assert ("missing.so" if njs else "no-such-host.invalid") in line
     assert not re.search(r"\d+#\d+:|\(\d+\) :", line)  # without the checker's process id
-    assert sorted(path.name for path in directory.iterdir()) == installed  # nothing new
+    assert sorted(path.name for path in directory.iterdir()) == files  # nothing new
     assert {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()} == before
 
 
@@ -672,7 +685,10 @@ BAD_OPTIONS = [
     (["--sticky-key", "cookie:a;b"], "a cookie name of letters, digits and !&*+.^_|~-"),
     (["--sticky-key", "header:x_user"], "a header name of letters, digits and '-'"),
     (["--sticky-key", "header:x", "--sticky-header", "x-mp-bucket"], "exclude each other"),
-    (["--njs-module", "/x.so"], "--njs-module: for --format nginx with --sticky-key"),
+    (["--nginx-script", "njs"], "--nginx-script: for --format nginx with --sticky-key"),
+    (["--sticky-key", "cookie:s", "--nginx-script", "perl"], "Invalid value for '--nginx-script'"),
+    (["--njs-module", "/x.so"], "--njs-module: for --nginx-script njs"),
+    (["--sticky-key", "cookie:s", "--njs-module", "/x.so"], "--njs-module: for --nginx-script njs"),
 ]
 
 
@@ -696,6 +712,7 @@ def test_options_a_format_does_not_take_are_exit_2(project: Any, tmp_path: Path)
         ("envoy", ["-o", str(tmp_path / "out"), "--check"], "--check runs nginx -t"),
         ("nginx", ["--check"], "--check runs nginx -t or haproxy -c on the files of -o DIR"),
         ("haproxy", ["--sticky-key", "cookie:s", "--njs-module", "/x.so"], "--njs-module: for"),
+        ("haproxy", ["--sticky-key", "cookie:s", "--nginx-script", "lua"], "--nginx-script: for"),
     ]:
         result = project("routing", "export", *P, "--format", fmt, *options)
         assert (result.exit_code, result.stdout) == (2, ""), result.stderr

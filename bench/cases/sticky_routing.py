@@ -1,14 +1,15 @@
 """sticky routing: requests per second through nginx with the sticky export (`routing export
---sticky-key cookie:mp_user`: nginx's JavaScript module computes each request's bucket from
-the user's cookie) against the random one (`split_clients`), from the same rules, on the same
-machine, in the same run (issue 24). ApacheBench sends REQUESTS requests over keep-alive
-connections from CONCURRENCY clients to a path whose route splits 30/70, so that every request
-needs its bucket; both nginx proxy to one small nginx upstream that answers 200.
+--sticky-key cookie:mp_user`: nginx's Lua module, the default `--nginx-script lua`, computes
+each request's bucket from the user's cookie) against the random one (`split_clients`), from
+the same rules, on the same machine, in the same run (issue 24). ApacheBench sends REQUESTS
+requests over keep-alive connections from CONCURRENCY clients to a path whose route splits
+30/70, so that every request needs its bucket; both nginx proxy to one small nginx upstream
+that answers 200.
 
 Each run starts the proxy from the exported `-o DIR` (nginx.conf as exported), times `ab`
 alone, and stops the proxy; the upstream runs for the whole case. Every nginx started here is
-stopped at exit, however the bench ends. Needs nginx, its JavaScript module and ab (Debian:
-nginx-light, libnginx-mod-http-js, apache2-utils): without them the case is left out, and
+stopped at exit, however the bench ends. Needs nginx, its Lua module and ab (Debian:
+nginx-light, libnginx-mod-http-lua, apache2-utils): without them the case is left out, and
 says so.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from bench.data import Context
 from bench.measure import MP, Case, Command, case
-from migrationpilot_cli.routing import DEBIAN_NJS_MODULE
+from migrationpilot_cli.routing import DEBIAN_LUA_MODULES
 
 NAME = "sticky routing"
 REQUESTS = 20_000
@@ -46,8 +47,7 @@ _running: list[subprocess.Popen[bytes]] = []
 def missing() -> str | None:
     """Why the case cannot run here, or None."""
     tools = [tool for tool in ("nginx", "ab") if shutil.which(tool) is None]
-    if not Path(DEBIAN_NJS_MODULE).exists():
-        tools.append(f"nginx's JavaScript module ({DEBIAN_NJS_MODULE})")
+    tools += [f"nginx's module {path}" for path in DEBIAN_LUA_MODULES if not Path(path).exists()]
     return f"{' and '.join(tools)} not installed" if tools else None
 
 
@@ -66,7 +66,7 @@ def build(ctx: Context) -> Case:
         NAME,
         sticky.command(),
         random.command(),
-        f"nginx, routing export --sticky-key cookie:mp_user: ab -k -c {CONCURRENCY}",
+        f"nginx, routing export --sticky-key cookie:mp_user (Lua): ab -k -c {CONCURRENCY}",
         "nginx, routing export (random split_clients): the same ab",
         ">= 0.9 (throughput)",
         rows=REQUESTS,

@@ -508,12 +508,22 @@ def export(
             "--check", help="With -o: run nginx -t or haproxy -c first; install only if it passes."
         ),
     ] = False,
+    nginx_script: Annotated[
+        routing.NginxScript | None,
+        typer.Option(
+            "--nginx-script",
+            help="nginx --sticky-key: the module that computes the bucket: lua (the default,"
+            " the faster; Debian: libnginx-mod-http-lua) or njs (libnginx-mod-http-js).",
+            show_default=False,
+        ),
+    ] = None,
     njs_module: Annotated[
         str | None,
         typer.Option(
             "--njs-module",
             metavar="PATH",
-            help=f"nginx --sticky-key: the njs module (default {routing.DEBIAN_NJS_MODULE}).",
+            help="nginx --sticky-key --nginx-script njs: the njs module"
+            f" (default {routing.DEBIAN_NJS_MODULE}).",
             show_default=False,
         ),
     ] = None,
@@ -527,7 +537,9 @@ def export(
     each user where `resolve` does, every time. See docs/routing.md."""
     from migrationpilot_cli.commands import routing_files  # only this command writes files
 
-    options = _export_options(fmt, sticky_key, sticky_header, listen, upstreams, njs_module)
+    options = _export_options(
+        fmt, sticky_key, sticky_header, listen, upstreams, nginx_script, njs_module
+    )
     directory = None if output is None else routing_files.directory_of(output)
     if check and (directory is None or fmt.proxy.checker is None):
         raise BadInput("--check runs nginx -t or haproxy -c on the files of -o DIR: give both")
@@ -563,16 +575,21 @@ def _export_options(
     sticky_header: str | None,
     listen: str | None,
     upstreams: list[str] | None,
+    script: routing.NginxScript | None,
     njs_module: str | None,
 ) -> routing.ExportOptions:
     """The options, each checked (exit 2) before any work."""
-    if njs_module is not None and (fmt is not routing.ExportFormat.nginx or not sticky_key):
-        raise BadInput("--njs-module: for --format nginx with --sticky-key, which loads it")
+    if script is not None and (fmt is not routing.ExportFormat.nginx or not sticky_key):
+        raise BadInput("--nginx-script: for --format nginx with --sticky-key, which runs it")
+    script = script or routing.NginxScript.lua
+    if njs_module is not None and script is not routing.NginxScript.njs:
+        raise BadInput("--njs-module: for --nginx-script njs (nginx, --sticky-key), which loads it")
     options = routing.ExportOptions(
         sticky_header=None if sticky_header is None else routing.header_name(sticky_header),
         sticky_key=None if sticky_key is None else routing.sticky_key(sticky_key),
         listen=None if listen is None else routing.address("--listen", listen),
         upstreams=tuple(routing.upstream(value) for value in upstreams or ()),
+        nginx_script=script,
         njs_module=njs_module or routing.DEBIAN_NJS_MODULE,
     )
     routing.refuse_unused(fmt, options)

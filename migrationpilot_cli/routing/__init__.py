@@ -2,7 +2,7 @@
 precedence, Unleash-compatible bucketing, shadow, `resolve`) and the proxy exports
 (proxies.py: the export entry point, the registry and what the proxies share; options.py: the
 proxy's surroundings an export is told; then one module per proxy: nginx.py, haproxy.py,
-envoy.py, istio.py; scripts/: the njs and Lua that compute the sticky bucket in the proxy).
+envoy.py, istio.py; scripts/: the Lua and njs that compute the sticky bucket in the proxy).
 The names below are the package's face.
 
 docs/routing.md is the user-facing description of every rule implemented here.
@@ -33,9 +33,10 @@ from migrationpilot_cli.routing.decision import (
     target_service,
     traffic,
 )
-from migrationpilot_cli.routing.options import address, sticky_key, upstream
+from migrationpilot_cli.routing.options import NginxScript, address, sticky_key, upstream
 from migrationpilot_cli.routing.proxies import (
     CATCH_ALL,
+    DEBIAN_LUA_MODULES,
     DEBIAN_NJS_MODULE,
     Export,
     ExportFormat,
@@ -49,6 +50,7 @@ from migrationpilot_cli.routing.proxies import (
 
 __all__ = [
     "CATCH_ALL",
+    "DEBIAN_LUA_MODULES",
     "DEBIAN_NJS_MODULE",
     "EXACT",
     "LEGACY",
@@ -59,6 +61,7 @@ __all__ = [
     "Export",
     "ExportFormat",
     "ExportOptions",
+    "NginxScript",
     "Route",
     "Rule",
     "address",

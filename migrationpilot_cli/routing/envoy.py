@@ -132,5 +132,7 @@ PROXY = proxies.Proxy(
     placeholders,
     files,
     printed=MAIN,
-    computes=f"a Lua HTTP filter ({SCRIPT}, inlined below) that sets the header {BUCKET_HEADER}",
+    computes=lambda _: (
+        f"a Lua HTTP filter ({SCRIPT}, inlined below) that sets the header {BUCKET_HEADER}"
+    ),
 )

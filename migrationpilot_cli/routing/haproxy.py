@@ -171,7 +171,7 @@ PROXY = Proxy(
     placeholders,
     files,
     printed=MAIN,
-    computes=f"HAProxy's Lua ({SCRIPT}, the sample fetch lua.mp_bucket)",
+    computes=lambda _: f"HAProxy's Lua ({SCRIPT}, the sample fetch lua.mp_bucket)",
     checker=checker,
     mirrors=False,
     serves=True,

@@ -109,5 +109,5 @@ PROXY = proxies.Proxy(
     placeholders,
     files,
     printed=MAIN,
-    computes=envoy.PROXY.computes + " (the EnvoyFilter below inserts it)",
+    computes=lambda options: envoy.PROXY.computes(options) + " (the EnvoyFilter below inserts it)",
 )

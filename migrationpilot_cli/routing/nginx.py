@@ -1,16 +1,20 @@
 """The nginx export: ``routing.conf``, a snippet for http {} (``map`` blocks and a server with
-a mirror; with ``--sticky-key``, nginx's JavaScript module computes the bucket), and with
-``-o DIR`` a complete ``nginx.conf`` around it, runnable as it is."""
+a mirror; with ``--sticky-key``, nginx's Lua module or its JavaScript module computes the
+bucket: ``--nginx-script``), and with ``-o DIR`` a complete ``nginx.conf`` around it, runnable
+as it is."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import PurePosixPath
 
 from migrationpilot_cli.routing.decision import LEGACY, bucket_regex
-from migrationpilot_cli.routing.options import HEADER, Address
+from migrationpilot_cli.routing.options import HEADER, Address, NginxScript
 from migrationpilot_cli.routing.proxies import (
+    DEBIAN_LUA_MODULES,
     Entry,
+    ExportOptions,
     File,
     Plan,
     Proxy,
@@ -20,7 +24,9 @@ from migrationpilot_cli.routing.proxies import (
 
 SNIPPET = "routing.conf"
 MAIN = "nginx.conf"
-SCRIPT = "migrationpilot.js"
+# The script of each --nginx-script, shipped with migrationpilot (Lua's is HAProxy's and
+# Envoy's too).
+SCRIPT_FILES = {NginxScript.lua: "migrationpilot.lua", NginxScript.njs: "migrationpilot.js"}
 # The variable the script sets: the request's bucket in its route, "" without a key.
 BUCKET = "$mp_bucket"
 
@@ -42,7 +48,8 @@ def files(plan: Plan) -> list[File]:
     snippet = File(SNIPPET, plan.comment + config(plan))
     if plan.options.directory is None:
         return [snippet]
-    script = [File(SCRIPT, script_text(SCRIPT))] if plan.options.sticky_key else []
+    name = SCRIPT_FILES[plan.options.nginx_script]
+    script = [File(name, script_text(name))] if plan.options.sticky_key else []
     return [*script, snippet, File(MAIN, main_config(plan, plan.options.directory))]
 
 
@@ -54,7 +61,7 @@ def config(plan: Plan) -> str:
     table = route_table(plan.routes)
     lines = [
         *_upstreams(plan.servers),
-        *_script(plan),
+        *_script(plan, table),
         "# The request path as sent, without the query string. $request_uri rather than $uri:",
         "# the mirror subrequest below keeps it, and it is what resolve and Envoy match.",
         "map $request_uri $mp_path {",
@@ -81,7 +88,7 @@ def config(plan: Plan) -> str:
             (mirror if take.shadow else upstream).append(
                 f"    {_map_key(take.slug)} {take.upstream};"
             )
-    lines += [*taker, "}", "", *upstream, "}", "", *mirror, "}", "", *_server(plan.options.listen)]
+    lines += [*taker, "}", "", *upstream, "}", "", *mirror, "}", "", *_server(plan)]
     return "\n".join(lines) + "\n"
 
 
@@ -99,10 +106,11 @@ def _upstreams(servers: dict[str, tuple[Address, ...]]) -> list[str]:
     return lines
 
 
-def _script(plan: Plan) -> list[str]:
+def _script(plan: Plan, table: Sequence[Entry]) -> list[str]:
     """$mp_key, the request's key, found by nginx (the cookie by a case-sensitive regular
     expression: nginx's own $cookie_NAME ignores case); "<group>:<key>" for the script, which
-    hashes it (see its leading comment)."""
+    hashes it (see its leading comment), in a route that splits only: elsewhere the bucket
+    decides nothing."""
     key = plan.options.sticky_key
     if key is None:
         return []
@@ -115,6 +123,7 @@ def _script(plan: Plan) -> list[str]:
         name = re.escape(key.name)
         found = f"(?:^|;)[ \\t]*{name}=[ \\t]*(?<mp_key_value>[^;]*?)[ \\t]*(?:;|$)"
         source = "$http_cookie"
+    splitting = [_map_key(entry.group) for entry in table if entry.splits]
     return [
         f'# The request\'s key: {key.described}, without the spaces around it ("": none).',
         f"map {source} $mp_key {{",
@@ -122,19 +131,57 @@ def _script(plan: Plan) -> list[str]:
         f'    "~{found}" $mp_key_value;',
         "}",
         "",
+        "# The key, in a route that splits.",
+        "map $mp_route $mp_split_key {",
+        '    default "";',
+        *[f"    {group} $mp_key;" for group in splitting],
+        "}",
+        "",
         "# What the script hashes: the route's group id and the key.",
-        "map $mp_key $mp_bucket_input {",
+        "map $mp_split_key $mp_bucket_input {",
         '    "" "";',
-        '    default "$mp_route:$mp_key";',
+        '    default "$mp_route:$mp_split_key";',
         "}",
         "",
         f"# {BUCKET}: the request's bucket in its route, as `migrationpilot routing resolve`",
         '# computes it; "" without a key'
         + (", or when the key header is sent more than once." if key.kind == HEADER else "."),
-        f"js_import mp_routing from {plan.script(SCRIPT)};",
+        *(_lua_script if plan.options.nginx_script is NginxScript.lua else _njs_script)(plan),
+        "",
+    ]
+
+
+def _njs_script(plan: Plan) -> list[str]:
+    """njs computes $mp_bucket when a split map reads it."""
+    key = plan.options.sticky_key
+    assert key is not None
+    return [
+        f"js_import mp_routing from {plan.script(SCRIPT_FILES[NginxScript.njs])};",
         *([f"js_var $mp_key_header {key.name};"] if key.kind == HEADER else []),
         f"js_set {BUCKET} mp_routing.{'bucket_once' if key.kind == HEADER else 'bucket'};",
-        "",
+    ]
+
+
+def _lua_script(plan: Plan) -> list[str]:
+    """The Lua module loads the script once; `location /` sets $mp_bucket (_lua_bucket)."""
+    directory = PurePosixPath(plan.script(SCRIPT_FILES[NginxScript.lua])).parent
+    return [
+        f'lua_package_path "{directory}/?.lua;;";',
+        'init_by_lua_block { require("migrationpilot") }',
+    ]
+
+
+def _lua_bucket(plan: Plan) -> list[str]:
+    """set_by_lua runs for every request of the location (a route that does not split, or a
+    request without a key, returns at once), before the maps that read $mp_bucket."""
+    key = plan.options.sticky_key
+    if key is None or plan.options.nginx_script is not NginxScript.lua:
+        return []
+    header = f', "{key.name}"' if key.kind == HEADER else ""
+    return [
+        f"        set_by_lua_block {BUCKET} {{",
+        f'            return require("migrationpilot").nginx(ngx.var.mp_bucket_input{header})',
+        "        }",
     ]
 
 
@@ -171,14 +218,15 @@ def _split(entry: Entry, variable: str, plan: Plan) -> list[str]:
     ]
 
 
-def _server(listen: Address | None) -> list[str]:
+def _server(plan: Plan) -> list[str]:
     return [
         "# Adjust listen/server_name, or copy the two locations into your own server {}.",
         "server {",
-        f"    listen {listen or 80};",
+        f"    listen {plan.options.listen or 80};",
         "    server_name _;",
         "",
         "    location / {",
+        *_lua_bucket(plan),
         "        mirror /_migrationpilot_mirror;",
         "        mirror_request_body on;",
         *_PROXYING,
@@ -209,7 +257,7 @@ _PROXYING = [
 def main_config(plan: Plan, directory: str) -> str:
     """nginx.conf: nginx -p DIR/ -c DIR/nginx.conf -g 'daemon off;' runs it, with its pid,
     logs and temporary files under DIR; it includes routing.conf."""
-    module = [f"load_module {plan.options.njs_module};", ""] if plan.options.sticky_key else []
+    module = [*(f"load_module {path};" for path in _modules(plan.options)), ""]
     temporary = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     bucket = f" bucket={BUCKET}" if plan.options.sticky_key else ""
     lines = [
@@ -219,7 +267,7 @@ def main_config(plan: Plan, directory: str) -> str:
         "# (the same with -s reload loads a new export). The routing is routing.conf, included",
         "# below: see its leading comment.",
         "",
-        *module,
+        *(module if plan.options.sticky_key else []),
         "# The routes are regular expressions (and so is the sticky cookie): compiled to code.",
         "pcre_jit on;",
         f"pid {directory}/nginx.pid;",
@@ -241,6 +289,13 @@ def main_config(plan: Plan, directory: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _modules(options: ExportOptions) -> tuple[str, ...]:
+    """The dynamic modules the sticky bucket needs, in the order to load them."""
+    if options.nginx_script is NginxScript.lua:
+        return DEBIAN_LUA_MODULES
+    return (options.njs_module,)
+
+
 def checker(directory: str) -> list[str]:
     return ["nginx", "-t", "-p", f"{directory}/", "-c", f"{directory}/{MAIN}"]
 
@@ -249,7 +304,10 @@ PROXY = Proxy(
     placeholders,
     files,
     printed=SNIPPET,
-    computes=f"nginx's JavaScript module (njs: {SCRIPT})",
+    computes=lambda options: {
+        NginxScript.lua: f"nginx's Lua module (lua-nginx-module: {SCRIPT_FILES[NginxScript.lua]})",
+        NginxScript.njs: f"nginx's JavaScript module (njs: {SCRIPT_FILES[NginxScript.njs]})",
+    }[options.nginx_script],
     checker=checker,
     serves=True,
     directories=("logs", "temp"),

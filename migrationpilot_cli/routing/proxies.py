@@ -20,7 +20,13 @@ from uuid import UUID
 
 from migrationpilot_cli.errors import BadInput
 from migrationpilot_cli.routing.decision import LEGACY, Route, Rule, in_effect, regex
-from migrationpilot_cli.routing.options import HEADER, Address, StickyKey, Upstream
+from migrationpilot_cli.routing.options import (
+    HEADER,
+    Address,
+    NginxScript,
+    StickyKey,
+    Upstream,
+)
 
 # A lower-case DNS name (RFC 1123), as Kubernetes services are named: such a target is its
 # own upstream, cluster and host in the exports.
@@ -32,6 +38,12 @@ _HEADER = re.compile(r"[a-z0-9][a-z0-9-]*")
 CATCH_ALL = "legacy/default"
 # Where Debian's libnginx-mod-http-js puts nginx's JavaScript module (--njs-module).
 DEBIAN_NJS_MODULE = "/usr/lib/nginx/modules/ngx_http_js_module.so"
+# Where Debian's libnginx-mod-http-lua puts nginx's Lua module, and the module it needs
+# loaded before it (libnginx-mod-http-ndk: its set_by_lua is the kit's).
+DEBIAN_LUA_MODULES = (
+    "/usr/lib/nginx/modules/ndk_http_module.so",
+    "/usr/lib/nginx/modules/ngx_http_lua_module.so",
+)
 # The scripts the proxies load (package data): the exports copy them into -o DIR.
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 
@@ -51,6 +63,7 @@ class ExportOptions:
     listen: Address | None = None
     upstreams: tuple[Upstream, ...] = ()
     directory: str | None = None  # -o DIR, absolute: where the files load each other from
+    nginx_script: NginxScript = NginxScript.lua  # what computes nginx's sticky bucket
     njs_module: str = DEBIAN_NJS_MODULE
 
 
@@ -85,7 +98,7 @@ class Proxy:
     files: Callable[[Plan], list[File]]
     printed: str
     # With --sticky-key: what computes the bucket, for the leading comment.
-    computes: str
+    computes: Callable[[ExportOptions], str]
     # The proxy's own checker on the files of DIR (--check), or None.
     checker: Callable[[str], list[str]] | None = None
     mirrors: bool = True
@@ -296,7 +309,7 @@ def _splitting(proxy: Proxy, options: ExportOptions) -> list[str]:
         repeated = " (or sent more than once)" if options.sticky_key.kind == HEADER else ""
         return [
             *textwrap.wrap(
-                f"Sticky: {proxy.computes} computes each request's bucket from its key, in"
+                f"Sticky: {proxy.computes(options)} computes each request's bucket from its key, in"
                 f" {options.sticky_key.described} (the bytes sent, without the spaces around"
                 " them), as `migrationpilot routing resolve --key` does: the same key gets the"
                 " same target while the rules stay as they are. A request without the key or"

@@ -1,8 +1,9 @@
 -- The sticky bucket of `migrationpilot routing resolve`, in Lua: for HAProxy (Lua 5.3 and
--- later, `lua-load-per-thread`: registers the sample fetch `lua.mp_bucket`) and for Envoy
--- and Istio (LuaJIT: `migrationpilot routing export --format envoy|istio --sticky-key`
--- inlines this file into its Lua HTTP filter). Shipped with migrationpilot; the exports
--- copy it as it is.
+-- later, `lua-load-per-thread`: registers the sample fetch `lua.mp_bucket`), for nginx
+-- (lua-nginx-module, LuaJIT: `require("migrationpilot").nginx` in `set_by_lua_block`) and
+-- for Envoy and Istio (LuaJIT: `migrationpilot routing export --format envoy|istio
+-- --sticky-key` inlines this file into its Lua HTTP filter). Shipped with migrationpilot;
+-- the exports copy it as it is.
 --
 --   bucket = murmur3_x86_32("<group>:<key>", seed 0) % 100 + 1
 --
@@ -80,8 +81,13 @@ else
   ]])()
 end
 
+-- The bucket of "<group>:<key>", already joined.
+function M.bucket_of(input)
+  return M.murmur3(input) % 100 + 1
+end
+
 function M.bucket(group, key)
-  return M.murmur3(group .. ":" .. key) % 100 + 1
+  return M.bucket_of(group .. ":" .. key)
 end
 
 local function trimmed(text)
@@ -195,6 +201,18 @@ function M.envoy(handle, routes, kind, name, header)
   if handle.clearRouteCache then
     handle:clearRouteCache()
   end
+end
+
+-- nginx: `set_by_lua_block $mp_bucket { return require("migrationpilot").nginx(...) }`,
+-- given $mp_bucket_input ("<group>:<key>", found by nginx's own maps; "" when the route does
+-- not split or the request has no key) and, for a key in a header, the header's name. The
+-- bucket (a number: nginx makes it a string faster than tostring); "" without a key, or when
+-- the key header is sent more than once (nginx's $http_NAME is the first of them).
+function M.nginx(input, header)
+  if input == "" or (header and type(ngx.req.get_headers(0)[header]) == "table") then
+    return ""
+  end
+  return M.bucket_of(input)
 end
 
 -- HAProxy: `http-request set-var(txn.mp_bucket) lua.mp_bucket(header,x-user-id)` sets the
