@@ -17,6 +17,7 @@ from pathlib import Path
 
 from migrationpilot_cli import sourcecode
 from migrationpilot_cli.errors import BadInput
+from migrationpilot_cli.inputs import utf8_problem
 
 _VERSION_CONTROL = frozenset({".git", ".svn", ".hg", "CVS"})
 SKIP_REASONS = ("excluded", "unknown_extension", "binary", "unreadable", "not_regular_file")
@@ -83,7 +84,7 @@ def _scan_directory(
         if _is_directory(entry):
             if not entry.is_symlink() and entry.name not in _VERSION_CONTROL:
                 _scan_directory(entry.path, relative + "/", patterns, scan, found)
-        elif any(pattern.fullmatch(relative) for pattern in patterns):
+        elif patterns and any(pattern.fullmatch(relative) for pattern in patterns):
             scan.skipped["excluded"] += 1
         elif not entry.is_file(follow_symlinks=False):
             scan.skipped["not_regular_file"] += 1
@@ -96,8 +97,6 @@ def _scan_directory(
 def _refuse_if_not_utf8(relative: str) -> None:
     # A path is stored as text: a name whose bytes are not UTF-8 could be stored only
     # altered, and then no longer named the file. The user renames it (or excludes it).
-    from migrationpilot_cli.inputs import utf8_problem
-
     problem = utf8_problem(relative)
     if problem is not None:
         raise BadInput(f"file name {problem}: rename the file or --exclude it")
