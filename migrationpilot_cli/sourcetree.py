@@ -17,9 +17,11 @@ from pathlib import Path
 
 from migrationpilot_cli import sourcecode
 from migrationpilot_cli.errors import BadInput
+from migrationpilot_cli.inputs import utf8_problem
 
 _VERSION_CONTROL = frozenset({".git", ".svn", ".hg", "CVS"})
 SKIP_REASONS = ("excluded", "unknown_extension", "binary", "unreadable", "not_regular_file")
+_CHUNK_BYTES = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,7 @@ def _scan_directory(
         if _is_directory(entry):
             if not entry.is_symlink() and entry.name not in _VERSION_CONTROL:
                 _scan_directory(entry.path, relative + "/", patterns, scan, found)
-        elif any(pattern.fullmatch(relative) for pattern in patterns):
+        elif patterns and any(pattern.fullmatch(relative) for pattern in patterns):
             scan.skipped["excluded"] += 1
         elif not entry.is_file(follow_symlinks=False):
             scan.skipped["not_regular_file"] += 1
@@ -95,8 +97,6 @@ def _scan_directory(
 def _refuse_if_not_utf8(relative: str) -> None:
     # A path is stored as text: a name whose bytes are not UTF-8 could be stored only
     # altered, and then no longer named the file. The user renames it (or excludes it).
-    from migrationpilot_cli.inputs import utf8_problem
-
     problem = utf8_problem(relative)
     if problem is not None:
         raise BadInput(f"file name {problem}: rename the file or --exclude it")
@@ -112,11 +112,22 @@ def _is_directory(entry: os.DirEntry[str]) -> bool:
 
 
 def read_bytes(path: str) -> bytes:
-    """The whole file. Unbuffered: FileIO sizes its buffer from fstat and reads straight into
-    it, where Path.read_bytes wraps a buffered reader around the same read (10,000 files:
-    0.19 s of CPU against 0.48 s)."""
-    with open(path, "rb", buffering=0) as handle:
-        return handle.read()
+    """The whole file, in four system calls: open, fstat, one read of the size it reports
+    (and a byte more), close. An unbuffered FileIO also seeks, and reads once more to meet the
+    end (10,000 files: 89 ms of CPU against 69; Path.read_bytes, buffered, 190 ms)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(descriptor).st_size
+        data = os.read(descriptor, size + 1)
+        if len(data) <= size:  # a regular file's read stops short only at its end
+            return data
+        # It grew since fstat, or fstat knows no size (0 for a file of /proc): read to the end.
+        chunks = [data]
+        while chunk := os.read(descriptor, _CHUNK_BYTES):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
 
 
 def read(

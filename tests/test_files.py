@@ -241,6 +241,22 @@ def test_unreadable_file_fails_unless_skipped(
     assert len(stored(conn)) == 5
 
 
+def test_read_bytes_reads_to_the_end_whatever_fstat_says(tmp_path: Path) -> None:
+    # The file is read in one call of the size fstat gives: an empty file, a large one, and
+    # one whose size fstat does not know (0 for /proc, Linux) must still come back whole.
+    empty, large = tmp_path / "EMPTY.cbl", tmp_path / "LARGE.cbl"
+    empty.write_bytes(b"")
+    large.write_bytes(bytes(range(256)) * 4096)
+    assert sourcetree.read_bytes(str(empty)) == b""
+    assert sourcetree.read_bytes(str(large)) == large.read_bytes()
+    unsized = Path("/proc/self/cmdline")
+    if unsized.exists():
+        assert unsized.stat().st_size == 0
+        assert sourcetree.read_bytes(str(unsized)) == unsized.read_bytes() != b""
+    with pytest.raises(IsADirectoryError):
+        sourcetree.read_bytes(str(tmp_path))
+
+
 def test_symlinks_are_not_followed(
     acme: Any, loans: uuid.UUID, tree: Path, conn: psycopg.Connection[Any], tmp_path: Path
 ) -> None:
