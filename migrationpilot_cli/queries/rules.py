@@ -436,15 +436,14 @@ _ISO_UTC = """to_char({value} AT TIME ZONE 'UTC',
     CASE WHEN date_trunc('second', {value}) = {value}
          THEN 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'
          ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"' END)"""
-# The common array, flat (no [ past its first character, no {, no ": ") and with as many
-# ", " as separators, has none in its strings: dropping the space after every comma
-# compacts it, for about 1 µs. Any other goes through the exact expression, which steps over
-# each string whole, for about 7 µs.
+# The common array, flat (no [ or { past its first character, no ": ") and with as many
+# ", " as separators, has none in its strings: dropping the space after each comma compacts
+# it, for well under a microsecond. Any other goes through the exact expression, which steps
+# over each string whole, for about 7 µs.
 _COMPACT_JSON = r"""CASE
-    WHEN strpos(substr({text}, 2), '[') = 0 AND strpos({text}, '{{') = 0
-         AND strpos({text}, ': ') = 0
-         AND octet_length({text}) - octet_length(replace({text}, ', ', ''))
-             = 2 * greatest(jsonb_array_length({value}) - 1, 0)
+    WHEN {text} !~ '.[[{{]|: '
+         AND octet_length({text}) - octet_length(replace({text}, ', ', ','))
+             = greatest(jsonb_array_length({value}) - 1, 0)
     THEN replace({text}, ', ', ',')
     ELSE regexp_replace({text}, '("(?:[^"\\]|\\.)*")|([,:]) ', '\1\2', 'g') END"""
 

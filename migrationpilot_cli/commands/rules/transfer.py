@@ -126,7 +126,10 @@ def export(
         raise BadInput(f"{output} exists; pass --force to overwrite it")
     with _destination(output, force) as stream, transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)
-        groups = rules.export_groups(conn, found["id"])
+        # The counts are a pass over the project's rules (0.2 s at 1,000,000): read for the
+        # report, and for what a terminal shows (the progress bar, the notice), only.
+        markdown = export_format is ExportFormat.markdown
+        groups = rules.export_groups(conn, found["id"]) if markdown or sys.stderr.isatty() else []
         total = sum(group["rules"] for group in groups)
         with progress("exporting rules") as advance:
 
