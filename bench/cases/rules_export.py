@@ -7,7 +7,7 @@ is most of the time), so the case exports a project of its own, in a database of
 that no other case reads: 1,000,000 rules at SCALE=large, 100,000 at medium."""
 
 from bench.data import Context, migrate
-from bench.measure import MP, Case, Command, case
+from bench.measure import MP, Case, Command, case, scaled_goal
 from bench.server import create_database, sql_rows
 from migrationpilot_cli.queries.rules import EXPORT_COLUMNS
 
@@ -72,6 +72,6 @@ def build(ctx: Context) -> Case:
         Command([ctx.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", copy, url]),
         f"migrationpilot rules export --format csv ({count:,} rules, streamed)",
         "psql \\copy (the same SELECT) TO STDOUT as CSV",
-        ">= 0.5" if count >= 100_000 else "report (goal >= 0.5 at 100,000 rules)",
+        scaled_goal(">= 0.5", count, RULES["large"], "rules"),
         rows=count,
     )
