@@ -168,6 +168,7 @@ KILLED = [
     (("tests", "import", "{cases}", "-p", PROJECT), "test_cases"),
     (("rules", "list", "--project", PROJECT), "business_rules"),
     (("rules", "export", "-p", PROJECT, "--format", "json"), "business_rules"),
+    (("rules", "export", "-p", PROJECT, "--format", "csv"), "business_rules"),
     (("review", "approve", "{rule}"), "business_rules"),
     (
         ("routing", "add", "-p", PROJECT, "--name", "n", "--pattern", "/n/*", "--target", "java"),
@@ -180,7 +181,14 @@ KILLED = [
 ]
 
 
-@pytest.mark.parametrize(("command", "table"), KILLED, ids=[" ".join(c[:2]) for c, _ in KILLED])
+@pytest.mark.parametrize(
+    ("command", "table"),
+    KILLED,
+    ids=[
+        " ".join(c[:2] + c[c.index("--format") :][:2] if "--format" in c else c[:2])
+        for c, _ in KILLED
+    ],
+)
 def test_a_connection_ended_mid_command_is_exit_3_and_leaves_nothing_behind(
     demo: Any,
     database_url: str,

@@ -28,11 +28,13 @@ _NAMED_MISSING = 5
 # Lock the batch first, in id order: the old state we report and audit stays true until
 # commit, a concurrent reviewer waits instead of being overwritten unseen, and two
 # overlapping batches cannot deadlock. Row-level security hides other organizations' rules,
-# so they come out as missing, exactly like unknown ids.
+# so they come out as missing, exactly like unknown ids. The read also names the projects
+# whose roles the batch needs. The ids go as a binary uuid[] (%b): 16 bytes each for the
+# server to take, instead of 10,000 uuids of text to parse in every statement that uses them.
 _LOCK = """
-SELECT id, name, review_status::text AS status, version
+SELECT id, name, review_status::text AS status, version, project_id
 FROM business_rules
-WHERE id = ANY(%(ids)s::uuid[])
+WHERE id = ANY(%(ids)b)
 ORDER BY id
 FOR UPDATE
 """
@@ -47,7 +49,7 @@ SET review_status = %(status)s::review_status,
     reviewed_by = (SELECT current_user_id()),
     reviewed_at = now(),
     review_comments = %(comment)s
-WHERE r.id = ANY(%(ids)s::uuid[])
+WHERE r.id = ANY(%(ids)b)
   AND r.review_status <> %(status)s::review_status
 RETURNING r.id, r.version
 """
@@ -67,23 +69,49 @@ def review(
     Returns one row per id, in the given order, with its outcome: reviewed, unchanged
     (already in that state) or skipped (unknown or not visible, with ``skip_missing``;
     otherwise NotFound fails the batch before anything is written)."""
-    # Asked up front, so a batch that would change nothing (every rule already in that state)
-    # is refused too; the triggers of V0009 and V0015 refuse any review decision the same way.
-    conn.execute("SELECT require_user_role(%s, %s)", REVIEW)
-    projects.require_role(conn, REVIEW, rule_ids=ids)
-    current = {row["id"]: row for row in conn.execute(_LOCK, {"ids": list(ids)}).fetchall()}
+    current = _locked(conn, ids)
     missing = [rule_id for rule_id in ids if rule_id not in current]
     if missing and not skip_missing:
         raise NotFound(_missing_message(missing, len(ids)))
     if expect_version is not None:
         _check_versions(current.values(), expect_version)
-    reason = f"review: {verb}" + (f": {comment}" if comment else "")
-    conn.execute("SELECT set_config('app.change_reason', %s, true)", (reason,))
-    updated = conn.execute(
-        _UPDATE, {"ids": list(current), "status": STATUS_OF[verb], "comment": comment}
-    ).fetchall()
-    new_versions = {row["id"]: row["version"] for row in updated}
+    status = STATUS_OF[verb]
+    changing = [rule["id"] for rule in current.values() if rule["status"] != status]
+    new_versions = _decide(conn, changing, status, f"review: {verb}", comment)
     return [_outcome(rule_id, current.get(rule_id), verb, new_versions) for rule_id in ids]
+
+
+def _locked(conn: Connection, ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
+    """The rules of ``ids`` the acting user may see, locked, by id; refused unless the user
+    may review in the project of each. Asked before anything changes, so that a batch that
+    would change nothing (every rule already in that state) is refused too; the triggers of
+    V0009 and V0015 refuse any review decision the same way."""
+    from psycopg.rows import tuple_row
+
+    conn.execute("SELECT require_user_role(%s, %s)", REVIEW)
+    with conn.cursor(row_factory=tuple_row) as cursor:  # a dict a row costs 5 µs more
+        locked = cursor.execute(_LOCK, {"ids": list(ids)}).fetchall()
+    rule_projects = sorted({project_id for *_, project_id in locked})
+    projects.require_role(conn, REVIEW, project_ids=rule_projects)
+    return {
+        rule_id: {"id": rule_id, "name": name, "status": status, "version": version}
+        for rule_id, name, status, version, _ in locked
+    }
+
+
+def _decide(
+    conn: Connection, ids: Sequence[UUID], status: str, reason: str, comment: str | None
+) -> dict[UUID, int]:
+    """Set ``status`` on the (locked) rules of ``ids``; their new versions, by id."""
+    from psycopg.rows import tuple_row
+
+    if not ids:
+        return {}
+    why = f"{reason}: {comment}" if comment else reason
+    conn.execute("SELECT set_config('app.change_reason', %s, true)", (why,))
+    with conn.cursor(row_factory=tuple_row) as cursor:
+        cursor.execute(_UPDATE, {"ids": list(ids), "status": status, "comment": comment})
+        return dict(cursor.fetchall())
 
 
 def _missing_message(missing: Sequence[UUID], requested: int) -> str:
@@ -134,12 +162,10 @@ RETURNING version
 def reopen(conn: Connection, rule_id: UUID, *, expect_version: int, reason: str) -> int:
     """Put a rule back to pending review, if it is still at ``expect_version`` (else
     OperationFailed, like :func:`review`); returns its version after."""
-    conn.execute("SELECT require_user_role(%s, %s)", REVIEW)
-    projects.require_role(conn, REVIEW, rule_ids=[rule_id])
-    current = conn.execute(_LOCK, {"ids": [rule_id]}).fetchall()
+    current = _locked(conn, [rule_id])
     if not current:
         raise NotFound(_missing_message([rule_id], 1))
-    _check_versions(current, expect_version)
+    _check_versions(current.values(), expect_version)
     conn.execute("SELECT set_config('app.change_reason', %s, true)", (reason,))
     row = conn.execute(_REOPEN, {"id": rule_id}).fetchone()
     return int(row["version"]) if row else expect_version

@@ -7,10 +7,10 @@ import datetime as dt
 import io
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
@@ -35,6 +35,9 @@ from migrationpilot_cli.output import (
     render_record,
 )
 from migrationpilot_cli.queries import projects, rules
+
+if TYPE_CHECKING:
+    from psycopg.abc import Buffer
 
 app = typer.Typer()
 
@@ -123,24 +126,57 @@ def export(
         raise BadInput(f"{output} exists; pass --force to overwrite it")
     with _destination(output, force) as stream, transaction(ctx.obj) as conn:
         found = projects.resolve(conn, project, org)
-        groups = rules.export_groups(conn, found["id"])
+        # The counts are a pass over the project's rules (0.2 s at 1,000,000): read for the
+        # report, and for what a terminal shows (the progress bar, the notice), only.
+        markdown = export_format is ExportFormat.markdown
+        groups = rules.export_groups(conn, found["id"]) if markdown or sys.stderr.isatty() else []
         total = sum(group["rules"] for group in groups)
-        with progress("exporting rules") as advance, contextlib.redirect_stdout(stream):
-            rows = counted(rules.export(conn, found["id"]), lambda done, _: advance(done, total))
-            if export_format is ExportFormat.markdown:
-                from migrationpilot_cli import rulefiles
+        with progress("exporting rules") as advance:
 
-                exported_at = dt.datetime.now(dt.UTC)
-                sys.stdout.writelines(rulefiles.review_report(found, groups, rows, exported_at))
-                sys.stdout.flush()
+            def exported(done: int, _: int | None) -> None:
+                advance(done, total)
+
+            if export_format is ExportFormat.csv:
+                _write_csv(stream, rules.export_csv(conn, found["id"]), exported)
             else:
-                render(rows, rules.EXPORT_COLUMNS, fmt=OutputFormat(export_format.value))
+                rows = counted(rules.export(conn, found["id"]), exported)
+                with contextlib.redirect_stdout(stream):
+                    _write_text(found, groups, rows, export_format)
     if output is not None:
         notice(f"wrote {total} rules to {output}")
 
 
+def _write_csv(
+    stream: TextIO, lines: Iterator[Buffer], advance: Callable[[int, int | None], None]
+) -> None:
+    """The server's CSV (its header, then a line per rule) to ``stream``'s bytes as it comes."""
+    stream.flush()
+    binary = stream.buffer
+    binary.write(next(lines))
+    for line in counted(lines, advance):
+        binary.write(line)
+    binary.flush()
+
+
+def _write_text(
+    project: dict[str, Any],
+    groups: list[dict[str, Any]],
+    rows: Iterator[dict[str, Any]],
+    export_format: ExportFormat,
+) -> None:
+    """The review report (markdown) or every field as JSON, to stdout."""
+    if export_format is ExportFormat.markdown:
+        from migrationpilot_cli import rulefiles
+
+        exported_at = dt.datetime.now(dt.UTC)
+        sys.stdout.writelines(rulefiles.review_report(project, groups, rows, exported_at))
+        sys.stdout.flush()
+    else:
+        render(rows, rules.EXPORT_COLUMNS, fmt=OutputFormat(export_format.value))
+
+
 @contextlib.contextmanager
-def _destination(output: Path | None, force: bool) -> Iterator[IO[str]]:
+def _destination(output: Path | None, force: bool) -> Iterator[TextIO]:
     """stdout, or the --output file: written under a temporary name beside it and put in
     place when the block succeeds (never over an existing file unless --force), so that the
     file is never seen half-written; removed when the block fails."""
