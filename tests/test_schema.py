@@ -1131,6 +1131,56 @@ def test_constraint_refuses_a_bad_row(
     assert scalar(owner, count) == before
 
 
+# The three sha256 columns share one CHECK (V0018): 64 lower-case hex digits and nothing else.
+HASH_CHECKS = {
+    "source_files_sha256_format": "sha256",
+    "business_rules_source_hash_format": "source_hash",
+    "generated_files_sha256_format": "sha256",
+}
+HASHED = ["0" * 64, "f" * 64, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"]
+NOT_HASHES = [
+    "0" * 63,
+    "0" * 65,
+    "",
+    "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+    "g" + "0" * 63,
+    "0" * 63 + "\n",
+    "0" * 64 + "\n",
+    " " + "0" * 63,
+    "é" * 32,  # 64 bytes, 32 characters
+    "\uff10" * 64,  # fullwidth digits
+]
+
+
+@pytest.mark.parametrize("value", HASHED + NOT_HASHES)
+def test_a_hash_is_64_lower_case_hex_digits(owner: Conn, orgs: World, value: str) -> None:
+    count = table_sql("SELECT count(*) FROM {}", "source_files")
+    before = scalar(owner, count)
+    params = (orgs.a.org, orgs.a.project, f"probe-{len(value)}.cbl", value)
+    if value in HASHED:
+        with owner.transaction(force_rollback=True):
+            owner.execute(SOURCE, params)
+            assert scalar(owner, count) == before + 1
+    else:
+        with pytest.raises(errors.CheckViolation) as refused:
+            owner.execute(SOURCE, params)
+        assert refused.value.diag.constraint_name == "source_files_sha256_format"
+    assert scalar(owner, count) == before
+
+
+def test_every_hash_column_has_the_same_validated_check(owner: Conn) -> None:
+    checks = rows(
+        owner,
+        "SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint"
+        " WHERE conname = ANY(%s) ORDER BY conname",
+        list(HASH_CHECKS),
+    )
+    assert sorted(name for name, *_ in checks) == sorted(HASH_CHECKS)
+    shapes = {definition.replace(HASH_CHECKS[name], "x") for name, definition, _ in checks}
+    assert shapes == {"CHECK (((octet_length(x) = 64) AND (x !~ '[^0-9a-f]'::text)))"}
+    assert all(validated for *_, validated in checks)
+
+
 @pytest.mark.parametrize("table", MUTABLE_TABLES)
 def test_updated_at_is_set_on_every_update(owner: Conn, orgs: World, table: str) -> None:
     column, value = owner_key(table, orgs.a)

@@ -72,5 +72,5 @@ def build(ctx: Context) -> Case:
         baseline,
         f"migrationpilot --as ... review approve - ({len(ids):,} ids on stdin)",
         "the same UPDATE through psql",
-        scaled_goal("<= 1.5", len(ids), 10_000, "ids"),
+        scaled_goal("<= 1.1", len(ids), 10_000, "ids"),
     )

@@ -18,7 +18,8 @@ from migrationpilot_cli.queries import rule_import
 
 NAME = "rules import"
 
-
+# The rows in confidence order, as the import writes them (queries/rule_import.py): the
+# cheapest order for the indexes, so the floor stays a floor.
 _RULES_FLOOR_SQL = """
 \\set ON_ERROR_STOP on
 BEGIN;
@@ -32,7 +33,8 @@ INSERT INTO business_rules (organization_id, project_id, name, category, confide
                             source_start_line, source_end_line, description, logic, inputs,
                             outputs, source_code, source_hash)
 SELECT p.organization_id, p.id, s.*
-FROM staged s, projects p WHERE p.name = '{project}';
+FROM staged s, projects p WHERE p.name = '{project}'
+ORDER BY s.confidence DESC;
 COMMIT;
 """
 

@@ -155,6 +155,11 @@ FROM matched_rules m
 JOIN staged_rules s ON s.position = m.position
 WHERE m.changed AND r.id = m.rule_id
 """
+# In confidence order: four of the table's indexes (V0010: the project's two, the
+# organization's and the global pending queue) sort by confidence after a constant prefix, so
+# the new entries go in one sweep over each index's pages instead of landing all over them.
+# Measured as the backend's CPU for 100,000 new rules into 1,000,000 (SCALE=large data): 6.2 s
+# against 7.5 s in the file's order.
 _INSERT_NEW = """
 INSERT INTO business_rules (organization_id, project_id, name, source_file, source_start_line,
                             source_end_line, {content})
@@ -162,7 +167,7 @@ SELECT %(organization)s, %(project)s, s.name, s.source_file, s.source_start_line
        s.source_end_line, {staged}
 FROM staged_rules s
 WHERE NOT EXISTS (SELECT 1 FROM matched_rules m WHERE m.position = s.position)
-ORDER BY s.position
+ORDER BY s.confidence DESC
 """
 _COUNTS = """
 SELECT count(*) FILTER (WHERE changed) AS updated,
