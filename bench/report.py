@@ -92,19 +92,26 @@ How to read it:
   those invariants cost without any of our code. Ours is the floor plus a second or two of
   staging (the streamed COPY, cutting the source lines, matching): the plan below, the
   import's own final INSERT, is most of its time. Measured as the backend's CPU time for
-  100,000 rules into 1,000,000 (medians of two, SCALE=large data, after V0017): the heap with
-  its CHECKs, foreign keys and statement triggers 2.1 s; the seven indexes 3.9 s (the two
-  pending-queue indexes, whose entries land all over by confidence, 1.3 to 1.5 s each);
-  the versions 2.0 s: about 80 microseconds a rule, so about 12,000 rules a second per CPU
-  before a byte of WAL is written (220 MB of it per 100,000 rules, 14,000 full-page images).
-  The issue's 100,000 rules a second (10 microseconds a rule), or 0.15 of `\\copy` (about
-  45,000 a second here), would need an eighth or a quarter of that: fewer guarantees, not
+  100,000 rules into 1,000,000 (SCALE=large data, after V0017, the rows in confidence order):
+  the rows' heap 0.6 s; the versioning trigger's JSON snapshots and their heap 1.3 s; the
+  seven indexes of `business_rules` 1.8 s; the versions' three indexes and foreign key 1.7 s;
+  the project's foreign key and the statement triggers 1.0 s. About 64 microseconds a rule,
+  so about 16,000 rules a second per CPU before a byte of WAL is written (75 microseconds in
+  the file's order: four indexes sort by confidence, and the import inserts in that order
+  so that their entries go in one sweep). V0018 made the sha256 CHECK on each rule's hash
+  10 microseconds cheaper. The issue's 100,000 rules a second (10 microseconds a rule), or
+  0.15 of `\\copy` (about 75,000 a second here), is less than the rows and their versions
+  alone cost with no index, key or trigger (1.9 s per 100,000): fewer guarantees, not
   faster code. What was measured and not kept: time-ordered rule ids (uuidv7) made the
   INSERT 10 to 25% cheaper in CPU (noisy runs), but the first 8 hex digits of such an id are
   its minute, the same for every rule of an import, and people name rules by them; so only
   the versions, whose ids nobody types, got them (V0017). A faster JSON parser (orjson)
   parses 100,000 records in 0.20 s against the standard library's 0.43 s: 1% of the import,
-  not worth a dependency.
+  not worth a dependency. Dropping `business_rules_project_id_confidence_idx` (its listing
+  served by the wider status index) saves 0.3 s per 100,000: not worth rewriting that query.
+  The embedded server is built without OpenSSL, so its `gen_random_uuid()` opens
+  /dev/urandom for every uuid (3.3 microseconds, 0.66 s per 100,000 rules and their
+  versions), floor and ours alike; a server built with OpenSSL does not pay it.
 * **files import**: every scale imports the same 10,000 files (1M lines) into a new project.
   Ours lists the tree, reads, decodes, hashes and counts code, comment and blank lines of
   every file in Python, streaming each into a binary COPY straight into `source_files` while
