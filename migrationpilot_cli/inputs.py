@@ -36,9 +36,11 @@ NAME_MAX = 255  # bytes in one file name (Linux, and most file systems)
 PATH_MAX = 4096  # bytes in a whole path (Linux)
 _SHOWN = 40  # characters of a bad value a message repeats
 
-_NOT_UTF8 = re.compile("[\ud800-\udfff]")
-_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
-_DECIMAL = re.compile(r"[+-]?(?P<digits>[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+# Patterns, not compiled objects: every process imports this module, few need them, and the
+# re module compiles (and caches) a pattern on its first use.
+_NOT_UTF8 = "[\ud800-\udfff]"
+_INTEGER = r"(?a)[+-]?[0-9]+"
+_DECIMAL = r"(?a)[+-]?(?P<digits>[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 
 
 def shown(value: str) -> str:
@@ -52,7 +54,7 @@ def utf8_problem(value: str) -> str | None:
     """Why ``value`` (an argument, a file name) is not UTF-8 text, or None when it is."""
     if value.isascii():  # nearly every argument: no search needed
         return None
-    found = _NOT_UTF8.search(value)
+    found = re.search(_NOT_UTF8, value)
     if found is None:
         return None
     character = ord(found[0])
@@ -65,10 +67,10 @@ def _number_problem(param_type: types.ParamType, value: str) -> str | None:
         low, high = SQL_INTEGER
         text = value.strip()
         # A long run of digits is out of range whatever it says: int() is not asked.
-        if not _INTEGER.fullmatch(text) or len(text) > 20 or not low <= int(text) <= high:
+        if not re.fullmatch(_INTEGER, text) or len(text) > 20 or not low <= int(text) <= high:
             return f"{shown(value)} is not a whole number from {low} to {high}"
     elif isinstance(param_type, types.FloatParamType):
-        decimal = _DECIMAL.fullmatch(value.strip())
+        decimal = re.fullmatch(_DECIMAL, value.strip())
         if decimal is None:
             return f"{shown(value)} is not a decimal number (such as 0.5 or 10)"
         number = float(decimal[0])

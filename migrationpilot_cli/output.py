@@ -259,15 +259,16 @@ def _render_record_tables(record: Row) -> None:
 
 # What a terminal acts on: C0 controls, DEL, C1 controls, and the lone surrogates Python
 # makes of bytes that are not UTF-8. With ``keep_layout`` tab and line feed are left alone.
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_CONTROLS_BUT_LAYOUT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+# Patterns the re module compiles on first use: machine output and `--help` never use them.
+_CONTROLS = "[\x00-\x1f\x7f-\x9f\ud800-\udfff]"
+_CONTROLS_BUT_LAYOUT = "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]"
 
 
 def printable(text: str, *, keep_layout: bool = True) -> str:
     """``text`` for a person's terminal: every control character written as an escape
     (``\x1b``), so data can neither colour, retitle nor overwrite the screen."""
     pattern = _CONTROLS_BUT_LAYOUT if keep_layout else _CONTROLS
-    return pattern.sub(_escape_control, text)
+    return re.sub(pattern, _escape_control, text)
 
 
 def _escape_control(found: re.Match[str]) -> str:

@@ -11,8 +11,10 @@ from migrationpilot_cli.errors import BadInput, OperationFailed
 from migrationpilot_cli.inputs import read_text
 from migrationpilot_cli.settings import Settings
 
-_SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Strings the re module compiles on first use: most commands that import this module check
+# neither a slug nor an email.
+_SLUG = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
 # The design's lengths (varchar(n)): checked here, so that a long value is one clear line
@@ -24,7 +26,7 @@ SLUG_LENGTH = 100
 def slug(value: str, option: str = "--slug") -> str:
     if len(value) > SLUG_LENGTH:
         raise BadInput(f"{option}: longer than {SLUG_LENGTH} characters")
-    if not _SLUG.match(value):
+    if not re.match(_SLUG, value):
         raise BadInput(
             f"{option} {value!r}: use lower-case letters, digits and single hyphens (e.g. acme-pay)"
         )
@@ -34,7 +36,7 @@ def slug(value: str, option: str = "--slug") -> str:
 def email(value: str) -> str:
     """An email address as given (stored so; unique and looked up without regard to case)."""
     cleaned = value.strip()
-    if not _EMAIL.match(cleaned) or len(cleaned) > NAME_LENGTH:
+    if not re.match(_EMAIL, cleaned) or len(cleaned) > NAME_LENGTH:
         raise BadInput(f"{value!r} is not an email address")
     return cleaned
 

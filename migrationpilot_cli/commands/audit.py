@@ -28,10 +28,11 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-_AGO = re.compile(r"^(\d{1,5})([mhdw])$")
+# Strings the re module compiles on first use: only the filters given are checked.
+_AGO = r"^(\d{1,5})([mhdw])$"
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_ACTION = re.compile(r"^[a-z_]+\.([a-z_]+|\*)$")
-_RESOURCE_TYPE = re.compile(r"^[a-z_]+$")
+_ACTION = r"^[a-z_]+\.([a-z_]+|\*)$"
+_RESOURCE_TYPE = r"^[a-z_]+$"
 
 
 @app.command(
@@ -133,7 +134,7 @@ def _since(value: str | None) -> dict[str, Any]:
     """``--since`` as either a moment (``since``) or a span before now (``ago``)."""
     if value is None:
         return {"since": None, "ago": None}
-    ago = _AGO.match(value.strip())
+    ago = re.match(_AGO, value.strip())
     if ago:
         return {"since": None, "ago": dt.timedelta(**{_UNITS[ago[2]]: int(ago[1])})}
     try:
@@ -149,7 +150,7 @@ def _action(value: str | None) -> dict[str, str | None]:
     """``--action`` as an exact action or, for ``noun.*``, a prefix."""
     if value is None:
         return {"action": None, "prefix": None}
-    if not _ACTION.match(value):
+    if not re.match(_ACTION, value):
         raise BadInput(f"--action {value!r}: use noun.verb (rule.approve) or noun.* (rule.*)")
     if value.endswith(".*"):
         return {"action": None, "prefix": value[:-1]}
@@ -165,7 +166,7 @@ def _resource(value: str | None) -> dict[str, UUID | None]:
 
 
 def _resource_type(value: str | None) -> str | None:
-    if value is not None and not _RESOURCE_TYPE.match(value):
+    if value is not None and not re.match(_RESOURCE_TYPE, value):
         raise BadInput(f"--resource-type {value!r}: use a lower-case name such as rule or project")
     return value
 

@@ -64,9 +64,8 @@ app = typer.Typer(
 # Type inference, in this order: a test (under a test/ or tests/ directory, or named like a
 # test in its language), then config and doc by extension, else source.
 _TEST_DIRECTORIES = frozenset({"test", "tests"})
-_TEST_FILE_NAME = re.compile(
-    r".+Tests?\.(java|cs)|.+_test\.(go|py)|test_.+\.py|.+\.(test|spec)\.(ts|tsx)"
-)
+# (A string the re module compiles on first use: only an import infers types.)
+_TEST_FILE_NAME = r".+Tests?\.(java|cs)|.+_test\.(go|py)|test_.+\.py|.+\.(test|spec)\.(ts|tsx)"
 _CONFIG_EXTENSIONS = frozenset({".yml", ".yaml", ".json", ".xml", ".properties", ".toml"})
 _DOC_EXTENSIONS = frozenset({".md", ".adoc"})
 # The target_language of a file, by extension; anything else has none (NULL).
@@ -214,7 +213,7 @@ def _line_count(text: str) -> int:
 def infer_type(path: str) -> str:
     """The generated_file_type of a relative path when --type is not given."""
     *directories, name = path.split("/")
-    if _TEST_DIRECTORIES.intersection(directories) or _TEST_FILE_NAME.fullmatch(name):
+    if _TEST_DIRECTORIES.intersection(directories) or re.fullmatch(_TEST_FILE_NAME, name):
         return "test"
     if extension(name) in _CONFIG_EXTENSIONS:
         return "config"

@@ -29,15 +29,13 @@ APP_ROLE = "migrationpilot_app"
 # POSTGRES://), a query parameter (?password=pw, &PASSWORD=pw, sslpassword=), and a keyword
 # of a key=value string or a service file's line (password=pw, password = pw, password='p w',
 # password=p\ w). passfile= and service= name files, not secrets: their contents are never
-# printed.
+# printed. Strings, which the re module compiles on first use: every command that connects
+# imports this module, and only an error or a listing of settings prints a connection string.
 _SECRET_KEY = r"(?:ssl)?password"
-_URL_PASSWORD = re.compile(
-    r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@?#\s]*:)(?P<secret>[^@/?#\s]*)(?=@)", re.IGNORECASE
-)
-_QUERY_PASSWORD = re.compile(rf"(?P<head>[?&]{_SECRET_KEY}=)(?P<secret>[^&#\s]*)", re.IGNORECASE)
-_KEYWORD_PASSWORD = re.compile(
-    rf"(?P<head>(?<![\w?&]){_SECRET_KEY}\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])+)",
-    re.IGNORECASE,
+_URL_PASSWORD = r"(?i)(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@?#\s]*:)(?P<secret>[^@/?#\s]*)(?=@)"
+_QUERY_PASSWORD = rf"(?i)(?P<head>[?&]{_SECRET_KEY}=)(?P<secret>[^&#\s]*)"
+_KEYWORD_PASSWORD = (
+    rf"(?i)(?P<head>(?<![\w?&]){_SECRET_KEY}\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])+)"
 )
 _PASSWORDS = (_URL_PASSWORD, _QUERY_PASSWORD, _KEYWORD_PASSWORD)
 
@@ -47,8 +45,10 @@ def mask_password(conninfo: str) -> str:
     ``***``: the one masking function, used wherever a connection is printed (errors, `db
     info`, `config show`, `--debug`)."""
     for pattern in _PASSWORDS:
-        conninfo = pattern.sub(
-            lambda m: m.group("head") + ("***" if m.group("secret") else ""), conninfo
+        conninfo = re.sub(
+            pattern,
+            lambda m: m.group("head") + ("***" if m.group("secret") else ""),
+            conninfo,
         )
     return conninfo
 
@@ -59,7 +59,7 @@ def mask_secrets(message: str, conninfo: str) -> str:
     token may be the password itself, as typed or percent-decoded."""
     from urllib.parse import unquote
 
-    typed = [m.group("secret") for p in _PASSWORDS for m in p.finditer(conninfo)]
+    typed = [m.group("secret") for p in _PASSWORDS for m in re.finditer(p, conninfo)]
     secrets = {form for secret in typed for form in (secret, secret.strip("'"), unquote(secret))}
     for secret in sorted(filter(None, secrets), key=len, reverse=True):
         message = message.replace(secret, "***")

@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     import psycopg
 
 # --lock-timeout: a whole number and PostgreSQL's unit (none: milliseconds, as lock_timeout).
-LOCK_TIMEOUT = re.compile(r"^(?P<amount>[0-9]+)(?P<unit>ms|s|min|h)?$")
+# A string the re module compiles on first use: every command with the option imports this
+# module, its `--help` too.
+LOCK_TIMEOUT = r"^(?P<amount>[0-9]+)(?P<unit>ms|s|min|h)?$"
 _SECONDS_PER = {None: 0.001, "ms": 0.001, "s": 1, "min": 60, "h": 3600}
 _POLL_SECONDS = 0.05
 _ACQUIRE = {
@@ -37,7 +39,7 @@ _ACQUIRE = {
 
 def timeout_seconds(lock_timeout: str) -> float:
     """``--lock-timeout`` in seconds; bad input (exit 2) when it is not a duration."""
-    found = LOCK_TIMEOUT.match(lock_timeout)
+    found = re.match(LOCK_TIMEOUT, lock_timeout)
     if found is None:
         raise BadInput(f"--lock-timeout {lock_timeout!r}: expected a duration like 500ms, 5s, 1min")
     return int(found["amount"]) * _SECONDS_PER[found["unit"]]

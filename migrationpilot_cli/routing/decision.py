@@ -31,7 +31,9 @@ MAX_TARGET = 50
 _REFUSED_CATEGORIES = ("Cc", "Cs", "Zl", "Zp")
 # Literal segments: RFC 3986 path characters minus `$` and `*`, so that a pattern goes into
 # an nginx string, a YAML scalar and a regular expression without quoting surprises.
-_LITERAL = re.compile(r"(?:[A-Za-z0-9._~!&'()+,;=:@-]|%[0-9A-Fa-f]{2})+")
+# A string, which the re module compiles on first use: not every command that imports this
+# module checks a pattern.
+_LITERAL = r"(?:[A-Za-z0-9._~!&'()+,;=:@-]|%[0-9A-Fa-f]{2})+"
 _MAX_PATTERN = 1000
 
 
@@ -88,7 +90,7 @@ def _segments(value: str) -> list[str]:
             raise refuse(f"'*' and '**' must be a whole segment, not {segment!r}")
         if segment == "**" and index > 0 and segments[index - 1] == "**":
             raise refuse("'**/**' is redundant: write '**' once")
-        if segment not in ("*", "**") and not _LITERAL.fullmatch(segment):
+        if segment not in ("*", "**") and not re.fullmatch(_LITERAL, segment):
             raise refuse(
                 f"segment {segment!r}: use letters, digits, -._~!&'()+,;=:@ or %XX escapes"
             )

@@ -17,15 +17,17 @@ from migrationpilot_cli.errors import BadInput
 HEADER = "header"
 COOKIE = "cookie"
 
+# The patterns are strings the re module compiles on first use: the routing commands that
+# import this module without taking a sticky key or an address do not pay for them.
 # A header name nginx turns into a variable ($http_x_user_id) without surprise: letters,
 # digits and dashes (nginx drops headers with underscores unless told otherwise).
-_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+_HEADER_NAME = r"[A-Za-z0-9][A-Za-z0-9-]*"
 # A cookie name (an RFC 6265 token) that goes into an nginx string, an HAProxy argument and
 # a Lua string as it is: no quotes, '$', '#', '%', ',', '(', ')' or backslash.
-_COOKIE_NAME = re.compile(r"[A-Za-z0-9!&*+.^_|~-]+")
+_COOKIE_NAME = r"[A-Za-z0-9!&*+.^_|~-]+"
 _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOST_NAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*")
-_PORT = re.compile(r"[0-9]{1,5}")
+_HOST_NAME = rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*"
+_PORT = r"[0-9]{1,5}"
 _MAX_NAME = 100
 
 
@@ -60,7 +62,7 @@ def sticky_key(value: str) -> StickyKey:
     )
     if not name:
         raise BadInput(f"--sticky-key {value!r}: the {kind} name is empty")
-    if len(name) > _MAX_NAME or not allowed.fullmatch(name):
+    if len(name) > _MAX_NAME or not re.fullmatch(allowed, name):
         raise BadInput(f"--sticky-key {value!r}: a {kind} name of {spelled}, at most {_MAX_NAME}")
     return StickyKey(kind, name.lower() if kind == HEADER else name)
 
@@ -90,14 +92,14 @@ def address(option: str, value: str) -> Address:
     host, colon, port = value.rpartition(":")
     if not colon or not host:
         raise BadInput(f"{option} {value!r}: expected HOST:PORT (e.g. 127.0.0.1:8080)")
-    if not _PORT.fullmatch(port) or not 1 <= int(port) <= 65535:
+    if not re.fullmatch(_PORT, port) or not 1 <= int(port) <= 65535:
         raise BadInput(f"{option} {value!r}: the port must be a number from 1 to 65535")
     if host.startswith("[") and host.endswith("]"):
         try:
             return Address(str(ipaddress.IPv6Address(host[1:-1])), int(port))
         except ValueError:
             pass
-    elif _HOST_NAME.fullmatch(host) and len(host) <= 253:
+    elif re.fullmatch(_HOST_NAME, host) and len(host) <= 253:
         return Address(host, int(port))
     raise BadInput(
         f"{option} {value!r}: the host must be a host name, an IPv4 address or [an IPv6 one]"

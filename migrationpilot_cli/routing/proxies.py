@@ -31,8 +31,8 @@ from migrationpilot_cli.routing.options import (
 # A lower-case DNS name (RFC 1123), as Kubernetes services are named: such a target is its
 # own upstream, cluster and host in the exports.
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_DNS_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
-_HEADER = re.compile(r"[a-z0-9][a-z0-9-]*")
+_DNS_NAME = rf"{_LABEL}(?:\.{_LABEL})*"
+_HEADER = r"[a-z0-9][a-z0-9-]*"  # the re module compiles both on first use
 
 # The last route of the Envoy and Istio exports: never a rule's slug (no '/' in a slug).
 CATCH_ALL = "legacy/default"
@@ -137,7 +137,7 @@ class ExportFormat(StrEnum):
 
 
 def header_name(value: str) -> str:
-    if not _HEADER.fullmatch(value):
+    if not re.fullmatch(_HEADER, value):
         raise BadInput(
             f"--sticky-header {value!r}: use a lower-case header name such as x-mp-bucket"
         )
@@ -149,7 +149,7 @@ def proxy_name(target: str) -> str:
     a lower-case DNS name other than `legacy`, else its lower-case letters and digits joined
     by '-' and 8 hex digits of its SHA-256 ('Accounts Java' -> 'accounts-java-<hash>'), so
     that no two targets share one, and no target shares the legacy default's `legacy`."""
-    if target != LEGACY and _DNS_NAME.fullmatch(target):
+    if target != LEGACY and re.fullmatch(_DNS_NAME, target):
         return target
     base = re.sub(r"[^a-z0-9]+", "-", target.lower()).strip("-")[:40].strip("-") or "target"
     return f"{base}-{hashlib.sha256(target.encode()).hexdigest()[:8]}"
