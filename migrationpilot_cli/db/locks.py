@@ -11,7 +11,6 @@ ends in a refusal: the holder is looked up on the same connection.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 from datetime import UTC
@@ -48,6 +47,8 @@ def timeout_seconds(lock_timeout: str) -> float:
 def project_key(project_id: UUID) -> int:
     """The advisory lock key of a project's writers: 64 bits of a hash of its id, signed as
     PostgreSQL's bigint is."""
+    import hashlib  # here: only a project's writers need it, not every importer of the module
+
     digest = hashlib.blake2b(b"migrationpilot project writer:" + project_id.bytes, digest_size=8)
     return int.from_bytes(digest.digest(), "big", signed=True)
 

@@ -6,7 +6,6 @@ of ExportFormat, and touches no decision code.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import re
 import shlex
@@ -151,6 +150,8 @@ def proxy_name(target: str) -> str:
     that no two targets share one, and no target shares the legacy default's `legacy`."""
     if target != LEGACY and re.fullmatch(_DNS_NAME, target):
         return target
+    import hashlib  # here: only the exports name targets; every routing command imports this
+
     base = re.sub(r"[^a-z0-9]+", "-", target.lower()).strip("-")[:40].strip("-") or "target"
     return f"{base}-{hashlib.sha256(target.encode()).hexdigest()[:8]}"
 
