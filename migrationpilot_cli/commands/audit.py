@@ -1,7 +1,5 @@
 """`migrationpilot audit ...`: who changed what, and the retention purge."""
 
-from __future__ import annotations
-
 import datetime as dt
 import re
 from typing import Annotated, Any

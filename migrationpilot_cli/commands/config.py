@@ -1,7 +1,5 @@
 """`migrationpilot config ...`: the resolved settings, the config file and its profiles."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import typer

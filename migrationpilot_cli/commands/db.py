@@ -1,7 +1,5 @@
 """`migrationpilot db ...`: migrations, verification, and the embedded server."""
 
-from __future__ import annotations
-
 import re
 from pathlib import Path
 from typing import Annotated, Any

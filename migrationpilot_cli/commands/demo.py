@@ -5,8 +5,6 @@ rules import, tests import, generated import, routing add, review approve), insi
 transaction, so it is also an end-to-end check of them. Loading it twice changes nothing.
 """
 
-from __future__ import annotations
-
 from collections import Counter
 from pathlib import Path
 from typing import Any

@@ -1,7 +1,5 @@
 """`migrationpilot files ...`: import a legacy source tree, list it, show a file."""
 
-from __future__ import annotations
-
 import codecs
 import re
 import sys

@@ -11,8 +11,6 @@ climbs out with ``..`` or resolves outside the directory (through a symbolic lin
 with exit 2; an existing file is refused with exit 1 unless ``--force``.
 """
 
-from __future__ import annotations
-
 import hashlib
 import re
 import sys

@@ -1,7 +1,5 @@
 """`migrationpilot orgs ...`: organizations, the unit of isolation."""
 
-from __future__ import annotations
-
 from enum import StrEnum
 from typing import Annotated
 

@@ -1,8 +1,6 @@
 """`migrationpilot review ...`: approve, reject or send back business rules, one id or a
 whole piped batch at a time."""
 
-from __future__ import annotations
-
 import sys
 from collections import Counter
 from typing import Annotated, Any

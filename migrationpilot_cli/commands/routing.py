@@ -3,8 +3,6 @@
 Every change moves production traffic: it is validated before anything is written and
 audited with the old and the new values. See docs/routing.md."""
 
-from __future__ import annotations
-
 import dataclasses
 import itertools
 import sys

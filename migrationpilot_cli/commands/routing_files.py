@@ -11,8 +11,6 @@ at any moment reads either the old configuration or the new one, never half of o
   there, and installs only when it passes (exit 1 with its message otherwise).
 """
 
-from __future__ import annotations
-
 import contextlib
 import os
 import re

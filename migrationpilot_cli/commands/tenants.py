@@ -1,7 +1,5 @@
 """`migrationpilot tenants ...`: subscriptions and limits (operator mode)."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 import typer

@@ -1,7 +1,5 @@
 """`migrationpilot tests ...`: test cases of business rules: import them, list them, show one."""
 
-from __future__ import annotations
-
 from collections.abc import Iterable, Iterator
 from typing import Annotated, Any
 from uuid import UUID

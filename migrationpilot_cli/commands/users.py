@@ -1,7 +1,5 @@
 """`migrationpilot users ...`: people and their roles."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

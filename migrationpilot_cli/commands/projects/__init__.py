@@ -2,8 +2,6 @@
 
 The team has a module of its own: `members` (`projects members add|list|set|remove`)."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

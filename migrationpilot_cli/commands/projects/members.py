@@ -1,7 +1,5 @@
 """`migrationpilot projects members ...`: who works on a project, in which role."""
 
-from __future__ import annotations
-
 from collections import Counter
 from typing import Annotated, Any
 

@@ -4,8 +4,6 @@ history, edit them, export a review report, and revalidate them against re-impor
 One module per kind of work: `read` (list, show, history, diff), `transfer` (import,
 export) and `edits` (edit, revalidate)."""
 
-from __future__ import annotations
-
 import typer
 
 from migrationpilot_cli.commands.rules import edits, read, transfer

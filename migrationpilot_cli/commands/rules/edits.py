@@ -1,7 +1,5 @@
 """`rules edit|revalidate`: a correction by hand, and the check against re-imported source."""
 
-from __future__ import annotations
-
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any
 

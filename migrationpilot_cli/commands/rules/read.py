@@ -1,7 +1,5 @@
 """`rules list|show|history|diff`: the reviewers' queue and what a rule was and is."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated, Any
 from uuid import UUID

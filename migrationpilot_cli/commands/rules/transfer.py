@@ -1,7 +1,5 @@
 """`rules import|export`: the analyzer's rules in, a review report (or every field) out."""
 
-from __future__ import annotations
-
 import contextlib
 import datetime as dt
 import io
@@ -147,7 +145,7 @@ def export(
 
 
 def _write_csv(
-    stream: TextIO, lines: Iterator[Buffer], advance: Callable[[int, int | None], None]
+    stream: TextIO, lines: "Iterator[Buffer]", advance: Callable[[int, int | None], None]
 ) -> None:
     """The server's CSV (its header, then a line per rule) to ``stream``'s bytes as it comes."""
     stream.flush()
