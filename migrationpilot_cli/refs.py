@@ -16,7 +16,8 @@ from migrationpilot_cli.errors import BadInput
 SHORT = 8  # hex digits shown: 32 bits, unambiguous in all but huge sets (then longer works)
 MINIMUM = 4  # hex digits a reference needs, as git asks of an abbreviated hash
 _SHOWN = 40  # characters of a bad value an error repeats
-_HEX = re.compile(rf"[0-9a-f]{{{MINIMUM},32}}")
+# A string the re module compiles on first use: a listing imports this module, reads no id.
+_HEX = rf"[0-9a-f]{{{MINIMUM},32}}"
 
 
 def short(value: UUID) -> str:
@@ -27,7 +28,7 @@ def digits(value: str) -> str | None:
     """The reference's hex digits, lower-case (4 to 32 of them), or None when ``value`` does
     not read as an id (rather than, say, a project's name)."""
     found = value.strip().replace("-", "").lower()
-    return found if found.isascii() and _HEX.fullmatch(found) else None
+    return found if found.isascii() and re.fullmatch(_HEX, found) else None
 
 
 def parse(value: str, where: str = "argument") -> str:
