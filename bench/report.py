@@ -132,7 +132,7 @@ How to read it:
   limit, audit, project access) reading every row back from the transition table, and the
   rows' capture into it, 15-18% (our transaction keeps it in memory, work_mem, where psql's
   spills the 60 MB to a temporary file); the regular expressions of two CHECKs (the sha256's
-  format, a path without `..`) about 10%; the foreign key's check of each row 5-6%; each
+  format, a path without `..`) about 10%, before V0018 made the sha256's a twentieth of that; the foreign key's check of each row 5-6%; each
   row's uuid 5-6%. The same rows into a table with only source_files' columns and defaults
   cost the backend (under perf) 0.36-0.38 s of CPU, into source_files 0.75-0.9 s: the
   invariants double the server's work, and the floor pays all of them and parses the CSV
