@@ -125,24 +125,25 @@ How to read it:
   every file in Python, streaming each into a binary COPY straight into `source_files` while
   the next is read (a re-import, or a user acting with `--as`, stages the rows and merges
   them). The *database floor* row is psql's `\\copy` of the finished rows into
-  `source_files`: what the table's invariants cost with none of our code. The server is
-  the slower side. Where its CPU goes (perf on the backend, the binary COPY of ours, two runs
-  at SCALE=small): pglz compressing the text 34%, which the bare `\\copy` pays too (60% of
-  its time); the three index entries of a file 16-18%; the statement triggers (tenant line
+  `source_files`: what the table's invariants cost with none of our code. The server is the
+  slower side. Where its CPU goes (perf on the backend, the binary COPY of ours, two runs at
+  SCALE=small): pglz compressing the text 34%, which the bare `\\copy` pays too (60% of its
+  time); the three index entries of a file 16-18%; the statement triggers (tenant line
   limit, audit, project access) reading every row back from the transition table, and the
   rows' capture into it, 15-18% (our transaction keeps it in memory, work_mem, where psql's
   spills the 60 MB to a temporary file); the regular expressions of two CHECKs (the sha256's
-  format, a path without `..`) about 10%, before V0018 made the sha256's a twentieth of that; the foreign key's check of each row 5-6%; each
-  row's uuid 5-6%. The same rows into a table with only source_files' columns and defaults
-  cost the backend (under perf) 0.36-0.38 s of CPU, into source_files 0.75-0.9 s: the
-  invariants double the server's work, and the floor pays all of them and parses the CSV
-  besides, so the floor itself runs at 0.5 to 0.65 of the bare `\\copy`. Without perf, the
-  backend of ours takes 0.62-0.65 s of CPU and the bare `\\copy`'s 0.42-0.47 s, so even a
-  client that cost nothing would stay near 0.7. Ours adds its start-up (Typer and psycopg,
-  as for every command) before the first row, and its Python work (reading, hashing,
-  counting 1M lines: 0.7 s of CPU for the whole process) runs beside the server's on the
-  machine's other CPU. So 0.5 is within reach only while nothing else wants either CPU: ours
-  measured 0.32 to 0.50 in our runs here, the higher the quieter the machine.
+  format, a path without `..`) about 10%, before V0018 made the sha256's a twentieth of
+  that; the foreign key's check of each row 5-6%; each row's uuid 5-6%. The same rows into a
+  table with only source_files' columns and defaults cost the backend (under perf) 0.36-0.38
+  s of CPU, into source_files 0.75-0.9 s: the invariants double the server's work, and the
+  floor pays all of them and parses the CSV besides, so the floor itself runs at 0.5 to 0.65
+  of the bare `\\copy`. Without perf, the backend of ours takes 0.62-0.65 s of CPU and the
+  bare `\\copy`'s 0.42-0.47 s, so even a client that cost nothing would stay near 0.7. Ours
+  adds its start-up (Typer and psycopg, as for every command) before the first row, and its
+  Python work (reading, hashing, counting 1M lines: 0.7 s of CPU for the whole process) runs
+  beside the server's on the machine's other CPU. So 0.5 is within reach only while nothing
+  else wants either CPU: ours measured 0.32 to 0.50 in our runs here, the higher the quieter
+  the machine.
 * **audit cost**: the same `rules import`, with and without the database's audit triggers on
   `business_rules` (V0012; disabled by the owner for the baseline's runs only). An import is
   one INSERT statement, so its audit is one row naming the ids (a row per 100,000); the goal
