@@ -228,6 +228,23 @@ def test_ids_from_stdin_skip_blank_lines_comments_and_extra_columns(
     ]
 
 
+def test_a_pipe_of_whole_uuids_keeps_the_order_of_the_arguments_and_drops_repeats(
+    acme: Any, three: list[UUID], conn: psycopg.Connection[Any]
+) -> None:
+    first, second, third = three
+    # What `rules list -q` and `--format tsv` pipe: a whole uuid opening every line (checked in
+    # one pass), here in upper case, repeated, after an argument, and without a final newline.
+    piped = f"{third}\trule 3\t0.950\n{str(second).upper()}\n{third}"
+    result = review(acme, "approve", str(second), "-", "--format", "json", input=piped)
+    assert result.exit_code == 0, result.stderr
+    assert [row["id"] for row in json.loads(result.stdout)] == [str(second), str(third)]
+    assert rows(conn, "SELECT id, review_status::text FROM business_rules ORDER BY name") == [
+        (first, "pending"),
+        (second, "approved"),
+        (third, "approved"),
+    ]
+
+
 def test_a_bad_id_on_stdin_names_its_line_and_writes_nothing(
     acme: Any, three: list[UUID], conn: psycopg.Connection[Any]
 ) -> None:
