@@ -4,7 +4,7 @@ naming the option. The database enforces the same rules as a backstop for other 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 
 from migrationpilot_cli.errors import BadInput, OperationFailed
@@ -80,20 +80,15 @@ def ids(arguments: Sequence[str]) -> list[str]:
 
     found: dict[str, None] = {}
     for argument in arguments:
-        if argument == "-":
-            found.update(dict.fromkeys(_stdin_ids(read_text("-"))))
-        else:
+        if argument != "-":
             found.setdefault(refs.parse(argument.strip()))
+            continue
+        text = read_text("-")
+        piped = _piped_uuids(text)
+        if piped is None:  # line by line, so that a refusal names its line
+            piped = [refs.parse(value, where) for where, value in _stdin_values(text)]
+        found.update(dict.fromkeys(piped))
     return list(found)
-
-
-def _stdin_ids(text: str) -> Iterable[str]:
-    from migrationpilot_cli import refs
-
-    piped = _piped_uuids(text)
-    if piped is not None:
-        return piped
-    return (refs.parse(value, where) for where, value in _stdin_values(text))
 
 
 # What a pipe from `rules list -q` or `--format tsv` holds: a whole uuid at the start of every
